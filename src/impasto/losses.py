@@ -1,0 +1,110 @@
+"""Losses: each a plain function, plus a small module that stores its target as a buffer.
+
+Normalizations (``normalization=``):
+
+* ``"chw"`` (default): Gram matrices divided by C*H*W; losses are means of squared differences.
+* ``"paper"``: Gatys et al. (2016), eq. 4-5: E_l = 1/(4 N^2 M^2) * sum (G - A)^2 with raw Grams, and
+  content loss 1/2 * sum (F - P)^2. Since 1/(4 N^2 M^2) sum (G - A)^2 = 1/4 sum (G/NM - A/NM)^2,
+  the Gram itself is always computed divided by C*H*W (N = C filters, M = H*W positions), which
+  keeps it size independent and safe in float16 (neural-style-pt issue 97); only the reduction
+  differs.
+
+Layer weights default to ``None`` (auto): each layer's loss is divided by the loss of an all-zero
+prediction against its target, i.e. it becomes a *relative* squared error, and layers are averaged.
+That makes every layer count alike whatever its scale, and makes the content and style weights
+plain ratios (departure from the paper, whose per-layer weights were tuned for raw magnitudes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+NORMALIZATIONS = ("chw", "paper")
+
+
+def _check_normalization(normalization: str) -> None:
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """Channel correlations of ``features`` (N, C, H, W) -> (N, C, C), divided by C*H*W.
+
+    Computed in float32 even under autocast, so half-precision features cannot overflow it.
+    """
+    n, c, h, w = features.shape
+    # (N, HW, C) is a free view of a channels-last tensor, and its gradient comes back
+    # channels-last too, so it adds to the conv path's gradient without a strided copy.
+    m = features.permute(0, 2, 3, 1).reshape(n, h * w, c).float()
+    with torch.autocast(device_type=m.device.type, enabled=False):
+        return torch.bmm(m.transpose(1, 2), m) / (c * h * w)
+
+
+def _reduce(diff: Tensor, normalization: str, paper_scale: float) -> Tensor:
+    _check_normalization(normalization)
+    sq = diff.float().square()
+    return sq.mean() if normalization == "chw" else paper_scale * sq.sum()
+
+
+def content_loss(features: Tensor, target: Tensor, normalization: str = "chw") -> Tensor:
+    """Squared distance between activations: mean (chw) or 1/2 * sum (paper, eq. 1)."""
+    return _reduce(features - target, normalization, 0.5)
+
+
+def style_loss(gram: Tensor, target_gram: Tensor, normalization: str = "chw") -> Tensor:
+    """Squared distance between normalized Grams: mean (chw) or 1/4 * sum (paper, eq. 4)."""
+    return _reduce(gram - target_gram, normalization, 0.25)
+
+
+def tv_loss(image: Tensor) -> Tensor:
+    """Total variation: mean squared difference between horizontal and vertical neighbours."""
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    return dx.square().mean() + dy.square().mean()
+
+
+def relative_weight(target: Tensor, loss_fn, normalization: str) -> float:
+    """The auto layer weight: 1 / loss(0, target), so the weighted loss is a relative error."""
+    base = float(loss_fn(torch.zeros_like(target), target, normalization))
+    return 1.0 / max(base, 1e-12)
+
+
+class ContentLoss(nn.Module):
+    """Content loss against a fixed target activation (stored as a buffer)."""
+
+    def __init__(self, target: Tensor, *, weight: float | None = None, normalization: str = "chw"):
+        super().__init__()
+        _check_normalization(normalization)
+        self.register_buffer("target", target.detach().float())
+        self.normalization = normalization
+        self.weight = relative_weight(self.target, content_loss, normalization) if weight is None else weight
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.weight * content_loss(features, self.target, self.normalization)
+
+
+class StyleLoss(nn.Module):
+    """Gram (style) loss against a fixed target Gram (stored as a buffer)."""
+
+    def __init__(self, target_gram: Tensor, *, weight: float | None = None, normalization: str = "chw"):
+        super().__init__()
+        _check_normalization(normalization)
+        self.register_buffer("target", target_gram.detach().float())
+        self.normalization = normalization
+        self.weight = relative_weight(self.target, style_loss, normalization) if weight is None else weight
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.weight * style_loss(gram_matrix(features), self.target, self.normalization)
+
+
+def blend_grams(grams: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
+    """Weighted mean of several styles' Grams for one layer.
+
+    sum_i w_i ||G - A_i||^2 = (sum w_i) ||G - mean_w(A)||^2 + const, so matching the blended Gram
+    has the same minimizer as summing one loss per style, at the cost of one.
+    """
+    total = float(sum(weights))
+    return sum(w / total * g for w, g in zip(weights, grams))  # type: ignore[return-value]

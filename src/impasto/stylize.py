@@ -1,0 +1,173 @@
+"""The public entry point: ``stylize(content, styles, **options) -> PIL.Image``."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from . import color
+from .config import StylizeConfig
+from .errors import InputError, StylizeInterrupted
+from .features import VGGFeatures, build_extractor
+from .image import ImageLike, LoadedImage, fit_long_edge, load_image, resize, to_pil
+from .objective import build_objective
+from .optim import optimize
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One event per iteration, passed to the ``callback`` of :func:`stylize`."""
+
+    step: int
+    """Iterations done so far (1-based)."""
+    iterations: int
+    """Iterations in the whole run."""
+    losses: dict[str, float]
+    """'content', 'style', 'tv' (unweighted) and 'total' (weighted), at the start of this step."""
+    elapsed: float
+    """Seconds since the run started (loading and targets included)."""
+    size: tuple[int, int]
+    """(height, width) being optimized."""
+    _render: Callable[[], Image.Image] = field(repr=False, compare=False)
+
+    def image(self) -> Image.Image:
+        """The current image as it would be saved (computed only when asked for)."""
+        return self._render()
+
+
+Callback = Callable[[Progress], Any]
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then MPS, then CPU; an explicit device must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} requested but CUDA is not available; use --device cpu or auto")
+    if name.startswith("mps") and not (
+        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    ):
+        raise InputError(f"device {name!r} requested but MPS is not available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def make_config(config: StylizeConfig | None = None, **options: Any) -> StylizeConfig:
+    """A config from defaults (or ``config``) with ``options`` applied; unknown names are refused."""
+    base = config or StylizeConfig()
+    valid = {f.name for f in dataclasses.fields(StylizeConfig)}
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise InputError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+    return dataclasses.replace(base, **options) if options else base
+
+
+def _as_list(styles: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+    if isinstance(styles, (list, tuple)):
+        return list(styles)
+    return [styles]  # type: ignore[list-item]
+
+
+@dataclass
+class _Prepared:
+    """Inputs resized and color-processed, ready for the optimizer."""
+
+    content: Tensor  # what the content loss sees (luminance-only in luminance mode)
+    content_rgb: Tensor  # the content in color, at output size (for luminance recombination)
+    alpha: Tensor | None
+    styles: list[Tensor]
+    init: Tensor
+
+
+def prepare(content: LoadedImage, styles: list[LoadedImage], cfg: StylizeConfig, device: torch.device,
+            generator: torch.Generator) -> _Prepared:
+    """Resize, apply color preservation, and build the start image."""
+    size = fit_long_edge(content.size, cfg.size)
+    c = resize(content.flat_rgb(), size).to(device)
+    style_edge = max(1, round(cfg.size * cfg.style_scale))
+    s = [resize(st.flat_rgb(), fit_long_edge(st.size, style_edge)).to(device) for st in styles]
+    c_opt = c
+    if cfg.preserve_color == "histogram":
+        s = [color.match_color(x, c) for x in s]
+    elif cfg.preserve_color == "luminance":
+        s = [color.luminance_as_rgb(x, like=c) for x in s]
+        c_opt = color.luminance_as_rgb(c)
+    if cfg.init == "content":
+        init = c_opt.clone()
+    elif cfg.init == "noise":
+        init = torch.rand(c.shape, generator=generator).to(device)
+    else:
+        start = load_image(cfg.init, max_pixels=cfg.max_pixels)
+        init = resize(start.flat_rgb(), size).to(device)
+        if cfg.preserve_color == "luminance":
+            init = color.luminance_as_rgb(init)
+    return _Prepared(c_opt, c, content.alpha, s, init)
+
+
+def finish(x: Tensor, prepared: _Prepared, cfg: StylizeConfig) -> Image.Image:
+    """Optimized tensor -> output image (luminance recombined, clamped, alpha re-attached)."""
+    x = x.detach().float().clamp(0, 1)
+    if cfg.preserve_color == "luminance":
+        x = color.recombine_luminance(x, prepared.content_rgb)
+    return to_pil(x, prepared.alpha)
+
+
+def stylize(
+    content: ImageLike,
+    styles: ImageLike | Sequence[ImageLike],
+    *,
+    config: StylizeConfig | None = None,
+    callback: Callback | None = None,
+    extractor: VGGFeatures | None = None,
+    **options: Any,
+) -> Image.Image:
+    """Repaint ``content`` in the style of ``styles`` (Gatys et al., 2016).
+
+    ``content`` and each style may be a path, a PIL image or a (3, H, W) tensor in [0, 1].
+    Options are the fields of :class:`StylizeConfig` (e.g. ``size=512, style_weight=1e3``).
+    ``callback(progress)`` is called after each iteration with a :class:`Progress`.
+    ``extractor`` reuses a network built by :func:`impasto.features.build_extractor` across calls.
+
+    Returns an RGB image (RGBA if the content had alpha: the content's alpha is re-attached).
+    Raises :class:`InputError` for bad inputs, :class:`NonFiniteLossError` if the optimization
+    diverges, and :class:`StylizeInterrupted` (with ``.image``, a PIL image) on Ctrl-C.
+    """
+    start = time.perf_counter()
+    cfg = make_config(config, **options)
+    style_list = _as_list(styles)
+    cfg.check_styles(len(style_list))
+    device = resolve_device(cfg.device)
+    generator = torch.Generator().manual_seed(cfg.seed if cfg.seed is not None else torch.seed())
+
+    loaded_content = load_image(content, max_pixels=cfg.max_pixels)
+    loaded_styles = [load_image(s, max_pixels=cfg.max_pixels) for s in style_list]
+    prepared = prepare(loaded_content, loaded_styles, cfg, device, generator)
+    if extractor is None:
+        extractor = build_extractor(
+            cfg.content_layers + cfg.style_layers, weights=cfg.weights, pooling=cfg.pooling, device=device
+        )
+    objective = build_objective(extractor, prepared.content, prepared.styles, cfg)
+    size = tuple(prepared.init.shape[-2:])
+
+    def on_step(step: int, losses: dict[str, float], x: Tensor) -> None:
+        if callback is not None:
+            event = Progress(step, cfg.iterations, losses, time.perf_counter() - start, size,  # type: ignore[arg-type]
+                             lambda: finish(x, prepared, cfg))
+            callback(event)
+
+    try:
+        x = optimize(prepared.init, objective, optimizer=cfg.optimizer, iterations=cfg.iterations,
+                     lr=cfg.lr, callback=on_step)
+    except StylizeInterrupted as stop:
+        raise StylizeInterrupted(finish(stop.image, prepared, cfg), stop.step) from None
+    return finish(x, prepared, cfg)
