@@ -9,7 +9,7 @@ from .config import StylizeConfig
 from .errors import ImageError, ImpastoError, InputError, NonFiniteLossError, StylizeInterrupted
 from .features import VGGFeatures, build_extractor
 from .image import load_image, save_image
-from .stylize import Progress, stylize
+from .api import Progress, stylize
 
 __version__ = "0.1.0"
 

@@ -187,7 +187,7 @@ def _stylize(args: argparse.Namespace) -> int:
     from .config import StylizeConfig
     from .image import check_output_path, save_image
     from .runtime import tune_allocator
-    from .stylize import stylize
+    from .api import stylize
 
     config = StylizeConfig(**{name: getattr(args, name) for name in CONFIG_ARGS})
     inputs = [args.content, *args.styles] + ([config.init] if config.init not in ("content", "noise") else [])

@@ -25,6 +25,11 @@ from torch import Tensor, nn
 NORMALIZATIONS = ("chw", "paper")
 
 
+def _upcast(t: Tensor) -> Tensor:
+    """Half-precision tensors to float32; float32/float64 unchanged."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def _check_normalization(normalization: str) -> None:
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"unknown normalization {normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
@@ -38,14 +43,14 @@ def gram_matrix(features: Tensor) -> Tensor:
     n, c, h, w = features.shape
     # (N, HW, C) is a free view of a channels-last tensor, and its gradient comes back
     # channels-last too, so it adds to the conv path's gradient without a strided copy.
-    m = features.permute(0, 2, 3, 1).reshape(n, h * w, c).float()
+    m = _upcast(features.permute(0, 2, 3, 1).reshape(n, h * w, c))
     with torch.autocast(device_type=m.device.type, enabled=False):
         return torch.bmm(m.transpose(1, 2), m) / (c * h * w)
 
 
 def _reduce(diff: Tensor, normalization: str, paper_scale: float) -> Tensor:
     _check_normalization(normalization)
-    sq = diff.float().square()
+    sq = _upcast(diff).square()
     return sq.mean() if normalization == "chw" else paper_scale * sq.sum()
 
 

@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import impasto
+from impasto import color
+from impasto.errors import InputError, NonFiniteLossError, StylizeInterrupted
+from impasto.image import load_image
+
+
+def _losses(**kw):
+    events = []
+    image = impasto.stylize(callback=events.append, **kw)
+    return image, events
+
+
+def test_short_real_run_lowers_style_loss_markedly(content_path, style_path):
+    image, events = _losses(content=content_path, styles=style_path, size=96, iterations=30, seed=0)
+    assert image.size == (96, 96) and image.mode == "RGB"
+    first, last = events[0].losses["style"], events[-1].losses["style"]
+    assert last < 0.25 * first, (first, last)
+    assert [e.step for e in events] == list(range(1, 31))
+    assert events[-1].elapsed > events[0].elapsed > 0
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "gd"])
+def test_other_optimizers_lower_the_loss(small_images, optimizer):
+    c, s = small_images
+    _, events = _losses(content=c, styles=s, size=48, iterations=15, optimizer=optimizer, seed=0)
+    assert events[-1].losses["total"] < 0.7 * events[0].losses["total"]
+
+
+def test_seed_makes_runs_bitwise_reproducible(small_images):
+    c, s = small_images
+    kw = dict(content=c, styles=s, size=48, iterations=5, init="noise")
+    a = impasto.stylize(**kw, seed=7)
+    b = impasto.stylize(**kw, seed=7)
+    other = impasto.stylize(**kw, seed=8)
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(a), np.asarray(other))
+
+
+def test_init_from_image(small_images):
+    c, s = small_images
+    _, events = _losses(content=c, styles=s, size=48, iterations=1, init=str(s), seed=0)
+    assert events[0].losses["content"] > 0  # starts away from the content
+
+
+def test_preserve_color_luminance_keeps_content_chroma(small_images):
+    c, s = small_images
+    out = impasto.stylize(c, s, size=48, iterations=10, preserve_color="luminance", seed=0)
+    ref = load_image(c).rgb
+    got = load_image(out).rgb
+    iq_ref, iq_got = color.rgb_to_yiq(ref)[:, 1:], color.rgb_to_yiq(got)[:, 1:]
+    assert (iq_ref - iq_got).abs().mean() < 0.02
+    assert (color.luminance(ref) - color.luminance(got)).abs().mean() > 0.02  # luminance changed
+
+
+def test_preserve_color_histogram_runs(small_images):
+    c, s = small_images
+    out = impasto.stylize(c, s, size=48, iterations=3, preserve_color="histogram", seed=0)
+    assert out.size == (48, 32)
+
+
+def test_several_styles_and_tensor_inputs(small_images):
+    c, s = small_images
+    t = load_image(s).rgb[0]
+    out = impasto.stylize(Image.open(c), [s, t], size=32, iterations=2, style_blend_weights=(1, 3))
+    assert out.size == (32, 21)
+    with pytest.raises(InputError, match="2 style blend weights for 1 style images"):
+        impasto.stylize(c, s, size=32, iterations=1, style_blend_weights=(1, 2))
+
+
+def test_alpha_is_reattached(tmp_path, small_images):
+    _, s = small_images
+    rgba = Image.new("RGBA", (40, 20), (10, 120, 200, 255))
+    rgba.paste((0, 0, 0, 0), (0, 0, 20, 20))
+    out = impasto.stylize(rgba, s, size=40, iterations=2)
+    assert out.mode == "RGBA"
+    assert out.getchannel("A").getextrema() == (0, 255)
+
+
+def test_nan_loss_stops_with_a_clear_error(small_images, monkeypatch):
+    c, s = small_images
+    monkeypatch.setattr(impasto.objective, "tv_loss", lambda image: image.sum() * float("nan"))
+    with pytest.raises(NonFiniteLossError, match="diverged at step 1"):
+        impasto.stylize(c, s, size=32, iterations=3)
+
+
+def test_interrupt_returns_the_image_so_far(small_images):
+    c, s = small_images
+
+    def stop_at_three(event):
+        if event.step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(StylizeInterrupted) as info:
+        impasto.stylize(c, s, size=32, iterations=50, callback=stop_at_three)
+    assert info.value.step == 3
+    assert isinstance(info.value.image, Image.Image) and info.value.image.size == (32, 21)
+
+
+def test_bad_options():
+    with pytest.raises(InputError, match="unknown option"):
+        impasto.stylize("a.png", "b.png", sizes=3)
+    for bad in (dict(size=0), dict(iterations=-1), dict(size=2.5)):
+        with pytest.raises(InputError, match="positive integer"):
+            impasto.StylizeConfig(**bad)
+    with pytest.raises(InputError, match="valid: conv1_1"):
+        impasto.StylizeConfig(style_layers=("relu9_1",))
+    with pytest.raises(InputError, match="one per layer"):
+        impasto.StylizeConfig(style_layer_weights=(1.0,))
+    with pytest.raises(InputError, match="valid: lbfgs, adam, gd"):
+        impasto.StylizeConfig(optimizer="sgd")
+    with pytest.raises(InputError, match="CUDA is not available"):
+        impasto.stylize(torch.rand(3, 8, 8), torch.rand(3, 8, 8), device="cuda") if not torch.cuda.is_available() \
+            else pytest.skip("CUDA present")
