@@ -28,13 +28,19 @@ class Progress:
     step: int
     """Iterations done so far (1-based)."""
     iterations: int
-    """Iterations in the whole run."""
+    """Iterations in the whole run (all scales)."""
     losses: dict[str, float]
     """'content', 'style', 'tv' (unweighted) and 'total' (weighted), at the start of this step."""
     elapsed: float
     """Seconds since the run started (loading and targets included)."""
     size: tuple[int, int]
     """(height, width) being optimized."""
+    setup: float
+    """Seconds from the start of the run to its first iteration (loading, network, targets)."""
+    scale: int
+    """Index of the current scale of the coarse-to-fine pyramid (0 = coarsest)."""
+    scales: int
+    """Number of scales."""
     _render: Callable[[], Image.Image] = field(repr=False, compare=False)
 
     def image(self) -> Image.Image:
@@ -90,11 +96,12 @@ class _Prepared:
 
 
 def prepare(content: LoadedImage, styles: list[LoadedImage], cfg: StylizeConfig, device: torch.device,
-            generator: torch.Generator) -> _Prepared:
-    """Resize, apply color preservation, and build the start image."""
-    size = fit_long_edge(content.size, cfg.size)
+            generator: torch.Generator, long_edge: int | None = None) -> _Prepared:
+    """Resize to ``long_edge`` (default: the output size), apply color preservation, build the start image."""
+    edge = long_edge or cfg.size
+    size = fit_long_edge(content.size, edge)
     c = resize(content.flat_rgb(), size).to(device)
-    style_edge = max(1, round(cfg.size * cfg.style_scale))
+    style_edge = max(1, round(edge * cfg.style_scale))
     s = [resize(st.flat_rgb(), fit_long_edge(st.size, style_edge)).to(device) for st in styles]
     c_opt = c
     if cfg.preserve_color == "histogram":
@@ -151,23 +158,58 @@ def stylize(
 
     loaded_content = load_image(content, max_pixels=cfg.max_pixels)
     loaded_styles = [load_image(s, max_pixels=cfg.max_pixels) for s in style_list]
-    prepared = prepare(loaded_content, loaded_styles, cfg, device, generator)
+    edges, counts = cfg.pyramid(), cfg.scale_iterations()
+    _check_smallest_scale(loaded_content, edges[0], cfg)
     if extractor is None:
         extractor = build_extractor(
             cfg.content_layers + cfg.style_layers, weights=cfg.weights, pooling=cfg.pooling, device=device
         )
-    objective = build_objective(extractor, prepared.content, prepared.styles, cfg)
-    size = tuple(prepared.init.shape[-2:])
+    total, done, setup = sum(counts), 0, 0.0
+    x: Tensor | None = None
+    state: dict = {}
+    prepared: _Prepared | None = None
+    for scale, (edge, count) in enumerate(zip(edges, counts)):
+        prepared = prepare(loaded_content, loaded_styles, cfg, device, generator, long_edge=edge)
+        objective = build_objective(extractor, prepared.content, prepared.styles, cfg)
+        init = prepared.init if x is None else resize(x, tuple(prepared.init.shape[-2:]))
+        if scale == 0:
+            setup = time.perf_counter() - start
+        x, state = _run_scale(init, objective, cfg, prepared, count, done, total, scale, len(edges),
+                              setup, start, callback, state)
+        done += count
+    assert x is not None and prepared is not None
+    return finish(x, prepared, cfg)
+
+
+def _run_scale(init: Tensor, objective: Any, cfg: StylizeConfig, prepared: _Prepared, count: int,
+               done: int, total: int, scale: int, scales: int, setup: float, start: float,
+               callback: Callback | None, state: dict) -> tuple[Tensor, dict]:
+    """Optimize one scale, turning its steps into :class:`Progress` events."""
+    size = tuple(init.shape[-2:])
 
     def on_step(step: int, losses: dict[str, float], x: Tensor) -> None:
         if callback is not None:
-            event = Progress(step, cfg.iterations, losses, time.perf_counter() - start, size,  # type: ignore[arg-type]
-                             lambda: finish(x, prepared, cfg))
-            callback(event)
+            callback(Progress(step, total, losses, time.perf_counter() - start, size,  # type: ignore[arg-type]
+                              setup, scale, scales, lambda: finish(x, prepared, cfg)))
 
     try:
-        x = optimize(prepared.init, objective, optimizer=cfg.optimizer, iterations=cfg.iterations,
-                     lr=cfg.lr, callback=on_step)
+        return optimize(init, objective, optimizer=cfg.optimizer, iterations=count, lr=cfg.lr,
+                        callback=on_step, first_step=done, resume=state)
     except StylizeInterrupted as stop:
         raise StylizeInterrupted(finish(stop.image, prepared, cfg), stop.step) from None
-    return finish(x, prepared, cfg)
+
+
+def _check_smallest_scale(content: LoadedImage, edge: int, cfg: StylizeConfig) -> None:
+    """The coarsest scale must leave at least one pixel at the deepest layer."""
+    from .features import layer_names
+
+    names = layer_names("vgg16" if cfg.weights == "torchvision-vgg16" else "vgg19")
+    deepest = max(names.index(n) for n in cfg.content_layers + cfg.style_layers if n in names)
+    pools = sum(1 for n in names[:deepest] if n.startswith("pool"))
+    h, w = fit_long_edge(content.size, edge)
+    if min(h, w) < 2**pools:
+        raise InputError(
+            f"image too small: the {'first scale' if edge != cfg.size else 'output'} is {w}x{h} px, "
+            f"but layer {names[deepest]} needs at least {2**pools} px on the short side; "
+            "raise --size or --start-size"
+        )

@@ -80,7 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("size and length")
     g.add_argument("--size", type=_positive_int, default=d.size, help="long edge of the output in pixels")
-    g.add_argument("--iterations", type=_positive_int, default=d.iterations, help="optimizer iterations")
+    g.add_argument("--iterations", type=_positive_int, default=d.iterations,
+                   help="iterations at each scale after the first (at the only scale if --scales 1)")
+    g.add_argument("--initial-iterations", type=_positive_int, default=d.initial_iterations,
+                   help="iterations at the first, coarsest scale")
+    g.add_argument("--scales", type=_positive_int, default=d.scales,
+                   help="coarse-to-fine scales; default: as many as fit from --start-size; 1 = single scale")
+    g.add_argument("--start-size", type=_positive_int, default=d.start_size,
+                   help="long edge of the first scale; default: min(128, --size)")
+    g.add_argument("--scale-ratio", type=_float, default=d.scale_ratio,
+                   help="ratio between consecutive scales (> 1, e.g. 2 or 1.414)")
     g.add_argument("--style-scale", type=_float, default=d.style_scale,
                    help="style image long edge relative to the output's")
 
@@ -134,7 +143,7 @@ def _version() -> str:
 
 
 CONFIG_ARGS = (
-    "size", "iterations", "style_scale", "content_weight", "style_weight", "tv_weight", "content_layers",
+    "size", "iterations", "initial_iterations", "scales", "start_size", "scale_ratio", "style_scale", "content_weight", "style_weight", "tv_weight", "content_layers",
     "style_layers", "style_layer_weights", "style_blend_weights", "normalization", "optimizer",
     "learning_rate", "init", "seed", "preserve_color", "pooling", "weights", "device",
 )

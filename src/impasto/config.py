@@ -30,8 +30,16 @@ class StylizeConfig:
 
     size: int = 512
     """Long edge of the output in pixels; the aspect ratio of the content is kept."""
-    iterations: int = 300
-    """Optimizer iterations (one network evaluation each)."""
+    iterations: int = 50
+    """Optimizer iterations at each scale after the first (one network evaluation each)."""
+    initial_iterations: int | None = 200
+    """Iterations at the first (coarsest) scale; None = same as ``iterations``."""
+    scale_ratio: float = 2.0
+    """Ratio between the long edges of consecutive scales of the coarse-to-fine pyramid (> 1)."""
+    start_size: int | None = None
+    """Long edge of the first scale; None = min(128, size). Ignored when ``scales`` is given."""
+    scales: int | None = None
+    """Number of scales; None = as many as fit between start_size and size. 1 = single scale."""
     content_weight: float = 1.0
     """alpha: weight of the content loss (relative squared error of the content activations)."""
     style_weight: float = 50.0
@@ -71,6 +79,20 @@ class StylizeConfig:
                 object.__setattr__(self, name, tuple(value))
         _positive_int("size", self.size)
         _positive_int("iterations", self.iterations)
+        if self.initial_iterations is not None:
+            _positive_int("initial_iterations", self.initial_iterations)
+        if not (isinstance(self.scale_ratio, (int, float)) and math.isfinite(self.scale_ratio)
+                and self.scale_ratio > 1):
+            raise InputError(f"scale_ratio must be a number > 1 (e.g. 2 or 1.414); got {self.scale_ratio!r}")
+        if self.scales is not None:
+            _positive_int("scales", self.scales)
+        if self.start_size is not None:
+            _positive_int("start_size", self.start_size)
+            if self.start_size > self.size:
+                raise InputError(
+                    f"start_size {self.start_size} is above the output size {self.size}; "
+                    f"valid: 1 to {self.size}"
+                )
         for name in ("content_weight", "style_weight", "tv_weight"):
             _non_negative(name, getattr(self, name))
         if self.content_weight == 0 and self.style_weight == 0:
@@ -104,6 +126,22 @@ class StylizeConfig:
         if not (self.device in DEVICE_CHOICES or self.device.startswith(("cuda:", "mps:"))):
             raise InputError(f"unknown device {self.device!r}; valid: {', '.join(DEVICE_CHOICES)}, cuda:N")
         _positive_int("max_pixels", self.max_pixels)
+
+    def pyramid(self) -> list[int]:
+        """Long edges of the scales, coarse to fine, ending at ``size``."""
+        if self.scales is not None:
+            edges = [max(1, round(self.size / self.scale_ratio**k)) for k in range(self.scales)]
+        else:
+            start = self.start_size if self.start_size is not None else min(128, self.size)
+            n = 1 + math.floor(math.log(self.size / start) / math.log(self.scale_ratio) + 1e-6)
+            edges = [max(1, round(self.size / self.scale_ratio**k)) for k in range(n)]
+        return edges[::-1]
+
+    def scale_iterations(self) -> list[int]:
+        """Iterations per scale, coarse to fine."""
+        n = len(self.pyramid())
+        first = self.initial_iterations if self.initial_iterations is not None else self.iterations
+        return [first] + [self.iterations] * (n - 1) if n > 1 else [self.iterations]
 
     @property
     def lr(self) -> float:

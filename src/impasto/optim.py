@@ -67,15 +67,21 @@ def optimize(
     lr: float,
     callback: StepCallback | None = None,
     first_step: int = 0,
-) -> Tensor:
-    """Minimize ``objective`` over the pixels of ``image``; returns the optimized image.
+    resume: dict | None = None,
+) -> tuple[Tensor, dict]:
+    """Minimize ``objective`` over the pixels of ``image``.
 
+    Returns the optimized image and the optimizer state to pass as ``resume`` to the next scale.
     ``callback(step, losses, image)`` runs after every iteration, with ``step`` counted from
     ``first_step + 1``. Raises :class:`NonFiniteLossError` if the loss becomes NaN or infinite,
     and :class:`StylizeInterrupted` (holding the image so far) on Ctrl-C.
     """
     x = image.detach().clone().requires_grad_(True)
     opt = make_optimizer(optimizer, [x], lr)
+    if resume:
+        carried = carry_state(optimizer, resume, tuple(x.shape[-2:]))
+        if carried:
+            opt.state[x] = carried
     clamp = optimizer != "lbfgs"
     parts: dict[str, Tensor] = {}
 
@@ -105,7 +111,24 @@ def optimize(
     result = x.detach()
     if not torch.isfinite(result).all():
         raise NonFiniteLossError(_nonfinite_message(step, {"image": float("nan")}))
-    return result
+    return result, dict(opt.state[x])
+
+
+def carry_state(optimizer: str, state: dict, size: tuple[int, int]) -> dict:
+    """Optimizer state from a coarser scale, resized to ``size``; {} when nothing carries.
+
+    Adam's moment estimates are per-pixel fields and resize well (as in crowsonkb's
+    style-transfer-pytorch). L-BFGS's history pairs are curvature information of the coarse
+    problem and do not transfer, so L-BFGS restarts at each scale (as every peer does).
+    """
+    if optimizer != "adam" or "exp_avg" not in state:
+        return {}
+    resize = torch.nn.functional.interpolate
+    return {
+        "step": state["step"],
+        "exp_avg": resize(state["exp_avg"], size=size, mode="bicubic", align_corners=False),
+        "exp_avg_sq": resize(state["exp_avg_sq"], size=size, mode="bilinear", align_corners=False).clamp_min(0),
+    }
 
 
 def _nonfinite_message(step: int, losses: dict[str, float]) -> str:

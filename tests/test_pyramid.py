@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+import impasto
+from impasto.config import StylizeConfig
+from impasto.errors import InputError
+from impasto.optim import carry_state
+
+
+def test_pyramid_sizes():
+    assert StylizeConfig(size=512).pyramid() == [128, 256, 512]
+    assert StylizeConfig(size=512, scale_ratio=2 ** 0.5).pyramid() == [128, 181, 256, 362, 512]
+    assert StylizeConfig(size=600).pyramid() == [150, 300, 600]
+    assert StylizeConfig(size=512, scales=1).pyramid() == [512]
+    assert StylizeConfig(size=512, scales=2).pyramid() == [256, 512]
+    assert StylizeConfig(size=64).pyramid() == [64]
+    assert StylizeConfig(size=512, start_size=300).pyramid() == [512]
+    cfg = StylizeConfig(size=512, iterations=7, initial_iterations=20)
+    assert cfg.scale_iterations() == [20, 7, 7]
+    assert StylizeConfig(size=512, scales=1, iterations=9).scale_iterations() == [9]
+
+
+@pytest.mark.parametrize("bad,message", [
+    (dict(scale_ratio=1.0), "scale_ratio must be a number > 1"),
+    (dict(scale_ratio=0.5), "scale_ratio must be a number > 1"),
+    (dict(scales=0), "scales must be a positive integer"),
+    (dict(size=256, start_size=512), "start_size 512 is above the output size 256; valid: 1 to 256"),
+    (dict(initial_iterations=0), "initial_iterations must be a positive integer"),
+])
+def test_bad_pyramid_settings(bad, message):
+    with pytest.raises(InputError, match=message):
+        StylizeConfig(**bad)
+
+
+def test_events_walk_through_the_scales(small_images):
+    c, s = small_images
+    events = []
+    out = impasto.stylize(c, s, size=64, start_size=32, iterations=3, initial_iterations=4,
+                          callback=events.append)
+    assert out.size == (64, 43)
+    assert [e.scale for e in events] == [0] * 4 + [1] * 3
+    assert {e.scales for e in events} == {2}
+    assert [e.size for e in (events[0], events[-1])] == [(21, 32), (43, 64)]
+    assert [e.step for e in events] == list(range(1, 8)) and events[-1].iterations == 7
+
+
+def test_too_small_first_scale_is_refused(small_images):
+    c, s = small_images
+    with pytest.raises(InputError, match="needs at least 16 px on the short side"):
+        impasto.stylize(c, s, size=64, start_size=16, iterations=1)
+
+
+def test_adam_state_is_carried_and_resized():
+    state = {"step": torch.tensor(5.0), "exp_avg": torch.randn(1, 3, 8, 8), "exp_avg_sq": torch.rand(1, 3, 8, 8)}
+    carried = carry_state("adam", state, (16, 16))
+    assert carried["exp_avg"].shape == (1, 3, 16, 16) and carried["step"] == 5
+    assert (carried["exp_avg_sq"] >= 0).all()
+    assert carry_state("lbfgs", {"d": torch.zeros(3)}, (16, 16)) == {}
+
+
+def test_adam_pyramid_runs(small_images):
+    c, s = small_images
+    events = []
+    impasto.stylize(c, s, size=64, start_size=32, iterations=4, optimizer="adam", callback=events.append)
+    assert events[-1].losses["style"] < events[0].losses["style"]
