@@ -35,6 +35,25 @@ def _check_normalization(normalization: str) -> None:
         raise ValueError(f"unknown normalization {normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
 
 
+class _Gram(torch.autograd.Function):
+    """G = M^T M / k for M of shape (N, HW, C), with a one-matmul backward.
+
+    Autograd's own backward of bmm(M^T, M) does two matmuls and an add; since G is symmetric in
+    its factors, dM = M (dG + dG^T) / k needs one (about 5% of an iteration at 512 px on CPU).
+    """
+
+    @staticmethod
+    def forward(ctx, m: Tensor, k: float) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(m)
+        ctx.k = k
+        return torch.bmm(m.transpose(1, 2), m) / k
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (m,) = ctx.saved_tensors
+        return torch.bmm(m, (grad + grad.transpose(1, 2)) / ctx.k), None
+
+
 def gram_matrix(features: Tensor) -> Tensor:
     """Channel correlations of ``features`` (N, C, H, W) -> (N, C, C), divided by C*H*W.
 
@@ -45,7 +64,7 @@ def gram_matrix(features: Tensor) -> Tensor:
     # channels-last too, so it adds to the conv path's gradient without a strided copy.
     m = _upcast(features.permute(0, 2, 3, 1).reshape(n, h * w, c))
     with torch.autocast(device_type=m.device.type, enabled=False):
-        return torch.bmm(m.transpose(1, 2), m) / (c * h * w)
+        return _Gram.apply(m, float(c * h * w))
 
 
 def _reduce(diff: Tensor, normalization: str, paper_scale: float) -> Tensor:
