@@ -151,3 +151,23 @@ def test_ctrl_c_saves_the_image_so_far(tmp_path, small_images, capsys, monkeypat
 def test_layers_command(capsys):
     assert main(["layers"]) == 0
     assert "vgg16: conv1_1" in capsys.readouterr().out
+
+
+def test_real_sigint_saves_partial_result(tmp_path, small_images):
+    import signal
+    import time
+
+    c, s = small_images
+    out, log = tmp_path / "partial.png", tmp_path / "run.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "impasto", "stylize", c, s, "-o", out, "--size", "48",
+                             "--iterations", "100000", "--quiet", "--log", log],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "saved the image so far" in err
+    assert Image.open(out).size == (48, 32)
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".impasto-")]
