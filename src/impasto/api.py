@@ -154,7 +154,11 @@ def stylize(
     style_list = _as_list(styles)
     cfg.check_styles(len(style_list))
     device = resolve_device(cfg.device)
-    generator = torch.Generator().manual_seed(cfg.seed if cfg.seed is not None else torch.seed())
+    generator = torch.Generator()
+    if cfg.seed is not None:
+        generator.manual_seed(cfg.seed)
+    else:
+        generator.seed()  # non-deterministic, without touching torch's global RNG
 
     loaded_content = load_image(content, max_pixels=cfg.max_pixels)
     loaded_styles = [load_image(s, max_pixels=cfg.max_pixels) for s in style_list]
