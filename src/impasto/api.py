@@ -16,7 +16,8 @@ from . import color
 from .config import StylizeConfig
 from .errors import InputError, StylizeInterrupted
 from .features import VGGFeatures, build_extractor
-from .image import ImageLike, LoadedImage, fit_long_edge, load_image, resize, to_pil
+from .image import ImageLike, LoadedImage, fit_long_edge, load_image, resize, rotate, to_pil
+from .masks import load_mask, region_masks
 from .objective import build_objective
 from .optim import optimize
 
@@ -85,47 +86,88 @@ def _as_list(styles: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
 
 
 @dataclass
+class _Inputs:
+    """Everything loaded from the user's files, once, at full resolution."""
+
+    content: LoadedImage
+    styles: list[LoadedImage]
+    init: LoadedImage | None = None
+    style_masks: list[Tensor] | None = None
+    keep_mask: Tensor | None = None
+
+
+def load_inputs(content: ImageLike, styles: list[ImageLike], cfg: StylizeConfig) -> _Inputs:
+    """Load and check every input image and mask before any work is done."""
+    limit = cfg.max_pixels
+    inputs = _Inputs(load_image(content, max_pixels=limit), [load_image(s, max_pixels=limit) for s in styles])
+    if cfg.init not in ("content", "noise"):
+        inputs.init = load_image(cfg.init, max_pixels=limit)
+    hw = inputs.content.size
+    if cfg.style_masks is not None:
+        inputs.style_masks = [load_mask(m, hw, what=f"style mask {i + 1}", max_pixels=limit)
+                              for i, m in enumerate(cfg.style_masks)]
+    if cfg.keep_mask is not None:
+        inputs.keep_mask = load_mask(cfg.keep_mask, hw, what="keep mask", max_pixels=limit)
+    return inputs
+
+
+@dataclass
 class _Prepared:
-    """Inputs resized and color-processed, ready for the optimizer."""
+    """Inputs at one scale, color-processed, ready for the optimizer."""
 
     content: Tensor  # what the content loss sees (luminance-only in luminance mode)
-    content_rgb: Tensor  # the content in color, at output size (for luminance recombination)
+    content_rgb: Tensor  # the content in color (for luminance recombination and the keep mask)
     alpha: Tensor | None
-    styles: list[Tensor]
+    styles: list[list[Tensor]]  # per style image: the image and its augmented copies
+    masks: list[Tensor | None]  # per style image: its region at this scale (None = everywhere)
+    keep: Tensor | None
     init: Tensor
 
 
-def prepare(content: LoadedImage, styles: list[LoadedImage], cfg: StylizeConfig, device: torch.device,
-            generator: torch.Generator, long_edge: int | None = None) -> _Prepared:
+def augmented(style: Tensor, cfg: StylizeConfig) -> list[Tensor]:
+    """The style image plus its rotated and scaled copies."""
+    copies = [style] + [rotate(style, a) for a in cfg.style_rotations]
+    h, w = style.shape[-2:]
+    copies += [resize(style, (max(1, round(h * f)), max(1, round(w * f)))) for f in cfg.style_scales]
+    return copies
+
+
+def prepare(inputs: _Inputs, cfg: StylizeConfig, device: torch.device, generator: torch.Generator,
+            long_edge: int | None = None) -> _Prepared:
     """Resize to ``long_edge`` (default: the output size), apply color preservation, build the start image."""
     edge = long_edge or cfg.size
-    size = fit_long_edge(content.size, edge)
-    c = resize(content.flat_rgb(), size).to(device)
+    size = fit_long_edge(inputs.content.size, edge)
+    c = resize(inputs.content.flat_rgb(), size).to(device)
     style_edge = max(1, round(edge * cfg.style_scale))
-    s = [resize(st.flat_rgb(), fit_long_edge(st.size, style_edge)).to(device) for st in styles]
+    s = [resize(st.flat_rgb(), fit_long_edge(st.size, style_edge)).to(device) for st in inputs.styles]
     c_opt = c
     if cfg.preserve_color == "histogram":
         s = [color.match_color(x, c) for x in s]
     elif cfg.preserve_color == "luminance":
         s = [color.luminance_as_rgb(x, like=c) for x in s]
         c_opt = color.luminance_as_rgb(c)
-    if cfg.init == "content":
-        init = c_opt.clone()
+    if inputs.init is not None:
+        init = resize(inputs.init.flat_rgb(), size).to(device)
+        if cfg.preserve_color == "luminance":
+            init = color.luminance_as_rgb(init)
     elif cfg.init == "noise":
         init = torch.rand(c.shape, generator=generator).to(device)
     else:
-        start = load_image(cfg.init, max_pixels=cfg.max_pixels)
-        init = resize(start.flat_rgb(), size).to(device)
-        if cfg.preserve_color == "luminance":
-            init = color.luminance_as_rgb(init)
-    return _Prepared(c_opt, c, content.alpha, s, init)
+        init = c_opt.clone()
+    masks = region_masks(inputs.style_masks, inputs.keep_mask, size, len(s))
+    keep = None if inputs.keep_mask is None else resize(inputs.keep_mask, size).to(device)
+    return _Prepared(c_opt, c, inputs.content.alpha, [augmented(x, cfg) for x in s],
+                     [None if m is None else m.to(device) for m in masks], keep, init)
 
 
 def finish(x: Tensor, prepared: _Prepared, cfg: StylizeConfig) -> Image.Image:
-    """Optimized tensor -> output image (luminance recombined, clamped, alpha re-attached)."""
+    """Optimized tensor -> output image (luminance recombined, kept region restored, alpha re-attached)."""
     x = x.detach().float().clamp(0, 1)
     if cfg.preserve_color == "luminance":
         x = color.recombine_luminance(x, prepared.content_rgb)
+    if prepared.keep is not None:
+        keep = resize(prepared.keep, tuple(x.shape[-2:]))
+        x = keep * resize(prepared.content_rgb, tuple(x.shape[-2:])) + (1 - keep) * x
     return to_pil(x, prepared.alpha)
 
 
@@ -160,21 +202,18 @@ def stylize(
     else:
         generator.seed()  # non-deterministic, without touching torch's global RNG
 
-    loaded_content = load_image(content, max_pixels=cfg.max_pixels)
-    loaded_styles = [load_image(s, max_pixels=cfg.max_pixels) for s in style_list]
+    inputs = load_inputs(content, style_list, cfg)
     edges, counts = cfg.pyramid(), cfg.scale_iterations()
-    _check_smallest_scale(loaded_content, edges[0], cfg)
+    _check_smallest_scale(inputs.content, edges[0], cfg)
     if extractor is None:
-        extractor = build_extractor(
-            cfg.content_layers + cfg.style_layers, weights=cfg.weights, pooling=cfg.pooling, device=device
-        )
+        extractor = build_extractor(cfg.layers, weights=cfg.weights, pooling=cfg.pooling, device=device)
     total, done, setup = sum(counts), 0, 0.0
     x: Tensor | None = None
     state: dict = {}
     prepared: _Prepared | None = None
     for scale, (edge, count) in enumerate(zip(edges, counts)):
-        prepared = prepare(loaded_content, loaded_styles, cfg, device, generator, long_edge=edge)
-        objective = build_objective(extractor, prepared.content, prepared.styles, cfg)
+        prepared = prepare(inputs, cfg, device, generator, long_edge=edge)
+        objective = build_objective(extractor, prepared.content, prepared.styles, cfg, prepared.masks)
         init = prepared.init if x is None else resize(x, tuple(prepared.init.shape[-2:]))
         if scale == 0:
             setup = time.perf_counter() - start
@@ -208,7 +247,7 @@ def _check_smallest_scale(content: LoadedImage, edge: int, cfg: StylizeConfig) -
     from .features import layer_names
 
     names = layer_names("vgg16" if cfg.weights == "torchvision-vgg16" else "vgg19")
-    deepest = max(names.index(n) for n in cfg.content_layers + cfg.style_layers if n in names)
+    deepest = max(names.index(n) for n in cfg.layers if n in names)
     pools = sum(1 for n in names[:deepest] if n.startswith("pool"))
     h, w = fit_long_edge(content.size, edge)
     if min(h, w) < 2**pools:

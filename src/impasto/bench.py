@@ -80,8 +80,8 @@ def iteration(content: str, style: str, size: int, iterations: int) -> tuple[tup
     c = resize(c, fit_long_edge(tuple(c.shape[-2:]), size))
     s = load_image(style).rgb
     s = resize(s, fit_long_edge(tuple(s.shape[-2:]), size))
-    ex = build_extractor(cfg.content_layers + cfg.style_layers)
-    objective = build_objective(ex, c, [s], cfg)
+    ex = build_extractor(cfg.layers)
+    objective = build_objective(ex, c, [[s]], cfg)
     x = c.clone().requires_grad_(True)
 
     def step() -> None:

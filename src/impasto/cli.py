@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .config import DEVICE_CHOICES, INIT_CHOICES, OPTIMIZERS, StylizeConfig
     from .features import POOLING_CHOICES, WEIGHT_CHOICES
     from .image import SAVE_FORMATS
+    from .losses import STYLE_LOSSES
 
     d = StylizeConfig()
     fmt = argparse.ArgumentDefaultsHelpFormatter
@@ -98,17 +99,37 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a: content loss weight (relative error of content activations)")
     g.add_argument("--style-weight", type=_float, default=d.style_weight,
                    help="b: style loss weight (mean relative error of Gram matrices); higher = more style")
+    g.add_argument("--strength", type=_float, default=d.strength,
+                   help="single style knob from 0 (the photo) to 1 (style only); sets --style-weight to "
+                        "1000**strength, so equal steps look like equal changes (default weight 50 = 0.57)")
     g.add_argument("--tv-weight", type=_float, default=d.tv_weight, help="c: total-variation (smoothness) weight")
     g.add_argument("--content-layers", type=_names, default=d.content_layers, metavar="L1,L2",
                    help="content layers (comma-separated)")
     g.add_argument("--style-layers", type=_names, default=d.style_layers, metavar="L1,L2",
-                   help="style layers (comma-separated); see 'impasto layers'")
+                   help="style layers (comma-separated; see 'impasto layers'); default: relu1_1..relu5_1 "
+                        "for gram and meancov, relu3_1,relu4_1 for mrf")
     g.add_argument("--style-layer-weights", type=_floats, default=d.style_layer_weights, metavar="W1,W2",
                    help="one weight per style layer; default: auto (each layer relative to its target)")
     g.add_argument("--style-blend-weights", type=_floats, default=d.style_blend_weights, metavar="W1,W2",
                    help="one weight per style image; default: equal")
     g.add_argument("--normalization", choices=("chw", "paper"), default=d.normalization,
                    help="Gram normalization: C*H*W with mean squared error, or the paper's 1/(4N^2M^2)")
+
+    g = p.add_argument_group("style loss and spatial control")
+    g.add_argument("--style-loss", choices=tuple(STYLE_LOSSES), default=d.style_loss,
+                   help="gram: Gram matrices (Gatys); meancov: mean and covariance (Wasserstein-2); "
+                        "mrf: nearest 3x3 neural patches (Li & Wand), keeps local structure")
+    g.add_argument("--mrf-stride", type=_positive_int, default=d.mrf_stride,
+                   help="mrf: sample style patches every N positions (1 = all; slower)")
+    g.add_argument("--style-rotations", type=_floats, default=d.style_rotations, metavar="DEG,DEG",
+                   help="also use copies of the style rotated by these angles (e.g. -15,15)")
+    g.add_argument("--style-scales", type=_floats, default=d.style_scales, metavar="F,F",
+                   help="also use copies of the style scaled by these factors (e.g. 0.8,1.25)")
+    g.add_argument("--style-mask", dest="style_masks", nargs="+", default=d.style_masks, metavar="MASK",
+                   help="one greyscale mask per style: where each style applies (white); soft and "
+                        "overlapping masks blend")
+    g.add_argument("--keep-mask", default=d.keep_mask, metavar="MASK",
+                   help="greyscale mask of the region to keep unstylized (white = keep)")
 
     g = p.add_argument_group("optimization")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="optimizer")
@@ -146,6 +167,7 @@ CONFIG_ARGS = (
     "size", "iterations", "initial_iterations", "scales", "start_size", "scale_ratio", "style_scale", "content_weight", "style_weight", "tv_weight", "content_layers",
     "style_layers", "style_layer_weights", "style_blend_weights", "normalization", "optimizer",
     "learning_rate", "init", "seed", "preserve_color", "pooling", "weights", "device",
+    "strength", "style_loss", "mrf_stride", "style_rotations", "style_scales", "style_masks", "keep_mask",
 )
 
 
@@ -200,6 +222,7 @@ def _stylize(args: argparse.Namespace) -> int:
 
     config = StylizeConfig(**{name: getattr(args, name) for name in CONFIG_ARGS})
     inputs = [args.content, *args.styles] + ([config.init] if config.init not in ("content", "noise") else [])
+    inputs += list(config.style_masks or []) + ([config.keep_mask] if config.keep_mask else [])
     check_output_path(args.output, inputs)
     if args.log:
         log_dir = os.path.dirname(os.path.abspath(args.log))

@@ -14,7 +14,16 @@ from typing import Any
 from .color import PRESERVE_COLOR_CHOICES
 from .errors import InputError
 from .features import KNOWN_ARCH, POOLING_CHOICES, check_layers
-from .losses import NORMALIZATIONS
+from .losses import NORMALIZATIONS, STYLE_LOSSES
+
+# --strength s in [0, 1] maps to style_weight = STRENGTH_MAX ** s (s = 0: no style at all).
+# Geometric, because the look changes with the ratio of the weights, not their difference: each
+# 0.2 step multiplies the style weight by about 4. The default style_weight 50 is strength 0.57.
+STRENGTH_MAX = 1000.0
+
+
+def strength_to_style_weight(strength: float) -> float:
+    return 0.0 if strength == 0 else STRENGTH_MAX**strength
 
 OPTIMIZERS = ("lbfgs", "adam", "gd")
 INIT_CHOICES = ("content", "noise")  # or a path to an image
@@ -47,7 +56,22 @@ class StylizeConfig:
     tv_weight: float = 1.0
     """gamma: weight of the total-variation (smoothness) loss on the image."""
     content_layers: tuple[str, ...] = ("relu4_2",)
-    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    style_layers: tuple[str, ...] | None = None
+    """None = the style loss's own default (gram, meancov: relu1_1..relu5_1; mrf: relu3_1, relu4_1)."""
+    style_loss: str = "gram"
+    """'gram' (Gatys), 'meancov' (Wasserstein-2 between feature Gaussians) or 'mrf' (Li & Wand patches)."""
+    mrf_stride: int = 2
+    """MRF: stride at which style patches are sampled (1 = all of them; slower)."""
+    style_rotations: tuple[float, ...] = ()
+    """Augment the style with copies rotated by these angles (degrees)."""
+    style_scales: tuple[float, ...] = ()
+    """Augment the style with copies scaled by these factors."""
+    style_masks: tuple[Any, ...] | None = None
+    """One mask per style image (path, PIL image or tensor): where each style applies."""
+    keep_mask: Any = None
+    """Mask of the region to keep unstylized (white = keep)."""
+    strength: float | None = None
+    """0..1 single style knob; sets style_weight = 1000 ** strength (exclusive with style_weight)."""
     style_layer_weights: tuple[float, ...] | None = None
     """One weight per style layer; None = auto (each layer's loss relative to its target, averaged)."""
     style_blend_weights: tuple[float, ...] | None = None
@@ -73,7 +97,8 @@ class StylizeConfig:
     """Refuse input images with more pixels than this (decompression-bomb guard)."""
 
     def __post_init__(self) -> None:
-        for name in ("content_layers", "style_layers", "style_layer_weights", "style_blend_weights"):
+        for name in ("content_layers", "style_layers", "style_layer_weights", "style_blend_weights",
+                     "style_rotations", "style_scales", "style_masks"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))
@@ -95,13 +120,26 @@ class StylizeConfig:
                 )
         for name in ("content_weight", "style_weight", "tv_weight"):
             _non_negative(name, getattr(self, name))
-        if self.content_weight == 0 and self.style_weight == 0:
+        if self.strength is not None:
+            if not isinstance(self.strength, (int, float)) or not 0 <= self.strength <= 1:
+                raise InputError(f"strength must be a number from 0 to 1; got {self.strength!r}")
+            if self.style_weight != StylizeConfig.style_weight:
+                raise InputError("give either strength or style_weight, not both")
+            object.__setattr__(self, "style_weight", strength_to_style_weight(self.strength))
+        _choice("style_loss", self.style_loss, tuple(STYLE_LOSSES))
+        _positive_int("mrf_stride", self.mrf_stride)
+        for angle in self.style_rotations:
+            if not isinstance(angle, (int, float)) or not math.isfinite(angle):
+                raise InputError(f"style rotation must be a number of degrees; got {angle!r}")
+        for factor in self.style_scales:
+            _positive("style scale factor", factor)
+        if self.content_weight == 0 and self.style_weight == 0 and self.strength is None:
             raise InputError("content_weight and style_weight are both 0: nothing to optimize")
-        if not self.content_layers and not self.style_layers:
+        if not self.content_layers and not self.style_layer_names:
             raise InputError("no content layers and no style layers: nothing to optimize")
         arch = KNOWN_ARCH.get(self.weights)
         if arch is not None:  # a weights file is checked once it is read
-            check_layers(self.content_layers + self.style_layers, arch)
+            check_layers(self.content_layers + self.style_layer_names, arch)
         _choice("normalization", self.normalization, NORMALIZATIONS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("pooling", self.pooling, POOLING_CHOICES)
@@ -111,10 +149,10 @@ class StylizeConfig:
             _positive("learning_rate", self.learning_rate)
         _positive("style_scale", self.style_scale)
         if self.style_layer_weights is not None:
-            if len(self.style_layer_weights) != len(self.style_layers):
+            if len(self.style_layer_weights) != len(self.style_layer_names):
                 raise InputError(
                     f"{len(self.style_layer_weights)} style layer weights for "
-                    f"{len(self.style_layers)} style layers; give one per layer"
+                    f"{len(self.style_layer_names)} style layers; give one per layer"
                 )
             for w in self.style_layer_weights:
                 _non_negative("style layer weight", w)
@@ -126,6 +164,18 @@ class StylizeConfig:
         if not (self.device in DEVICE_CHOICES or self.device.startswith(("cuda:", "mps:"))):
             raise InputError(f"unknown device {self.device!r}; valid: {', '.join(DEVICE_CHOICES)}, cuda:N")
         _positive_int("max_pixels", self.max_pixels)
+
+    @property
+    def style_layer_names(self) -> tuple[str, ...]:
+        """The style layers in use: the given ones, or the style loss's defaults."""
+        if self.style_layers is not None:
+            return self.style_layers
+        return STYLE_LOSSES[self.style_loss].default_layers if self.style_loss in STYLE_LOSSES else ()
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """Every layer the network must compute."""
+        return self.content_layers + self.style_layer_names
 
     def pyramid(self) -> list[int]:
         """Long edges of the scales, coarse to fine, ending at ``size``."""
@@ -156,6 +206,10 @@ class StylizeConfig:
             raise InputError(
                 f"{len(self.style_blend_weights)} style blend weights for {n_styles} style images; "
                 "give one per style image"
+            )
+        if self.style_masks is not None and len(self.style_masks) != n_styles:
+            raise InputError(
+                f"{len(self.style_masks)} style masks for {n_styles} style images; give one per style image"
             )
 
 

@@ -182,6 +182,24 @@ def resize(image: Tensor, size: tuple[int, int]) -> Tensor:
     return out.clamp_(0, 1)
 
 
+def rotate(image: Tensor, degrees: float) -> Tensor:
+    """Rotate a (N, C, H, W) tensor about its centre; exact for multiples of 90 degrees.
+
+    Other angles resample bilinearly with reflected borders, keeping the size (the corners are
+    mirrored content rather than black, which would add false style statistics).
+    """
+    turns = degrees / 90.0
+    if turns == round(turns):
+        return torch.rot90(image, int(round(turns)) % 4, dims=(-2, -1))
+    theta = torch.tensor(degrees * 3.141592653589793 / 180.0)
+    c, s = torch.cos(theta).item(), torch.sin(theta).item()
+    h, w = image.shape[-2:]
+    aff = torch.tensor([[c, -s * h / w, 0.0], [s * w / h, c, 0.0]], dtype=image.dtype, device=image.device)
+    grid = F.affine_grid(aff.expand(image.shape[0], 2, 3), list(image.shape), align_corners=False)
+    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return out.clamp_(0, 1)
+
+
 def to_pil(rgb: Tensor, alpha: Tensor | None = None) -> Image.Image:
     """(1, 3, H, W) [0, 1] tensor (and optional alpha) to an 8-bit RGB or RGBA PIL image."""
     x = rgb.detach().float().cpu().clamp(0, 1)[0]

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .config import StylizeConfig
 from .features import VGGFeatures
-from .losses import ContentLoss, StyleLoss, blend_grams, gram_matrix, tv_loss
+from .losses import ContentLoss, StyleLossKind, get_style_loss, tv_loss
+from .losses.style import StyleLossOptions
+from .masks import layer_mask, layer_size
+
+
+class StyleTerm(nn.Module):
+    """weight * kind.loss(features[layer], target, mask) for one style image at one layer."""
+
+    def __init__(self, kind: StyleLossKind, layer: str, target: Any, weight: float,
+                 mask: Tensor | None) -> None:
+        super().__init__()
+        self.kind, self.layer, self.target, self.weight = kind, layer, target, weight
+        self.register_buffer("mask", mask)
+
+    def forward(self, feats: dict[str, Tensor]) -> Tensor:
+        return self.weight * self.kind.loss(feats[self.layer], self.target, self.mask)
 
 
 class Objective(nn.Module):
@@ -19,7 +35,7 @@ class Objective(nn.Module):
         self,
         extractor: VGGFeatures,
         content_losses: dict[str, ContentLoss],
-        style_losses: dict[str, StyleLoss],
+        style_terms: list[StyleTerm],
         *,
         content_weight: float,
         style_weight: float,
@@ -28,60 +44,68 @@ class Objective(nn.Module):
         super().__init__()
         self.extractor = extractor
         self.content_losses = nn.ModuleDict(content_losses)
-        self.style_losses = nn.ModuleDict(style_losses)
+        self.style_terms = nn.ModuleList(style_terms)
         self.content_weight = content_weight
         self.style_weight = style_weight
         self.tv_weight = tv_weight
-        self.layers = sorted(set(content_losses) | set(style_losses))
+        self.layers = sorted(set(content_losses) | {t.layer for t in style_terms})
 
     def forward(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         feats = self.extractor(image, self.layers)
         zero = image.new_zeros(())
         content = sum((m(feats[k]) for k, m in self.content_losses.items()), zero)
-        style = sum((m(feats[k]) for k, m in self.style_losses.items()), zero)
+        style = sum((term(feats) for term in self.style_terms), zero)
         tv = tv_loss(image) if self.tv_weight else zero
         total = self.content_weight * content + self.style_weight * style + self.tv_weight * tv
         return total, {"content": content.detach(), "style": style.detach(), "tv": tv.detach()}
 
 
+def style_kind(config: StylizeConfig) -> StyleLossKind:
+    options = StyleLossOptions(normalization=config.normalization, patch_stride=config.mrf_stride)
+    return get_style_loss(config.style_loss, options)
+
+
 def build_objective(
     extractor: VGGFeatures,
     content: Tensor,
-    styles: Sequence[Tensor],
+    styles: Sequence[Sequence[Tensor]],
     config: StylizeConfig,
+    masks: Sequence[Tensor | None] | None = None,
 ) -> Objective:
-    """Compute the content activations and the (blended) style Grams once, and wrap them."""
+    """Compute content activations and style targets once, and wrap them.
+
+    ``styles[i]`` holds style image i and its augmented copies; ``masks[i]`` its region (image
+    size, or None for everywhere).
+    """
     cfg = config
+    layers = cfg.style_layer_names
+    masks = list(masks) if masks is not None else [None] * len(styles)
     blend = cfg.style_blend_weights or (1.0,) * len(styles)
+    kind = style_kind(cfg)
     with torch.no_grad():
         content_feats = extractor(content, cfg.content_layers) if cfg.content_weight else {}
-        style_grams: dict[str, list[Tensor]] = {layer: [] for layer in cfg.style_layers}
-        if cfg.style_weight:
-            for style in styles:
-                feats = extractor(style, cfg.style_layers)
-                for layer in cfg.style_layers:
-                    style_grams[layer].append(gram_matrix(feats[layer]))
-                del feats
     content_losses = {}
     for layer, target in content_feats.items():
         loss = ContentLoss(target, normalization=cfg.normalization)
         loss.weight /= len(content_feats)  # auto weights: mean of relative errors over layers
         content_losses[layer] = loss
-    style_losses = {}
+    terms: list[StyleTerm] = []
     if cfg.style_weight:
-        for i, layer in enumerate(cfg.style_layers):
-            target = blend_grams(style_grams[layer], blend)
-            if cfg.style_layer_weights is None:
-                loss = StyleLoss(target, normalization=cfg.normalization)
-                loss.weight /= len(cfg.style_layers)
-            else:
-                loss = StyleLoss(target, weight=cfg.style_layer_weights[i], normalization=cfg.normalization)
-            style_losses[layer] = loss
-    return Objective(
-        extractor,
-        content_losses,
-        style_losses,
-        content_weight=cfg.content_weight,
-        style_weight=cfg.style_weight,
-        tv_weight=cfg.tv_weight,
-    )
+        hw = tuple(content.shape[-2:])
+        for copies, mask, share in zip(styles, masks, blend):
+            with torch.no_grad():
+                feats = [extractor(img, layers) for img in copies]
+            for i, layer in enumerate(layers):
+                per_copy = [f[layer] for f in feats]
+                kind.check(layer, layer_size(hw, layer, extractor.arch), tuple(per_copy[0].shape[-2:]))
+                target = kind.target(per_copy)
+                if cfg.style_layer_weights is None:
+                    weight = 1.0 / (len(layers) * max(kind.scale(target), 1e-12))
+                else:
+                    weight = cfg.style_layer_weights[i]
+                lmask = None if mask is None else layer_mask(mask, layer, extractor.arch).to(content)
+                weight *= kind.weight_scale * share / sum(blend)
+                terms.append(StyleTerm(kind, layer, target, weight, lmask))
+            del feats
+    return Objective(extractor, content_losses, terms, content_weight=cfg.content_weight,
+                     style_weight=cfg.style_weight, tv_weight=cfg.tv_weight)

@@ -1,4 +1,4 @@
-"""Losses: each a plain function, plus a small module that stores its target as a buffer.
+"""Content, Gram and TV losses: each a plain function, plus a small module that stores its target as a buffer.
 
 Normalizations (``normalization=``):
 
@@ -54,9 +54,11 @@ class _Gram(torch.autograd.Function):
         return torch.bmm(m, (grad + grad.transpose(1, 2)) / ctx.k), None
 
 
-def gram_matrix(features: Tensor) -> Tensor:
+def gram_matrix(features: Tensor, mask: Tensor | None = None) -> Tensor:
     """Channel correlations of ``features`` (N, C, H, W) -> (N, C, C), divided by C*H*W.
 
+    With ``mask`` (N, 1, H, W) of weights in [0, 1], the guided Gram of Gatys et al. (2017):
+    sum_p m_p f_p f_p^T / (C * sum_p m_p), i.e. the statistics of the masked region only.
     Computed in float32 even under autocast, so half-precision features cannot overflow it.
     """
     n, c, h, w = features.shape
@@ -64,7 +66,10 @@ def gram_matrix(features: Tensor) -> Tensor:
     # channels-last too, so it adds to the conv path's gradient without a strided copy.
     m = _upcast(features.permute(0, 2, 3, 1).reshape(n, h * w, c))
     with torch.autocast(device_type=m.device.type, enabled=False):
-        return _Gram.apply(m, float(c * h * w))
+        if mask is None:
+            return _Gram.apply(m, float(c * h * w))
+        weights = mask.reshape(n, h * w, 1).to(m)
+        return _Gram.apply(m * weights.sqrt(), 1.0) / (c * weights.sum().clamp_min(1e-8))
 
 
 def _reduce(diff: Tensor, normalization: str, paper_scale: float) -> Tensor:
