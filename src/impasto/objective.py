@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -65,23 +66,56 @@ def style_kind(config: StylizeConfig) -> StyleLossKind:
     return get_style_loss(config.style_loss, options)
 
 
+@dataclass
+class StyleTargets:
+    """Per style image, per layer: (layer, target, weight). Computed once per scale, shared by tiles."""
+
+    kind: StyleLossKind
+    per_style: list[list[tuple[str, Any, float]]]
+    style_sizes: dict[str, tuple[int, int]]
+
+
+def style_targets(extractor: VGGFeatures, styles: Sequence[Sequence[Tensor]], config: StylizeConfig) -> StyleTargets:
+    """Style statistics of every style image (and its augmented copies), with their loss weights."""
+    cfg = config
+    layers = cfg.style_layer_names
+    blend = cfg.style_blend_weights or (1.0,) * len(styles)
+    kind = style_kind(cfg)
+    per_style: list[list[tuple[str, Any, float]]] = []
+    sizes: dict[str, tuple[int, int]] = {}
+    for copies, share in zip(styles, blend):
+        with torch.no_grad():
+            feats = [extractor(img, layers) for img in copies]
+        entries = []
+        for i, layer in enumerate(layers):
+            per_copy = [f[layer] for f in feats]
+            sizes[layer] = min(sizes.get(layer, (10**9, 10**9)), tuple(per_copy[0].shape[-2:]))
+            target = kind.target(per_copy)
+            if cfg.style_layer_weights is None:
+                weight = 1.0 / (len(layers) * max(kind.scale(target), 1e-12))
+            else:
+                weight = cfg.style_layer_weights[i]
+            entries.append((layer, target, weight * kind.weight_scale * share / sum(blend)))
+        per_style.append(entries)
+        del feats
+    return StyleTargets(kind, per_style, sizes)
+
+
 def build_objective(
     extractor: VGGFeatures,
     content: Tensor,
-    styles: Sequence[Sequence[Tensor]],
+    styles: Sequence[Sequence[Tensor]] | None,
     config: StylizeConfig,
     masks: Sequence[Tensor | None] | None = None,
+    targets: StyleTargets | None = None,
 ) -> Objective:
-    """Compute content activations and style targets once, and wrap them.
+    """Compute content activations (and style targets, unless given) once, and wrap them.
 
     ``styles[i]`` holds style image i and its augmented copies; ``masks[i]`` its region (image
-    size, or None for everywhere).
+    size, or None for everywhere). ``targets`` reuses style targets computed by
+    :func:`style_targets` (tiles of one scale share them).
     """
     cfg = config
-    layers = cfg.style_layer_names
-    masks = list(masks) if masks is not None else [None] * len(styles)
-    blend = cfg.style_blend_weights or (1.0,) * len(styles)
-    kind = style_kind(cfg)
     with torch.no_grad():
         content_feats = extractor(content, cfg.content_layers) if cfg.content_weight else {}
     content_losses = {}
@@ -91,21 +125,15 @@ def build_objective(
         content_losses[layer] = loss
     terms: list[StyleTerm] = []
     if cfg.style_weight:
+        if targets is None:
+            assert styles is not None
+            targets = style_targets(extractor, styles, cfg)
         hw = tuple(content.shape[-2:])
-        for copies, mask, share in zip(styles, masks, blend):
-            with torch.no_grad():
-                feats = [extractor(img, layers) for img in copies]
-            for i, layer in enumerate(layers):
-                per_copy = [f[layer] for f in feats]
-                kind.check(layer, layer_size(hw, layer, extractor.arch), tuple(per_copy[0].shape[-2:]))
-                target = kind.target(per_copy)
-                if cfg.style_layer_weights is None:
-                    weight = 1.0 / (len(layers) * max(kind.scale(target), 1e-12))
-                else:
-                    weight = cfg.style_layer_weights[i]
+        masks = list(masks) if masks is not None else [None] * len(targets.per_style)
+        for entries, mask in zip(targets.per_style, masks):
+            for layer, target, weight in entries:
+                targets.kind.check(layer, layer_size(hw, layer, extractor.arch), targets.style_sizes[layer])
                 lmask = None if mask is None else layer_mask(mask, layer, extractor.arch).to(content)
-                weight *= kind.weight_scale * share / sum(blend)
-                terms.append(StyleTerm(kind, layer, target, weight, lmask))
-            del feats
+                terms.append(StyleTerm(targets.kind, layer, target, weight, lmask))
     return Objective(extractor, content_losses, terms, content_weight=cfg.content_weight,
                      style_weight=cfg.style_weight, tv_weight=cfg.tv_weight)

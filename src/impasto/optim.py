@@ -68,6 +68,7 @@ def optimize(
     callback: StepCallback | None = None,
     first_step: int = 0,
     resume: dict | None = None,
+    ema_decay: float | None = None,
 ) -> tuple[Tensor, dict]:
     """Minimize ``objective`` over the pixels of ``image``.
 
@@ -75,8 +76,12 @@ def optimize(
     ``callback(step, losses, image)`` runs after every iteration, with ``step`` counted from
     ``first_step + 1``. Raises :class:`NonFiniteLossError` if the loss becomes NaN or infinite,
     and :class:`StylizeInterrupted` (holding the image so far) on Ctrl-C.
+
+    With ``ema_decay``, the result is an exponential moving average of the iterates instead of
+    the last one, which smooths the small oscillations of the last steps (a cleaner image).
     """
     x = image.detach().clone().requires_grad_(True)
+    average = x.detach().clone() if ema_decay else None
     opt = make_optimizer(optimizer, [x], lr)
     if resume:
         carried = carry_state(optimizer, resume, tuple(x.shape[-2:]))
@@ -100,6 +105,8 @@ def optimize(
             if clamp:
                 with torch.no_grad():
                     x.clamp_(0, 1)
+            if average is not None:
+                average.lerp_(x.detach(), 1.0 - ema_decay)  # type: ignore[operator]
             step += 1
             losses = {k: float(v) for k, v in parts.items()}  # one host sync per iteration
             if not math.isfinite(losses["total"]):
@@ -107,8 +114,8 @@ def optimize(
             if callback is not None:
                 callback(step, losses, x.detach())
     except KeyboardInterrupt:
-        raise StylizeInterrupted(x.detach().clone(), step) from None
-    result = x.detach()
+        raise StylizeInterrupted((average if average is not None else x.detach()).clone(), step) from None
+    result = average if average is not None else x.detach()
     if not torch.isfinite(result).all():
         raise NonFiniteLossError(_nonfinite_message(step, {"image": float("nan")}))
     return result, dict(opt.state[x])

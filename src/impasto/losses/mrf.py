@@ -4,7 +4,11 @@ similar style patch, similarity being normalized cross-correlation.
 The matching runs as convolutions of the image's features with the normalized style patches as
 kernels (argmax over kernels of <x, s/|s|> is the argmax of the NCC, since |x| does not depend on
 the style patch), in chunks of style patches so that memory stays bounded, and without gradient.
-The loss is then the mean squared distance between each image patch and its match.
+The loss is then the mean squared distance between each image patch x_l and its match t_l,
+computed without materializing the patches (9x the feature map for 3x3 patches): because fold is
+the adjoint of unfold, sum_l |x_l - t_l|^2 = <F^2, cover> - 2 <F, fold(T)> + sum_l |t_l|^2, where
+``cover`` counts the patches over each pixel and fold(T) sums the matched patches in place. Both
+are image-sized and built offset by offset, so memory stays a small multiple of the feature map.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from .style import StyleLossKind, register_style_loss
 
 @dataclass(frozen=True)
 class PatchTarget:
-    patches: Tensor  # (P, C*k*k), raw style patches
+    patches: Tensor  # (P, C, k, k), raw style patches
     kernels: Tensor  # (P, C, k, k), unit-norm copies used for matching
+    sq_norms: Tensor  # (P,), squared norm of each patch
     energy: float  # mean squared norm of a patch, per element
 
 
@@ -65,22 +70,32 @@ class MRFLoss(StyleLossKind):
     def target(self, style_features: list[Tensor]) -> PatchTarget:
         k, stride = self.options.patch_size, self.options.patch_stride
         patches = torch.cat([extract_patches(f.float(), k, stride) for f in style_features])
-        norms = patches.flatten(1).norm(dim=1).clamp_min(1e-8)
-        kernels = (patches / norms.view(-1, 1, 1, 1)).contiguous()
-        flat = patches.flatten(1)
-        return PatchTarget(flat, kernels, float(flat.square().mean()))
+        sq_norms = patches.flatten(1).square().sum(1)
+        kernels = (patches / sq_norms.sqrt().clamp_min(1e-8).view(-1, 1, 1, 1)).contiguous()
+        return PatchTarget(patches.contiguous(), kernels, sq_norms, float(patches.square().mean()))
 
     def loss(self, features: Tensor, target: PatchTarget, mask: Tensor | None = None) -> Tensor:
         k = self.options.patch_size
-        idx = match_patches(features.detach().float(), target.kernels, self.options.chunk)
-        x = F.unfold(features.float(), k)[0].T  # (L, C*k*k)
-        diff = (x - target.patches[idx]).square().mean(1)  # (L,)
+        f = features.float()
+        _, c, h, w = f.shape
+        hp, wp = h - k + 1, w - k + 1
+        idx = match_patches(f.detach(), target.kernels, self.options.chunk)
         if mask is None:
-            return diff.mean()
-        h, w = features.shape[-2:]
-        r = k // 2
-        centre = mask[0, 0, r:h - (k - 1 - r), r:w - (k - 1 - r)].reshape(-1).to(diff)
-        return (diff * centre).sum() / centre.sum().clamp_min(1e-8)
+            weight = f.new_ones(hp, wp)
+        else:  # a patch counts with the mask's value at its centre
+            r = k // 2
+            weight = mask[0, 0, r:r + hp, r:r + wp].to(f)
+        with torch.no_grad():
+            matched = f.new_zeros(c, h, w)  # fold(T): the matched patches summed in place
+            cover = f.new_zeros(1, h, w)
+            for dy in range(k):
+                for dx in range(k):
+                    values = target.patches[idx, :, dy, dx].T.reshape(c, hp, wp)
+                    matched[:, dy:dy + hp, dx:dx + wp] += values * weight
+                    cover[:, dy:dy + hp, dx:dx + wp] += weight
+            constant = (target.sq_norms[idx] * weight.reshape(-1)).sum()
+        total = (f[0].square() * cover).sum() - 2 * (f[0] * matched).sum() + constant
+        return total.clamp_min(0) / (weight.sum().clamp_min(1e-8) * c * k * k)
 
     def scale(self, target: PatchTarget) -> float:
         return target.energy

@@ -1,0 +1,174 @@
+"""Time to quality: impasto at its defaults against pastiche at its defaults, on one fixed ruler.
+
+    python benchmarks/time_to_quality.py                 # everything (about 80 minutes on 2 cores)
+    python benchmarks/time_to_quality.py --reuse-pastiche   # re-run impasto only, reuse pastiche rows
+
+Both programs run as separate processes on the CPU at a 512 px long edge, on three content/style
+pairs from ../shared/images. pastiche runs once per pair for its largest N with an intermediate
+image saved every 100 steps (its own --workspace option); the wall time of step N is when its
+"N elapsed loss" line reaches this script (unbuffered), counted from spawning the process, so the
+100- and 300-step points cost nothing extra. Each output is judged by impasto.metrics (content
+and style distances with the embedded VGG19 at the output's size). Peak resident memory comes
+from wait4() on each child. pastiche's rows depend only on pastiche, so --reuse-pastiche reads
+them from benchmarks/results/pastiche.json, written by an earlier full run on the same machine.
+
+Prints a markdown table and writes it, the raw JSON and a plot (docs/time_to_quality.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SIZE = 512
+PAIRS = [  # (content, style, pastiche step counts); 1000 steps is sampled on the first pair only
+    ("content/tubingen.jpg", "style/starry_night.jpg", (100, 300, 1000)),
+    ("content/china.jpg", "style/the_scream.jpg", (100, 300)),
+    ("content/flower.jpg", "style/wave_crop.jpg", (100, 300)),
+]
+
+
+def run_child(cmd: list[str], on_line=None) -> tuple[float, float, list[tuple[float, str]]]:
+    """Run ``cmd``; returns (wall seconds, peak RSS MiB, [(seconds since spawn, stdout line)])."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    lines = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append((time.time() - t0, line.rstrip("\n")))
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.time() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed with exit code {proc.returncode}")
+    return wall, usage.ru_maxrss / 1024, lines
+
+
+def run_pastiche(content: Path, style: Path, steps: tuple[int, ...], work: Path) -> dict[int, dict]:
+    n = max(steps)
+    ws = work / "ws"
+    cmd = [sys.executable, "-m", "pastiche", "-c", str(content), "-s", str(style), "-o", str(work / "final.png"),
+           "--size", str(SIZE), "--num-steps", str(n), "--device", "cpu", "--workspace", str(ws),
+           "--workspace-step", "100", "--info-step", "100"]
+    _, peak, lines = run_child(cmd)
+    at = {}
+    for seconds, line in lines:
+        parts = line.split()
+        if len(parts) == 3 and parts[0].isdigit():
+            at[int(parts[0])] = seconds
+    width = len(str(n))
+    return {k: {"time": at[k], "peak_mib": peak, "image": str(ws / f"{k:0{width}d}.png")} for k in steps}
+
+
+def run_impasto(content: Path, style: Path, out: Path, extra: list[str]) -> dict:
+    cmd = [sys.executable, "-m", "impasto", "stylize", str(content), str(style), "-o", str(out),
+           "--size", str(SIZE), "--quiet", *extra]
+    wall, peak, _ = run_child(cmd)
+    return {"time": wall, "peak_mib": peak, "image": str(out)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", default=str(ROOT.parent / "shared" / "images"))
+    parser.add_argument("--reuse-pastiche", action="store_true")
+    parser.add_argument("--impasto-variants", default="default;--iterations 100",
+                        help="';'-separated extra impasto flag sets ('default' = none)")
+    args = parser.parse_args()
+    from impasto.metrics import distances, ruler
+
+    images = Path(args.images)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    cache_path = RESULTS / "pastiche.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    ex = ruler()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (c_rel, s_rel, steps) in enumerate(PAIRS):
+            content, style = images / c_rel, images / s_rel
+            pair = f"{content.stem} / {style.stem}"
+            key = f"{c_rel}|{s_rel}|{SIZE}|{max(steps)}|pastiche {version('pastiche')}"
+            if args.reuse_pastiche and key in cache:
+                pastiche = {int(k): v for k, v in cache[key].items()}
+            else:
+                work = Path(tmp) / f"p{i}"
+                work.mkdir()
+                pastiche = run_pastiche(content, style, steps, work)
+                for row in pastiche.values():
+                    d = distances(row.pop("image"), content, style, ex)
+                    row.update(content_d=d.content, style_d=d.style)
+                cache[key] = pastiche
+                cache_path.write_text(json.dumps(cache, indent=1))
+            for n, row in sorted(pastiche.items()):
+                rows.append({"pair": pair, "program": f"pastiche-{n}", **row})
+            for variant in args.impasto_variants.split(";"):
+                extra = [] if variant.strip() == "default" else variant.split()
+                row = run_impasto(content, style, Path(tmp) / f"i{i}.png", extra)
+                d = distances(row.pop("image"), content, style, ex)
+                row.update(content_d=d.content, style_d=d.style)
+                rows.append({"pair": pair, "program": "impasto " + (" ".join(extra) or "(defaults)"), **row})
+            print(f"done: {pair}", file=sys.stderr, flush=True)
+    (RESULTS / "time_to_quality.json").write_text(json.dumps(rows, indent=1))
+    table = render(rows)
+    (RESULTS / "time_to_quality.md").write_text(table + "\n")
+    print(table)
+    plot(rows, ROOT / "docs" / "time_to_quality.png")
+    return 0
+
+
+def render(rows: list[dict]) -> str:
+    lines = ["| pair | program | wall time (s) | content distance | style distance | peak memory (MiB) | target |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        verdict = ""
+        if r["program"] == "impasto (defaults)":
+            ref = next(x for x in rows if x["pair"] == r["pair"] and x["program"] == "pastiche-300")
+            ok = (r["style_d"] <= ref["style_d"] and r["content_d"] <= 1.25 * ref["content_d"]
+                  and r["time"] <= ref["time"] / 10)
+            verdict = (f"{'met' if ok else 'NOT met'}: {ref['time'] / r['time']:.1f}x faster than pastiche-300, "
+                       f"style {r['style_d'] / ref['style_d']:.2f}x, content {r['content_d'] / ref['content_d']:.2f}x")
+        lines.append(f"| {r['pair']} | {r['program']} | {r['time']:.1f} | {r['content_d']:.3f} | {r['style_d']:.4f} "
+                     f"| {r['peak_mib']:.0f} | {verdict} |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot (pip install -e '.[bench]')", file=sys.stderr)
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    pairs = sorted({r["pair"] for r in rows})
+    markers = "osd^v"
+    for metric, ax in zip(("style_d", "content_d"), axes):
+        for j, pair in enumerate(pairs):
+            for prog, colour in (("pastiche", "tab:gray"), ("impasto", "tab:red")):
+                pts = sorted((r["time"], r[metric]) for r in rows if r["pair"] == pair and r["program"].startswith(prog))
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=markers[j % 5], color=colour,
+                        label=f"{prog}: {pair}")
+        ax.set_xscale("log")
+        ax.set_xlabel("wall time (s), 2-core CPU, 512 px")
+        ax.set_ylabel({"style_d": "style distance (lower = more style)",
+                       "content_d": "content distance (lower = closer to photo)"}[metric])
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
