@@ -74,7 +74,7 @@ def test_automatic_tiling_and_refusal():
     plan = api.plan_tiles((3000, 4000), cfg.pyramid(), cfg, torch.device("cpu"))
     assert plan[0] == [] and plan[-1] != []  # coarse scales whole, the print-size scale in tiles
     side = plan[-1][0].size
-    assert tiling.estimate_bytes(*side) <= 2 * 2**30
+    assert tiling.estimate_bytes(*side) <= 2 * 2**30 < tiling.estimate_bytes(side[0] + 16, side[1] + 16)
     with pytest.raises(InputError, match="use --tile"):
         api.plan_tiles((3000, 4000), cfg.pyramid(), StylizeConfig(size=4096, memory_budget=2.0, tile=0),
                        torch.device("cpu"))

@@ -240,7 +240,7 @@ def plan_tiles(content_hw: tuple[int, int], edges: list[int], cfg: StylizeConfig
     plan: list[list[Tile]] = []
     for edge in edges:
         h, w = fit_long_edge(content_hw, edge)
-        need = estimate_bytes(h, w, cfg.style_loss)
+        need = estimate_bytes(h, w, cfg.style_loss, cfg.optimizer)
         if cfg.tile:
             tile = cfg.tile
         elif need <= budget:
@@ -251,7 +251,7 @@ def plan_tiles(content_hw: tuple[int, int], edges: list[int], cfg: StylizeConfig
                 "available; use --tile (or a smaller --size)"
             )
         else:
-            tile = auto_tile(budget, cfg.style_loss)
+            tile = auto_tile(budget, cfg.style_loss, cfg.optimizer)
         plan.append(grid((h, w), tile, cfg.tile_overlap) if tile and max(h, w) > tile else [])
     return plan
 

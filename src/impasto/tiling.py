@@ -15,11 +15,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-# Peak resident bytes per output pixel of one iteration at a scale (activations and their
-# gradients through relu5_1, the optimizer's history, the image copies), measured with
-# `python -m impasto.bench --losses` at 512x512 on CPU (gram 1112 MiB, meancov 1253, mrf 1989 MiB
-# peak, minus about 400 MiB of interpreter, torch and weights), rounded up for safety.
-BYTES_PER_PIXEL = {"gram": 3200, "meancov": 3600, "mrf": 6500}
+# Peak resident bytes per output pixel of one forward/backward pass (activations and their
+# gradients through relu5_1, the image copies), measured with `python -m impasto.bench --losses`
+# at 512x512 on CPU (gram 1135 MiB, meancov 1254, mrf 1169 MiB peak, minus about 400 MiB of
+# interpreter, torch and weights), rounded up for safety.
+BYTES_PER_PIXEL = {"gram": 3200, "meancov": 3600, "mrf": 3400}
+# The optimizer's own state per pixel: L-BFGS keeps 2 x history image-sized float32 vectors
+# (50 pairs: 1200 bytes), Adam two moments and a gradient, gradient descent nothing extra.
+OPTIMIZER_BYTES_PER_PIXEL = {"lbfgs": 2 * 50 * 3 * 4, "adam": 3 * 3 * 4, "gd": 0}
 BASELINE_BYTES = 600 * 2**20
 MIN_TILE = 128
 
@@ -36,9 +39,14 @@ class Tile:
         return self.y1 - self.y0, self.x1 - self.x0
 
 
-def estimate_bytes(h: int, w: int, style_loss: str = "gram") -> int:
+def _per_pixel(style_loss: str, optimizer: str) -> int:
+    return (BYTES_PER_PIXEL.get(style_loss, max(BYTES_PER_PIXEL.values()))
+            + OPTIMIZER_BYTES_PER_PIXEL.get(optimizer, max(OPTIMIZER_BYTES_PER_PIXEL.values())))
+
+
+def estimate_bytes(h: int, w: int, style_loss: str = "gram", optimizer: str = "lbfgs") -> int:
     """Peak memory of optimizing an h x w image in one piece (linear in the pixel count)."""
-    return BASELINE_BYTES + BYTES_PER_PIXEL.get(style_loss, max(BYTES_PER_PIXEL.values())) * h * w
+    return BASELINE_BYTES + _per_pixel(style_loss, optimizer) * h * w
 
 
 def available_bytes() -> int:
@@ -56,10 +64,9 @@ def available_bytes() -> int:
         return 8 * 2**30
 
 
-def auto_tile(budget: int, style_loss: str = "gram") -> int:
+def auto_tile(budget: int, style_loss: str = "gram", optimizer: str = "lbfgs") -> int:
     """The largest square tile side whose optimization fits in ``budget`` bytes (a multiple of 16)."""
-    per_pixel = BYTES_PER_PIXEL.get(style_loss, max(BYTES_PER_PIXEL.values()))
-    side = math.isqrt(max(0, budget - BASELINE_BYTES) // per_pixel)
+    side = math.isqrt(max(0, budget - BASELINE_BYTES) // _per_pixel(style_loss, optimizer))
     return max(MIN_TILE, side // 16 * 16)
 
 
