@@ -31,6 +31,14 @@ def test_cli_success_writes_output_and_log(tmp_path, small_images, capsys):
     assert (tmp_path / "out.0002.jpg").exists()
 
 
+def test_progress_bar_shows_work_and_losses(tmp_path, small_images, capsys):
+    c, s = small_images
+    code = main(["stylize", str(c), str(s), "-o", str(tmp_path / "o.png"), "--size", "32", "--iterations", "3"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "100%" in err and "step 3/3" in err and "style" in err and "saved" in err
+
+
 def test_help_shows_every_default(capsys):
     assert main(["stylize", "--help"]) == 0
     text = capsys.readouterr().out

@@ -42,6 +42,10 @@ def test_events_walk_through_the_scales(small_images):
     assert {e.scales for e in events} == {2}
     assert [e.size for e in (events[0], events[-1])] == [(21, 32), (43, 64)]
     assert [e.step for e in events] == list(range(1, 8)) and events[-1].iterations == 7
+    # work is weighted by pixels: 4 iterations at 21x32 against 3 at 43x64
+    work = [e.work for e in events]
+    assert work == sorted(work) and work[-1] == pytest.approx(1.0)
+    assert work[3] == pytest.approx(4 * 21 * 32 / (4 * 21 * 32 + 3 * 43 * 64))
 
 
 def test_too_small_first_scale_is_refused(small_images):

@@ -43,6 +43,9 @@ class Progress:
     """Index of the current scale of the coarse-to-fine pyramid (0 = coarsest)."""
     scales: int
     """Number of scales."""
+    work: float
+    """Fraction of the run's work done, 0..1 (iterations weighted by the pixels they optimize, so a
+    full-size iteration counts 16 times a quarter-size one): what an ETA should use."""
     _render: Callable[[], Image.Image] = field(repr=False, compare=False)
 
     def image(self) -> Image.Image:
@@ -210,7 +213,11 @@ def stylize(
     if extractor is None:
         extractor = build_extractor(cfg.layers, weights=cfg.weights, pooling=cfg.pooling, device=device)
     total = sum(count * max(1, len(tiles)) for count, tiles in zip(counts, plan))
-    run = _Run(cfg, callback, start, total, len(edges))
+    work = 0
+    for edge, count, tiles in zip(edges, counts, plan):
+        h, w = fit_long_edge(inputs.content.size, edge)
+        work += count * (sum(t.size[0] * t.size[1] for t in tiles) if tiles else h * w)
+    run = _Run(cfg, callback, start, total, len(edges), work)
     x: Tensor | None = None
     prepared: _Prepared | None = None
     for scale, (edge, count, tiles) in enumerate(zip(edges, counts, plan)):
@@ -265,7 +272,9 @@ class _Run:
     start: float
     total: int
     scales: int
+    total_work: float
     done: int = 0
+    work_done: float = 0.0
     setup: float = 0.0
     state: dict = field(default_factory=dict)
 
@@ -274,10 +283,11 @@ class _Run:
         size = tuple(init.shape[-2:])
 
         def on_step(step: int, losses: dict[str, float], x: Tensor) -> None:
+            self.work_done += size[0] * size[1]
             if self.callback is not None:
                 self.callback(Progress(step, self.total, losses, time.perf_counter() - self.start,
                                        size, self.setup, scale, self.scales,  # type: ignore[arg-type]
-                                       lambda: render(x)))
+                                       min(1.0, self.work_done / self.total_work), lambda: render(x)))
 
         cfg = self.cfg
         x, self.state = optimize(init, objective, optimizer=cfg.optimizer, iterations=count, lr=cfg.lr,

@@ -201,15 +201,18 @@ class _Reporter:
         if self.bar is None and not self.args.quiet:  # created on the first event, after loading
             from tqdm import tqdm
 
-            self.bar = tqdm(total=event.iterations, unit="it", dynamic_ncols=True, file=sys.stderr)
+            # progress in % of the estimated work, so that the ETA accounts for the larger scales
+            self.bar = tqdm(total=100.0, dynamic_ncols=True, file=sys.stderr,
+                            bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}")
         if self.log is None and self.args.log:
             self.log = open(self.args.log, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         losses = event.losses
         if self.bar is not None:
-            self.bar.set_postfix(
-                content=f"{losses['content']:.3g}", style=f"{losses['style']:.3g}", refresh=False
+            self.bar.set_postfix_str(
+                f"step {event.step}/{event.iterations}, scale {event.scale + 1}/{event.scales}, "
+                f"content {losses['content']:.3g}, style {losses['style']:.3g}", refresh=False
             )
-            self.bar.update(event.step - self.bar.n)
+            self.bar.update(round(100.0 * event.work - self.bar.n, 4))
         if self.log is not None:
             record = {"step": event.step, "elapsed": round(event.elapsed, 4), **losses}
             self.log.write(json.dumps(record) + "\n")
