@@ -290,9 +290,10 @@ class _Run:
                                        min(1.0, self.work_done / self.total_work), lambda: render(x)))
 
         cfg = self.cfg
+        gpu = init.device.type == "cuda"  # there: no host sync in the loop, losses read every 10 steps
         x, self.state = optimize(init, objective, optimizer=cfg.optimizer, iterations=count, lr=cfg.lr,
                                  callback=on_step, first_step=self.done, resume=self.state,
-                                 ema_decay=cfg.ema_decay)
+                                 ema_decay=cfg.ema_decay, sync_free=gpu, sync_every=10 if gpu else 1)
         self.done += count
         return x
 

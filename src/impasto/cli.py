@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--weights", default=d.weights,
                    help=f"network weights: {', '.join(WEIGHT_CHOICES)} or a torchvision VGG16/19 .pth file")
     g.add_argument("--device", default=d.device, help=f"{', '.join(DEVICE_CHOICES)} or cuda:N")
+    g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=d.precision,
+                   help="auto: bfloat16 mixed precision on CUDA GPUs (Grams stay float32), float32 elsewhere")
 
     g = p.add_argument_group("print size")
     g.add_argument("--tile", type=int, default=d.tile, metavar="PX",
@@ -178,7 +180,7 @@ CONFIG_ARGS = (
     "size", "iterations", "initial_iterations", "scales", "start_size", "scale_ratio", "style_scale", "content_weight", "style_weight", "tv_weight", "content_layers",
     "style_layers", "style_layer_weights", "style_blend_weights", "normalization", "optimizer",
     "learning_rate", "init", "seed", "preserve_color", "pooling", "weights", "device",
-    "tile", "tile_overlap", "memory_budget", "ema_decay", "strength", "style_loss", "mrf_stride", "style_rotations", "style_scales", "style_masks", "keep_mask",
+    "precision", "tile", "tile_overlap", "memory_budget", "ema_decay", "strength", "style_loss", "mrf_stride", "style_rotations", "style_scales", "style_masks", "keep_mask",
 )
 
 

