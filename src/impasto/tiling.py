@@ -17,7 +17,7 @@ from torch import Tensor
 
 # Peak resident bytes per output pixel of one forward/backward pass (activations and their
 # gradients through relu5_1, the image copies), measured with `python -m impasto.bench --losses`
-# at 512x512 on CPU (gram 1135 MiB, meancov 1254, mrf 1169 MiB peak, minus about 400 MiB of
+# at 512x512 on CPU (gram 1127 MiB, meancov 1298, mrf 1153 MiB peak, minus about 400 MiB of
 # interpreter, torch and weights), rounded up for safety.
 BYTES_PER_PIXEL = {"gram": 3200, "meancov": 3600, "mrf": 3400}
 # The optimizer's own state per pixel: L-BFGS keeps 2 x history image-sized float32 vectors
