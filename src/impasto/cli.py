@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="b: style loss weight (mean relative error of Gram matrices); higher = more style")
     g.add_argument("--strength", type=_float, default=d.strength,
                    help="single style knob from 0 (the photo) to 1 (style only); sets --style-weight to "
-                        "1000**strength, so equal steps look like equal changes (default weight 50 = 0.57)")
+                        "1000**strength, so equal steps look like equal changes (default weight 15 = 0.39)")
     g.add_argument("--tv-weight", type=_float, default=d.tv_weight, help="c: total-variation (smoothness) weight")
     g.add_argument("--content-layers", type=_names, default=d.content_layers, metavar="L1,L2",
                    help="content layers (comma-separated)")

@@ -18,7 +18,7 @@ from .losses import NORMALIZATIONS, STYLE_LOSSES
 
 # --strength s in [0, 1] maps to style_weight = STRENGTH_MAX ** s (s = 0: no style at all).
 # Geometric, because the look changes with the ratio of the weights, not their difference: each
-# 0.2 step multiplies the style weight by about 4. The default style_weight 50 is strength 0.57.
+# 0.2 step multiplies the style weight by about 4. The default style_weight 15 is strength 0.39.
 STRENGTH_MAX = 1000.0
 
 
@@ -40,9 +40,11 @@ class StylizeConfig:
 
     size: int = 512
     """Long edge of the output in pixels; the aspect ratio of the content is kept."""
-    iterations: int = 50
+    # iterations / initial_iterations / style_weight were tuned together with
+    # benchmarks/time_to_quality.py: the fewest iterations that still look finished at 512 px.
+    iterations: int = 15
     """Optimizer iterations at each scale after the first (one network evaluation each)."""
-    initial_iterations: int | None = 200
+    initial_iterations: int | None = 100
     """Iterations at the first (coarsest) scale; None = same as ``iterations``."""
     scale_ratio: float = 2.0
     """Ratio between the long edges of consecutive scales of the coarse-to-fine pyramid (> 1)."""
@@ -52,7 +54,7 @@ class StylizeConfig:
     """Number of scales; None = as many as fit between start_size and size. 1 = single scale."""
     content_weight: float = 1.0
     """alpha: weight of the content loss (relative squared error of the content activations)."""
-    style_weight: float = 50.0
+    style_weight: float = 15.0
     """beta: weight of the style loss (mean relative squared error of the Gram matrices)."""
     tv_weight: float = 1.0
     """gamma: weight of the total-variation (smoothness) loss on the image."""
