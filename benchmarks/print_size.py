@@ -4,8 +4,8 @@
     python benchmarks/print_size.py --smoke    # the same pipeline at toy sizes, in a minute
 
 Each run is a separate `impasto stylize` process (peak resident memory from wait4). The 4096 px
-run tiles automatically (the estimate exceeds this machine's memory); with `--big-iterations` it
-uses fewer iterations per scale, since every 4096 px iteration costs ~64 times a 512 px one. It
+run tiles automatically (the estimate exceeds this machine's memory) at the defaults too;
+`--big-iterations` adds flags to it only. It
 prints the seam ratio of the result on its tile lines (1.0 = as smooth as the rest), and saves a
 downscaled copy and two full-resolution crops (a four-tile corner, and an interior) to docs/.
 """
@@ -23,7 +23,7 @@ from impasto.api import plan_tiles
 from impasto.bench import measure_process
 from impasto.config import StylizeConfig
 from impasto.image import load_image
-from impasto.tiling import seam_ratio
+from impasto.tiling import available_bytes, seam_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ def main() -> int:
     parser.add_argument("--style", default=str(ROOT / "examples/starry_night.jpg"))
     parser.add_argument("--sizes", default="512,1024,2048")
     parser.add_argument("--big", type=int, default=4096)
-    parser.add_argument("--big-iterations", default="--iterations 10 --initial-iterations 100")
+    parser.add_argument("--big-iterations", default="", help="extra flags for the big run (default: none)")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
     docs = ROOT / "docs"
@@ -44,36 +44,44 @@ def main() -> int:
         extra = ["--iterations", "2", "--initial-iterations", "2"]
         args.big_iterations = "--iterations 2 --initial-iterations 2 --tile 96 --tile-overlap 16"
     with tempfile.TemporaryDirectory() as tmp:
-        print("| output | wall time (s) | peak memory (MiB) | MiB per megapixel |")
+        print("| output | wall time (s) | peak memory (MiB) | MiB per added megapixel |")
         print("|---|---:|---:|---:|")
+        previous = None
         for size in [int(s) for s in args.sizes.split(",")]:
             out = Path(tmp) / f"{size}.png"
             wall, peak, _ = measure_process([sys.executable, "-m", "impasto", "stylize", args.content, args.style,
                                              "-o", str(out), "--size", str(size), "--quiet", *extra])
             w, h = Image.open(out).size
-            print(f"| {w}x{h} | {wall:.0f} | {peak:.0f} | {peak / (w * h / 1e6):.0f} |", flush=True)
+            slope = "" if previous is None else f"{(peak - previous[1]) / ((w * h - previous[0]) / 1e6):.0f}"
+            previous = (w * h, peak)
+            print(f"| {w}x{h} | {wall:.0f} | {peak:.0f} | {slope} |", flush=True)
         big = Path(tmp) / "big.png"
-        flags = args.big_iterations.split()
+        # the child and the seam measure below must plan the same tiles: fix the memory budget now
+        budget = round(0.8 * available_bytes() / 2**30, 1)
+        flags = args.big_iterations.split() + ["--memory-budget", str(budget)]
         wall, peak, _ = measure_process([sys.executable, "-m", "impasto", "stylize", args.content, args.style,
                                          "-o", str(big), "--size", str(args.big), "--quiet", *flags])
         image = Image.open(big)
         w, h = image.size
-        cfg = StylizeConfig(size=args.big, **({"tile": 96, "tile_overlap": 16} if args.smoke else {}))
+        cfg = StylizeConfig(size=args.big, memory_budget=budget,
+                            **({"tile": 96, "tile_overlap": 16} if args.smoke else {}))
         plan = plan_tiles(load_image(args.content).size, cfg.pyramid(), cfg, __import__("torch").device("cpu"))
         tiles = plan[-1]
         ratio = seam_ratio(load_image(image).rgb, tiles, cfg.tile_overlap) if tiles else float("nan")
-        print(f"\n{w}x{h} ({' '.join(flags)}): {wall:.0f} s, peak {peak:.0f} MiB, "
+        print(f"\n{w}x{h} ({' '.join(flags) or 'defaults'}): {wall:.0f} s, peak {peak:.0f} MiB, "
               f"{len(tiles)} tiles of {tiles[0].size if tiles else '-'} at the last scale, seam ratio {ratio:.3f}")
         small = image.copy()
         small.thumbnail((1024, 1024))
         small.save(docs / "print_size_small.jpg", quality=90)
         if tiles:
             t = tiles[0]
-            c = (t.x1 - cfg.tile_overlap // 2, t.y1 - cfg.tile_overlap // 2)
+            # centred on the first tile's right/bottom seam (its middle along an axis without one)
+            cx = t.x1 - cfg.tile_overlap // 2 if t.x1 < w else (t.x0 + t.x1) // 2
+            cy = t.y1 - cfg.tile_overlap // 2 if t.y1 < h else (t.y0 + t.y1) // 2
             r = min(256, w // 4, h // 4)
-            image.crop((c[0] - r, c[1] - r, c[0] + r, c[1] + r)).save(docs / "print_size_seam_crop.jpg", quality=92)
-            image.crop((w // 2 - r, h // 2 - r, w // 2 + r, h // 2 + r)).save(docs / "print_size_interior_crop.jpg",
-                                                                               quality=92)
+            image.crop((cx - r, cy - r, cx + r, cy + r)).save(docs / "print_size_seam_crop.jpg", quality=92)
+            ix, iy = (t.x0 + t.x1) // 2, (t.y0 + t.y1) // 2  # the first tile's centre: no seam near
+            image.crop((ix - r, iy - r, ix + r, iy + r)).save(docs / "print_size_interior_crop.jpg", quality=92)
         if args.smoke:
             print(f"smoke run ok; images in {docs}")
     return 0

@@ -8,21 +8,48 @@ import impasto
 from impasto import api, tiling
 from impasto.config import StylizeConfig
 from impasto.errors import InputError
-from impasto.tiling import Canvas, feather, grid, seam_ratio, starts
+from impasto.tiling import Canvas, budget_grid, feather, grid, seam_ratio
 
 from .conftest import EXAMPLES
 
 
+def _coverage(tiles, size):
+    covered = torch.zeros(size)
+    for t in tiles:
+        covered[t.y0:t.y1, t.x0:t.x1] += 1
+    return covered
+
+
+def _min_overlap(tiles):
+    """The smallest overlap between horizontally or vertically adjacent tiles."""
+    xs, ys = sorted({(t.x0, t.x1) for t in tiles}), sorted({(t.y0, t.y1) for t in tiles})
+    return min([a[1] - b[0] for a, b in zip(xs, xs[1:])] + [a[1] - b[0] for a, b in zip(ys, ys[1:])])
+
+
 def test_grid_covers_the_image_with_overlap():
     tiles = grid((100, 230), 64, 16)
-    covered = torch.zeros(100, 230)
-    for t in tiles:
-        assert t.size == (64, 64)
-        covered[t.y0:t.y1, t.x0:t.x1] += 1
-    assert covered.min() >= 1
-    xs = starts(230, 64, 16)
-    assert all(b - a <= 64 - 16 for a, b in zip(xs, xs[1:]))
+    assert _coverage(tiles, (100, 230)).min() >= 1
+    assert all(t.size[0] <= 64 and t.size[1] <= 64 for t in tiles)
+    assert len(tiles) == 2 * 5 and _min_overlap(tiles) >= 16
+    # tiles shrink to what covering needs: 5 columns of 64 px would overlap by 23 px, not 16
+    assert {t.size for t in tiles} == {(58, 59)}
     assert grid((50, 40), 64, 16) == [tiling.Tile(0, 50, 0, 40)]
+
+
+def test_budget_grid_covers_with_the_least_work():
+    size, overlap = (2560, 4096), 64
+    max_px = 2000 * 2000
+    tiles = budget_grid(size, max_px, overlap)
+    assert _coverage(tiles, size).min() >= 1 and _min_overlap(tiles) >= overlap
+    assert all(t.size[0] * t.size[1] <= max_px for t in tiles)
+    area = sum(t.size[0] * t.size[1] for t in tiles)
+    assert area < 1.1 * size[0] * size[1]  # square 2000 px tiles would cost 2.3x the image
+    for ny in range(1, 6):  # no other grid that fits does less work
+        for nx in range(1, 6):
+            th, tw = tiling._length(size[0], ny, overlap), tiling._length(size[1], nx, overlap)
+            if th * tw <= max_px:
+                assert ny * nx * th * tw >= area
+    assert len(budget_grid((300, 300), 10**9, 16)) == 1
 
 
 def test_feather_and_canvas():
@@ -57,14 +84,15 @@ def _run(content, style, **kw):
 def test_tiled_run_seams_stay_at_the_untiled_level():
     c = Image.open(EXAMPLES / "lighthouse.jpg").convert("RGB").resize((160, 160))
     s = Image.open(EXAMPLES / "starry_night.jpg").convert("RGB").resize((160, 100))
-    tiles = grid((160, 160), 96, 24)
-    assert len(tiles) == 4
+    tiles = grid((160, 160), 96, 32)
+    assert len(tiles) == 4 and tiles[0].size == (96, 96)
     events = []
-    tiled = impasto.load_image(_run(c, s, tile=96, tile_overlap=24, callback=events.append)).rgb
+    tiled = impasto.load_image(_run(c, s, tile=96, tile_overlap=32, callback=events.append)).rgb
     assert events[-1].step == events[-1].iterations == 40 + 15 * 4
     untiled = impasto.load_image(_run(c, s, tile=0)).rgb
-    ratio, baseline = seam_ratio(tiled, tiles, 24), seam_ratio(untiled, tiles, 24)
-    # measured at 192 px: untiled 1.08, feathered tiles 1.16, hard-pasted tiles 1.20
+    ratio, baseline = seam_ratio(tiled, tiles, 32), seam_ratio(untiled, tiles, 32)
+    # measured: tiled 1.201, untiled 1.202 on the same lines. The untiled level depends on where the
+    # lines fall (1.2-1.5 here, for overlaps of 24-40 px); the tiled run always matched it within 0.1.
     assert abs(ratio - baseline) < 0.25, (ratio, baseline)
     assert ratio < 1.35
 

@@ -20,7 +20,7 @@ from .image import ImageLike, LoadedImage, fit_long_edge, load_image, resize, ro
 from .masks import load_mask, region_masks
 from .objective import build_objective, style_targets
 from .optim import optimize
-from .tiling import Canvas, Tile, auto_tile, available_bytes, estimate_bytes, grid
+from .tiling import Canvas, Tile, available_bytes, budget_grid, estimate_bytes, grid, max_tile_pixels
 
 
 @dataclass(frozen=True)
@@ -249,17 +249,18 @@ def plan_tiles(content_hw: tuple[int, int], edges: list[int], cfg: StylizeConfig
         h, w = fit_long_edge(content_hw, edge)
         need = estimate_bytes(h, w, cfg.style_loss, cfg.optimizer)
         if cfg.tile:
-            tile = cfg.tile
+            plan.append(grid((h, w), cfg.tile, cfg.tile_overlap) if max(h, w) > cfg.tile else [])
         elif need <= budget:
-            tile = 0
+            plan.append([])
         elif cfg.tile == 0:
             raise InputError(
                 f"a {w}x{h} scale needs about {need / 2**30:.1f} GiB, more than the {budget / 2**30:.1f} GiB "
                 "available; use --tile (or a smaller --size)"
             )
         else:
-            tile = auto_tile(budget, cfg.style_loss, cfg.optimizer)
-        plan.append(grid((h, w), tile, cfg.tile_overlap) if tile and max(h, w) > tile else [])
+            pixels = max_tile_pixels(budget, cfg.style_loss, cfg.optimizer)
+            tiles = budget_grid((h, w), pixels, cfg.tile_overlap)
+            plan.append(tiles if len(tiles) > 1 else [])
     return plan
 
 

@@ -64,25 +64,63 @@ def available_bytes() -> int:
         return 8 * 2**30
 
 
-def auto_tile(budget: int, style_loss: str = "gram", optimizer: str = "lbfgs") -> int:
-    """The largest square tile side whose optimization fits in ``budget`` bytes (a multiple of 16)."""
-    side = math.isqrt(max(0, budget - BASELINE_BYTES) // _per_pixel(style_loss, optimizer))
-    return max(MIN_TILE, side // 16 * 16)
+def max_tile_pixels(budget: int, style_loss: str = "gram", optimizer: str = "lbfgs") -> int:
+    """How many pixels one tile may have for its optimization to fit in ``budget`` bytes."""
+    return max(MIN_TILE * MIN_TILE, (budget - BASELINE_BYTES) // _per_pixel(style_loss, optimizer))
+
+
+def _count(length: int, tile: int, overlap: int) -> int:
+    """How many tiles of at most ``tile`` px cover ``length`` px with ``overlap`` px between neighbours."""
+    return 1 if length <= tile else math.ceil((length - overlap) / (tile - overlap))
+
+
+def _length(length: int, n: int, overlap: int) -> int:
+    """The shortest tile length with which ``n`` tiles cover ``length`` px overlapping by ``overlap``."""
+    return length if n == 1 else math.ceil((length + (n - 1) * overlap) / n)
 
 
 def starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of ``tile`` px covering ``length`` px with at least ``overlap`` overlap."""
+    """Evenly spaced start offsets of tiles of ``tile`` px covering ``length`` px with ``overlap`` overlap."""
     if length <= tile:
         return [0]
     n = math.ceil((length - overlap) / (tile - overlap))
     return [round(i * (length - tile) / (n - 1)) for i in range(n)]
 
 
-def grid(size: tuple[int, int], tile: int, overlap: int) -> list[Tile]:
-    """Row-major tiles covering an image of ``size`` (h, w)."""
+def _tiles(size: tuple[int, int], ny: int, nx: int, overlap: int) -> list[Tile]:
     h, w = size
-    th, tw = min(tile, h), min(tile, w)
+    th, tw = _length(h, ny, overlap), _length(w, nx, overlap)
     return [Tile(y, y + th, x, x + tw) for y in starts(h, th, overlap) for x in starts(w, tw, overlap)]
+
+
+def grid(size: tuple[int, int], tile: int, overlap: int) -> list[Tile]:
+    """Row-major tiles of at most ``tile`` px a side covering an image of ``size`` (h, w).
+
+    As few tiles as fit on each axis, each shrunk to the shortest length that still overlaps its
+    neighbour by ``overlap``: no pixel is optimized more often than the overlap requires.
+    """
+    h, w = size
+    return _tiles(size, _count(h, tile, overlap), _count(w, tile, overlap), overlap)
+
+
+def budget_grid(size: tuple[int, int], max_pixels: int, overlap: int) -> list[Tile]:
+    """The tiles of at most ``max_pixels`` each, any aspect, that cover ``size`` with the least work.
+
+    Work is the total tile area (each pixel costs the same per iteration); ties go to fewer tiles.
+    """
+    h, w = size
+    best: tuple[int, int, list[Tile]] | None = None
+    side_min = max(MIN_TILE, 2 * overlap + 1)
+    for ny in range(1, _count(h, side_min, overlap) + 1):
+        for nx in range(1, _count(w, side_min, overlap) + 1):
+            th, tw = _length(h, ny, overlap), _length(w, nx, overlap)
+            if th * tw > max_pixels:
+                continue
+            key = (ny * th * nx * tw, ny * nx)
+            if best is None or key < best[:2]:
+                best = (*key, _tiles(size, ny, nx, overlap))
+            break  # more columns only add area for this row count
+    return best[2] if best is not None else grid(size, side_min, overlap)
 
 
 def feather(tile: Tile, size: tuple[int, int], overlap: int, device=None) -> Tensor:

@@ -61,7 +61,7 @@ def wasserstein2(mu_x: Tensor, cov_x: Tensor, target: GaussianTarget) -> Tensor:
 @register_style_loss
 class MeanCovLoss(StyleLossKind):
     name = "meancov"
-    weight_scale = 0.15
+    weight_scale = 0.5
 
     def target(self, style_features: list[Tensor]) -> GaussianTarget:
         c = style_features[0].shape[1]

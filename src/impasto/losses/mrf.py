@@ -65,7 +65,7 @@ def match_patches(features: Tensor, kernels: Tensor, chunk: int = 1024) -> Tenso
 class MRFLoss(StyleLossKind):
     name = "mrf"
     default_layers = ("relu3_1", "relu4_1")
-    weight_scale = 0.08
+    weight_scale = 0.27
 
     def target(self, style_features: list[Tensor]) -> PatchTarget:
         k, stride = self.options.patch_size, self.options.patch_stride

@@ -11,8 +11,9 @@ A style loss is a class with three methods, registered with ``@register_style_lo
 
 ``weight_scale`` calibrates a kind against the Gram loss, so that one ``--style-weight`` (or
 ``--strength``) gives a similar amount of stylization whatever the loss: relative errors of
-different statistics do not fall at the same rate. Set by eye on the example pair at 192 px
-(weights 2/6 for mrf and 3/10 for meancov against gram at 50); see the README's comparison.
+different statistics do not fall at the same rate, nor over the same number of iterations. Set
+by eye on the example pair at 512 px with the default schedule (mrf 0.27 and meancov 0.5 against
+gram at the default weight 15); see the README's comparison (benchmarks/readme_examples.py).
 """
 
 from __future__ import annotations
