@@ -23,9 +23,16 @@ from impasto.api import plan_tiles
 from impasto.bench import measure_process
 from impasto.config import StylizeConfig
 from impasto.image import load_image
-from impasto.tiling import available_bytes, seam_ratio
+from impasto.tiling import Tile, available_bytes, seam_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def shifted(tiles: list[Tile], d: int, h: int, w: int) -> list[Tile]:
+    """The tiles with every inner edge moved by ``d`` px (image borders stay): control lines."""
+    def move(a: int, end: int) -> int:
+        return a if a in (0, end) else min(max(a + d, 1), end - 1)
+    return [Tile(move(t.y0, h), move(t.y1, h), move(t.x0, w), move(t.x1, w)) for t in tiles]
 
 
 def main() -> int:
@@ -35,6 +42,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="512,1024,2048")
     parser.add_argument("--big", type=int, default=4096)
     parser.add_argument("--big-iterations", default="", help="extra flags for the big run (default: none)")
+    parser.add_argument("--keep", help="also save the big output here (full resolution)")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
     docs = ROOT / "docs"
@@ -47,7 +55,7 @@ def main() -> int:
         print("| output | wall time (s) | peak memory (MiB) | MiB per added megapixel |")
         print("|---|---:|---:|---:|")
         previous = None
-        for size in [int(s) for s in args.sizes.split(",")]:
+        for size in [int(s) for s in args.sizes.split(",") if s]:
             out = Path(tmp) / f"{size}.png"
             wall, peak, _ = measure_process([sys.executable, "-m", "impasto", "stylize", args.content, args.style,
                                              "-o", str(out), "--size", str(size), "--quiet", *extra])
@@ -67,9 +75,20 @@ def main() -> int:
                             **({"tile": 96, "tile_overlap": 16} if args.smoke else {}))
         plan = plan_tiles(load_image(args.content).size, cfg.pyramid(), cfg, __import__("torch").device("cpu"))
         tiles = plan[-1]
-        ratio = seam_ratio(load_image(image).rgb, tiles, cfg.tile_overlap) if tiles else float("nan")
+        rgb = load_image(image).rgb
+        ratio = seam_ratio(rgb, tiles, cfg.tile_overlap) if tiles else float("nan")
         print(f"\n{w}x{h} ({' '.join(flags) or 'defaults'}): {wall:.0f} s, peak {peak:.0f} MiB, "
               f"{len(tiles)} tiles of {tiles[0].size if tiles else '-'} at the last scale, seam ratio {ratio:.3f}")
+        if tiles:
+            # The interior's own level on lines like these: the same measure on the seam lines moved
+            # away from every overlap (image content alone makes some lines busier than average).
+            span = max(2 * cfg.tile_overlap, min(h, w) // 16)
+            controls = sorted(seam_ratio(rgb, shifted(tiles, d, h, w), cfg.tile_overlap)
+                              for d in range(-3 * span, 3 * span + 1, span // 2) if abs(d) >= span)
+            print(f"control lines ({len(controls)} shifts of {span}..{3 * span} px away from the seams): "
+                  f"min {controls[0]:.3f}, median {controls[len(controls) // 2]:.3f}, max {controls[-1]:.3f}")
+        if args.keep:
+            image.save(args.keep)
         small = image.copy()
         small.thumbnail((1024, 1024))
         small.save(docs / "print_size_small.jpg", quality=90)
