@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("print size")
     g.add_argument("--tile", type=int, default=d.tile, metavar="PX",
-                   help="optimize scales larger than PX in overlapping PX-sized tiles; default: automatic, "
+                   help="optimize scales larger than PX in overlapping tiles of at most PX a side; default: automatic, "
                         "only when a scale would not fit in --memory-budget; 0 = never")
     g.add_argument("--tile-overlap", type=int, default=d.tile_overlap, metavar="PX",
                    help="overlap between tiles, feathered when pasting")

@@ -81,10 +81,8 @@ def _length(length: int, n: int, overlap: int) -> int:
 
 def starts(length: int, tile: int, overlap: int) -> list[int]:
     """Evenly spaced start offsets of tiles of ``tile`` px covering ``length`` px with ``overlap`` overlap."""
-    if length <= tile:
-        return [0]
-    n = math.ceil((length - overlap) / (tile - overlap))
-    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+    n = _count(length, tile, overlap)
+    return [0] if n == 1 else [round(i * (length - tile) / (n - 1)) for i in range(n)]
 
 
 def _tiles(size: tuple[int, int], ny: int, nx: int, overlap: int) -> list[Tile]:
