@@ -19,11 +19,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from impasto.api import plan_tiles
-from impasto.bench import measure_process
-from impasto.config import StylizeConfig
-from impasto.image import load_image
-from impasto.tiling import Tile, available_bytes, seam_ratio
+from common import measure_process
+
+from impasto.io.image import load_image
+from impasto.ops.tiles import Tile, seam_ratio
+from impasto.optimize.config import OptimizeConfig
+from impasto.optimize.memory import available_bytes, memory_budget, plan_tiles
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,9 +72,10 @@ def main() -> int:
                                          "-o", str(big), "--size", str(args.big), "--quiet", *flags])
         image = Image.open(big)
         w, h = image.size
-        cfg = StylizeConfig(size=args.big, memory_budget=budget,
-                            **({"tile": 96, "tile_overlap": 16} if args.smoke else {}))
-        plan = plan_tiles(load_image(args.content).size, cfg.pyramid(), cfg, __import__("torch").device("cpu"))
+        cfg = OptimizeConfig(size=args.big, memory_budget=budget,
+                             **({"tile": 96, "tile_overlap": 16} if args.smoke else {}))
+        cpu = __import__("torch").device("cpu")
+        plan = plan_tiles(load_image(args.content).size, cfg.pyramid(), cfg, "gram", memory_budget(cfg, cpu))
         tiles = plan[-1]
         rgb = load_image(image).rgb
         ratio = seam_ratio(rgb, tiles, cfg.tile_overlap) if tiles else float("nan")

@@ -26,7 +26,7 @@ def child(mode: str, side: int) -> None:
     import torch
     from torch.utils.checkpoint import checkpoint
 
-    from impasto.features import build_extractor
+    from impasto.nets.vgg import build_extractor
     from impasto.losses.basic import gram_matrix
     from impasto.runtime import tune_allocator
 

@@ -25,7 +25,7 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
-from impasto.bench import measure_process
+from common import measure_process
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -37,3 +37,11 @@ def small_images(tmp_path: Path) -> tuple[Path, Path]:
 
 def files_in(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir()}
+
+
+@pytest.fixture(autouse=True)
+def _fixed_memory(monkeypatch):
+    """Pin the memory the planner sees to 16 GiB, so no test depends on the machine's free RAM."""
+    from impasto.optimize import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 16 * 2**30)

@@ -3,21 +3,30 @@
     >>> import impasto
     >>> image = impasto.stylize("photo.jpg", "painting.jpg", size=512)
     >>> image.save("out.png")
+
+The package is laid out along the data flow: ``io`` (files <-> tensors), ``ops`` (tensor
+helpers), ``nets`` (the VGG loss network), ``losses`` (terms and the objective), then a method
+(``optimize``), with ``cli`` on top. Importing it does no work beyond importing torch.
 """
 
-from .config import StylizeConfig
+from .config import LossConfig, NetworkConfig
 from .errors import ImageError, ImpastoError, InputError, NonFiniteLossError, StylizeInterrupted
-from .features import VGGFeatures, build_extractor
-from .image import load_image, save_image
-from .api import Progress, stylize
+from .io import load_image, save_image
+from .nets import VGGFeatures, build_extractor
+from .optimize import OptimizeConfig, StylizeConfig, stylize
+from .progress import CancelToken, Progress
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
+    "CancelToken",
     "ImageError",
     "ImpastoError",
     "InputError",
+    "LossConfig",
+    "NetworkConfig",
     "NonFiniteLossError",
+    "OptimizeConfig",
     "Progress",
     "StylizeConfig",
     "StylizeInterrupted",

@@ -15,7 +15,15 @@ class ImpastoError(Exception):
 
 
 class InputError(ImpastoError, ValueError):
-    """A value or file given by the user is not acceptable (bad option, bad image, bad path)."""
+    """A value or file given by the user is not acceptable (bad option, bad image, bad path).
+
+    ``fields`` names the config fields the message mentions (``size``, ``style_weight``), so that
+    each front end can word them for its users (the CLI as ``--size``, a web form as its label).
+    """
+
+    def __init__(self, message: str, *, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.fields = fields
 
 
 class ImageError(InputError):
@@ -27,13 +35,18 @@ class NonFiniteLossError(ImpastoError, RuntimeError):
 
 
 class StylizeInterrupted(KeyboardInterrupt):
-    """Raised when a run is interrupted (Ctrl-C); ``image`` holds the result so far.
+    """Raised when a run is interrupted (Ctrl-C) or cancelled (a :class:`CancelToken`).
 
-    It subclasses KeyboardInterrupt so that code which does not care keeps the usual behaviour,
-    while the CLI catches it and saves the partial image.
+    ``image`` holds the result so far as a (1, 3, H, W) tensor in [0, 1], already finished (colors
+    recombined, kept region restored) and ``alpha`` the content's alpha channel or None; a front
+    end renders them (``impasto.io.to_pil(stop.image, stop.alpha)``). ``cancelled`` tells a token
+    from Ctrl-C. It subclasses KeyboardInterrupt so that code which does not care keeps the usual
+    behaviour.
     """
 
-    def __init__(self, image: Any, step: int) -> None:
-        super().__init__(f"interrupted at step {step}")
+    def __init__(self, image: Any, step: int, *, cancelled: bool = False, alpha: Any = None) -> None:
+        super().__init__(f"{'cancelled' if cancelled else 'interrupted'} at step {step}")
         self.image = image
         self.step = step
+        self.cancelled = cancelled
+        self.alpha = alpha

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import torch
 
-from .features import VGGFeatures, build_extractor
-from .image import ImageLike, fit_long_edge, load_image, resize
-from .losses import gram_matrix
+from .io.image import ImageLike, load_image
+from .losses.basic import gram_matrix
+from .nets.vgg import CONTENT_LAYERS, STYLE_LAYERS, VGGFeatures, build_extractor
+from .ops.geometry import fit_long_edge, resize
 
-CONTENT_LAYER = "relu4_2"
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+CONTENT_LAYER = CONTENT_LAYERS[0]
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,18 @@
-"""Process-level tuning for long CPU runs. Called by the CLI and the benchmark, never at import."""
+"""The process and the device: allocator tuning for long CPU runs, device choice, precision.
+
+Nothing here runs at import; the CLI and the benchmarks call :func:`tune_allocator`.
+"""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import sys
+
+import torch
+
+from .config import NetworkConfig
+from .errors import InputError
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -35,3 +43,26 @@ def tune_allocator() -> bool:
     ok = mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(2**31 - 1)) == 1 and ok
     _done = ok
     return ok
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then MPS, then CPU; an explicit device must be available."""
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if mps else torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} requested but CUDA is not available; use device cpu or auto")
+    if name.startswith("mps") and not mps:
+        raise InputError(f"device {name!r} requested but MPS is not available; use device cpu or auto")
+    return torch.device(name)
+
+
+def autocast_dtype(network: NetworkConfig, device: torch.device) -> torch.dtype | None:
+    """bfloat16 for 'bf16', and for 'auto' on a CUDA GPU that supports it; None = float32."""
+    if network.precision == "bf16":
+        return torch.bfloat16
+    if network.precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None

@@ -17,10 +17,10 @@ plain ratios (departure from the paper, whose per-layer weights were tuned for r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor, nn
+
+from ..errors import InputError
 
 NORMALIZATIONS = ("chw", "paper")
 
@@ -32,7 +32,7 @@ def _upcast(t: Tensor) -> Tensor:
 
 def _check_normalization(normalization: str) -> None:
     if normalization not in NORMALIZATIONS:
-        raise ValueError(f"unknown normalization {normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
+        raise InputError(f"unknown normalization {normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
 
 
 class _Gram(torch.autograd.Function):
@@ -57,7 +57,7 @@ class _Gram(torch.autograd.Function):
 def gram_matrix(features: Tensor, mask: Tensor | None = None) -> Tensor:
     """Channel correlations of ``features`` (N, C, H, W) -> (N, C, C), divided by C*H*W.
 
-    With ``mask`` (N, 1, H, W) of weights in [0, 1], the guided Gram of Gatys et al. (2017):
+    With ``mask`` (N or 1, 1, H, W) of weights in [0, 1], the guided Gram of Gatys et al. (2017):
     sum_p m_p f_p f_p^T / (C * sum_p m_p), i.e. the statistics of the masked region only.
     Computed in float32 even under autocast, so half-precision features cannot overflow it.
     """
@@ -68,8 +68,8 @@ def gram_matrix(features: Tensor, mask: Tensor | None = None) -> Tensor:
     with torch.autocast(device_type=m.device.type, enabled=False):
         if mask is None:
             return _Gram.apply(m, float(c * h * w))
-        weights = mask.reshape(n, h * w, 1).to(m)
-        return _Gram.apply(m * weights.sqrt(), 1.0) / (c * weights.sum().clamp_min(1e-8))
+        weights = mask.expand(n, 1, h, w).reshape(n, h * w, 1).to(m)
+        return _Gram.apply(m * weights.sqrt(), 1.0) / (c * weights.sum(1, keepdim=True).clamp_min(1e-8))
 
 
 def _reduce(diff: Tensor, normalization: str, paper_scale: float) -> Tensor:
@@ -102,7 +102,10 @@ def relative_weight(target: Tensor, loss_fn, normalization: str) -> float:
 
 
 class ContentLoss(nn.Module):
-    """Content loss against a fixed target activation (stored as a buffer)."""
+    """Content loss against a fixed target activation (a buffer: ``.to(device)`` moves it).
+
+    The target is (1, C, H, W), shared by every image of a batch, or (N, C, H, W), one per image.
+    """
 
     def __init__(self, target: Tensor, *, weight: float | None = None, normalization: str = "chw"):
         super().__init__()
@@ -115,25 +118,8 @@ class ContentLoss(nn.Module):
         return self.weight * content_loss(features, self.target, self.normalization)
 
 
-class StyleLoss(nn.Module):
-    """Gram (style) loss against a fixed target Gram (stored as a buffer)."""
+class TVLoss(nn.Module):
+    """Total-variation loss of the image itself (no target)."""
 
-    def __init__(self, target_gram: Tensor, *, weight: float | None = None, normalization: str = "chw"):
-        super().__init__()
-        _check_normalization(normalization)
-        self.register_buffer("target", target_gram.detach().float())
-        self.normalization = normalization
-        self.weight = relative_weight(self.target, style_loss, normalization) if weight is None else weight
-
-    def forward(self, features: Tensor) -> Tensor:
-        return self.weight * style_loss(gram_matrix(features), self.target, self.normalization)
-
-
-def blend_grams(grams: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
-    """Weighted mean of several styles' Grams for one layer.
-
-    sum_i w_i ||G - A_i||^2 = (sum w_i) ||G - mean_w(A)||^2 + const, so matching the blended Gram
-    has the same minimizer as summing one loss per style, at the cost of one.
-    """
-    total = float(sum(weights))
-    return sum(w / total * g for w, g in zip(weights, grams))  # type: ignore[return-value]
+    def forward(self, image: Tensor) -> Tensor:
+        return tv_loss(image)

@@ -10,52 +10,44 @@ eigenvalues repeat). Divided by the channel count, so that it reads as a per-cha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
-from .style import StyleLossKind, register_style_loss
-
-
-@dataclass(frozen=True)
-class GaussianTarget:
-    mean: Tensor  # (C,)
-    cov: Tensor  # (C, C)
-    cov_sqrt: Tensor  # (C, C), S_s^1/2
-    cov_trace: float
+from .style import StyleLossKind, Target, register_style_loss
 
 
 def mean_cov(features: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """(Weighted) mean (C,) and covariance (C, C) of the feature vectors of a (1, C, H, W) map."""
-    c = features.shape[1]
-    x = features.permute(0, 2, 3, 1).reshape(-1, c).float()  # (HW, C), free for channels-last
+    """(Weighted) means (N, C) and covariances (N, C, C) of the feature vectors of (N, C, H, W) maps."""
+    n, c, h, w = features.shape
+    x = features.permute(0, 2, 3, 1).reshape(n, h * w, c).float()  # free for channels-last
     if mask is None:
-        mu = x.mean(0)
-        xc = x - mu
-        return mu, xc.T @ xc / x.shape[0]
-    w = mask.reshape(-1, 1).to(x)
-    total = w.sum().clamp_min(1e-8)
-    mu = (w * x).sum(0) / total
-    xc = x - mu
-    return mu, (xc * w).T @ xc / total
+        mu = x.mean(1)
+        xc = x - mu[:, None]
+        return mu, xc.transpose(1, 2) @ xc / (h * w)
+    weights = mask.expand(n, 1, h, w).reshape(n, h * w, 1).to(x)
+    total = weights.sum(1).clamp_min(1e-8)  # (N, 1)
+    mu = (weights * x).sum(1) / total
+    xc = x - mu[:, None]
+    return mu, (xc * weights).transpose(1, 2) @ xc / total[:, :, None]
 
 
 def sym_sqrt(matrix: Tensor) -> Tensor:
+    """Square roots of symmetric PSD matrices (..., C, C), in float64."""
     vals, vecs = torch.linalg.eigh(matrix.double())
-    return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
+    return (vecs * vals.clamp_min(0).sqrt()[..., None, :]) @ vecs.transpose(-1, -2)
 
 
-def wasserstein2(mu_x: Tensor, cov_x: Tensor, target: GaussianTarget) -> Tensor:
-    """Squared W2 distance between N(mu_x, cov_x) and the target Gaussian."""
-    root = target.cov_sqrt.to(cov_x)
+def wasserstein2(mu_x: Tensor, cov_x: Tensor, target: Target) -> Tensor:
+    """Squared W2 distances (N,) between N(mu_x, cov_x) and the target Gaussians."""
+    root = target["cov_sqrt"].to(cov_x)
     m = (root @ cov_x @ root).double()
-    m = (m + m.T) / 2
+    m = (m + m.transpose(-1, -2)) / 2
     eigs = torch.linalg.eigvalsh(m)
-    floor = 1e-10 * float(target.cov_trace) + 1e-12  # keeps d sqrt / d eig finite at 0
-    cross = eigs.clamp_min(floor).sqrt().sum()
-    mean_term = (mu_x - target.mean.to(mu_x)).square().sum()
-    return mean_term + cov_x.trace() + target.cov_trace - 2 * cross.to(cov_x.dtype)
+    floor = 1e-10 * target["cov_trace"].double()[:, None] + 1e-12  # keeps d sqrt / d eig finite at 0
+    cross = torch.maximum(eigs, floor).sqrt().sum(-1)
+    mean_term = (mu_x - target["mean"].to(mu_x)).square().sum(-1)
+    trace_x = cov_x.diagonal(dim1=-2, dim2=-1).sum(-1)
+    return mean_term + trace_x + target["cov_trace"].to(cov_x) - 2 * cross.to(cov_x.dtype)
 
 
 @register_style_loss
@@ -63,17 +55,19 @@ class MeanCovLoss(StyleLossKind):
     name = "meancov"
     weight_scale = 0.5
 
-    def target(self, style_features: list[Tensor]) -> GaussianTarget:
+    def target(self, style_features: list[Tensor]) -> Target:
         c = style_features[0].shape[1]
         x = torch.cat([f.permute(0, 2, 3, 1).reshape(-1, c) for f in style_features]).double()
         mu = x.mean(0)
         xc = x - mu
         cov = xc.T @ xc / x.shape[0]
-        return GaussianTarget(mu.float(), cov.float(), sym_sqrt(cov).float(), float(cov.trace()))
+        return {"mean": mu.float()[None], "cov_sqrt": sym_sqrt(cov).float()[None],
+                "cov_trace": cov.trace().float()[None]}
 
-    def loss(self, features: Tensor, target: GaussianTarget, mask: Tensor | None = None) -> Tensor:
+    def loss(self, features: Tensor, target: Target, mask: Tensor | None = None) -> Tensor:
         mu, cov = mean_cov(features, mask)
-        return wasserstein2(mu, cov, target) / features.shape[1]
+        return wasserstein2(mu, cov, target).mean() / features.shape[1]
 
-    def scale(self, target: GaussianTarget) -> float:
-        return (float(target.mean.square().sum()) + target.cov_trace) / target.mean.shape[0]
+    def scale(self, target: Target) -> float:
+        mean, trace = target["mean"][0], target["cov_trace"][0]
+        return float(mean.square().sum() + trace) / mean.shape[0]

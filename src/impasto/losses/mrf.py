@@ -13,22 +13,12 @@ are image-sized and built offset by offset, so memory stays a small multiple of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import InputError
-from .style import StyleLossKind, register_style_loss
-
-
-@dataclass(frozen=True)
-class PatchTarget:
-    patches: Tensor  # (P, C, k, k), raw style patches
-    kernels: Tensor  # (P, C, k, k), unit-norm copies used for matching
-    sq_norms: Tensor  # (P,), squared norm of each patch
-    energy: float  # mean squared norm of a patch, per element
+from .style import StyleLossKind, Target, register_style_loss
 
 
 def extract_patches(features: Tensor, size: int, stride: int = 1) -> Tensor:
@@ -67,19 +57,27 @@ class MRFLoss(StyleLossKind):
     default_layers = ("relu3_1", "relu4_1")
     weight_scale = 0.27
 
-    def target(self, style_features: list[Tensor]) -> PatchTarget:
+    def target(self, style_features: list[Tensor]) -> Target:
         k, stride = self.options.patch_size, self.options.patch_stride
         patches = torch.cat([extract_patches(f.float(), k, stride) for f in style_features])
         sq_norms = patches.flatten(1).square().sum(1)
         kernels = (patches / sq_norms.sqrt().clamp_min(1e-8).view(-1, 1, 1, 1)).contiguous()
-        return PatchTarget(patches.contiguous(), kernels, sq_norms, float(patches.square().mean()))
+        # patches are one pool shared by every image of a batch (no per-sample MRF targets)
+        return {"patches": patches.contiguous(), "kernels": kernels, "sq_norms": sq_norms,
+                "energy": patches.square().mean()[None]}
 
-    def loss(self, features: Tensor, target: PatchTarget, mask: Tensor | None = None) -> Tensor:
+    def loss(self, features: Tensor, target: Target, mask: Tensor | None = None) -> Tensor:
+        losses = [self._one(features[i:i + 1], target,
+                            None if mask is None else mask[min(i, mask.shape[0] - 1)][None])
+                  for i in range(features.shape[0])]
+        return torch.stack(losses).mean()
+
+    def _one(self, features: Tensor, target: Target, mask: Tensor | None) -> Tensor:
         k = self.options.patch_size
         f = features.float()
         _, c, h, w = f.shape
         hp, wp = h - k + 1, w - k + 1
-        idx = match_patches(f.detach(), target.kernels, self.options.chunk)
+        idx = match_patches(f.detach(), target["kernels"], self.options.chunk)
         if mask is None:
             weight = f.new_ones(hp, wp)
         else:  # a patch counts with the mask's value at its centre
@@ -90,15 +88,15 @@ class MRFLoss(StyleLossKind):
             cover = f.new_zeros(1, h, w)
             for dy in range(k):
                 for dx in range(k):
-                    values = target.patches[idx, :, dy, dx].T.reshape(c, hp, wp)
+                    values = target["patches"][idx, :, dy, dx].T.reshape(c, hp, wp)
                     matched[:, dy:dy + hp, dx:dx + wp] += values * weight
                     cover[:, dy:dy + hp, dx:dx + wp] += weight
-            constant = (target.sq_norms[idx] * weight.reshape(-1)).sum()
+            constant = (target["sq_norms"][idx] * weight.reshape(-1)).sum()
         total = (f[0].square() * cover).sum() - 2 * (f[0] * matched).sum() + constant
         return total.clamp_min(0) / (weight.sum().clamp_min(1e-8) * c * k * k)
 
-    def scale(self, target: PatchTarget) -> float:
-        return target.energy
+    def scale(self, target: Target) -> float:
+        return float(target["energy"][0])
 
     def check(self, layer: str, image_hw: tuple[int, int], style_hw: tuple[int, int]) -> None:
         k = self.options.patch_size
@@ -106,5 +104,6 @@ class MRFLoss(StyleLossKind):
             if h < k or w < k:
                 raise InputError(
                     f"MRF layer {layer} is {w}x{h} for the {what} at the working size, which holds "
-                    f"no {k}x{k} patch; raise --size/--start-size or use a shallower layer"
+                    f"no {k}x{k} patch; raise size or start_size, or use a shallower layer",
+                    fields=("size", "start_size"),
                 )

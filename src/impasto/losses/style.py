@@ -3,9 +3,13 @@
 A style loss is a class with three methods, registered with ``@register_style_loss``:
 
 * ``target(style_features)`` -> the statistics of one style image at one layer, computed once
-  (``style_features`` is a list: the style image and any augmented copies of it);
-* ``loss(features, target, mask)`` -> a scalar; ``mask`` (N, 1, H, W) in [0, 1] restricts it to a
-  region of the image (None = everywhere);
+  (``style_features`` is a list: the style image and any augmented copies of it), as a dict of
+  tensors whose first dimension is 1. The objective keeps them as registered buffers, so
+  ``.to(device)`` moves them; :func:`stack_targets` makes per-sample targets (first dimension N)
+  for a batch whose images each have their own style;
+* ``loss(features, target, mask)`` -> a scalar, the mean over the batch; ``features`` is
+  (N, C, H, W), ``target`` has first dimension 1 (shared) or N (one per image), ``mask``
+  (1 or N, 1, H, W) in [0, 1] restricts it to a region of the image (None = everywhere);
 * ``scale(target)`` -> the loss of a blank image, so that the auto layer weight 1/scale turns the
   loss into a relative error comparable across layers and kinds.
 
@@ -19,15 +23,16 @@ gram at the default weight 15); see the README's comparison (benchmarks/readme_e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from ..errors import InputError
+from ..nets.vgg import STYLE_LAYERS
 from .basic import gram_matrix, style_loss
 
-GRAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+Target = dict[str, Tensor]
 
 
 @dataclass(frozen=True)
@@ -47,19 +52,19 @@ class StyleLossKind:
     """Base class; see the module docstring."""
 
     name: ClassVar[str]
-    default_layers: ClassVar[tuple[str, ...]] = GRAM_LAYERS
+    default_layers: ClassVar[tuple[str, ...]] = STYLE_LAYERS
     weight_scale: ClassVar[float] = 1.0
 
     def __init__(self, options: StyleLossOptions | None = None) -> None:
         self.options = options or StyleLossOptions()
 
-    def target(self, style_features: list[Tensor]) -> Any:
+    def target(self, style_features: list[Tensor]) -> Target:
         raise NotImplementedError
 
-    def loss(self, features: Tensor, target: Any, mask: Tensor | None = None) -> Tensor:
+    def loss(self, features: Tensor, target: Target, mask: Tensor | None = None) -> Tensor:
         raise NotImplementedError
 
-    def scale(self, target: Any) -> float:
+    def scale(self, target: Target) -> float:
         raise NotImplementedError
 
     def check(self, layer: str, image_hw: tuple[int, int], style_hw: tuple[int, int]) -> None:
@@ -87,11 +92,17 @@ class GramLoss(StyleLossKind):
 
     name = "gram"
 
-    def target(self, style_features: list[Tensor]) -> Tensor:
-        return torch.stack([gram_matrix(f) for f in style_features]).mean(0)
+    def target(self, style_features: list[Tensor]) -> Target:
+        return {"gram": torch.stack([gram_matrix(f) for f in style_features]).mean(0)}
 
-    def loss(self, features: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
-        return style_loss(gram_matrix(features, mask), target, self.options.normalization)
+    def loss(self, features: Tensor, target: Target, mask: Tensor | None = None) -> Tensor:
+        return style_loss(gram_matrix(features, mask), target["gram"], self.options.normalization)
 
-    def scale(self, target: Tensor) -> float:
-        return float(style_loss(torch.zeros_like(target), target, self.options.normalization))
+    def scale(self, target: Target) -> float:
+        gram = target["gram"]
+        return float(style_loss(torch.zeros_like(gram), gram, self.options.normalization))
+
+
+def stack_targets(targets: list[Target]) -> Target:
+    """Per-sample targets: the targets of N styles stacked along the first dimension."""
+    return {k: torch.cat([t[k] for t in targets]) for k in targets[0]}

@@ -1,0 +1,35 @@
+"""Helpers shared by the benchmark scripts (run them from the repository root)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT / "src"))  # the checkout's impasto, also without an install
+
+
+def measure_process(cmd: list[str]) -> tuple[float, float, list[tuple[float, str]]]:
+    """Run ``cmd``: (wall seconds, its own peak resident MiB from wait4, [(seconds, stdout line)]).
+
+    Lines are timestamped as they arrive (the child runs with PYTHONUNBUFFERED=1).
+    """
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    lines = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append((time.time() - t0, line.rstrip("\n")))
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.time() - t0
+    code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code
+    if code != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... failed with exit code {code}")
+    return wall, usage.ru_maxrss / 1024, lines

@@ -1,0 +1,49 @@
+"""Command-line interface: one module per command; argv -> config -> library -> exit code.
+
+Each command module has ``add_parser(sub)``, which registers its flags and sets ``run``, and
+``run(args, parser) -> exit code``. The library is imported only once a command runs, so
+``impasto --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from . import layers, stylize
+from .common import EXIT_USAGE, Parser
+
+COMMANDS = (stylize, layers)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("impasto")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="impasto", description="Neural style transfer: repaint photos in the style of paintings.")
+    parser.add_argument("--version", action="version", version=f"impasto {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (never calls sys.exit itself)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    return args.run(args)
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

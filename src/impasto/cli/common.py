@@ -1,0 +1,132 @@
+"""What every command shares: the parser class, value parsers, exit codes, error wording, progress bar.
+
+Exit codes: 0 success; 1 runtime failure (divergence, out of memory, write error); 2 usage error
+(bad option, bad or missing input file, bad output path); 130 interrupted by Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def numbers(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def word_for_cli(exc: BaseException, parser: argparse.ArgumentParser | None = None) -> str:
+    """The library's message with the config fields it names written as this command's flags."""
+    message = str(exc)
+    known = _flags(parser) if parser is not None else None
+    for field in getattr(exc, "fields", ()):
+        if known is None or flag(field) in known:
+            message = re.sub(rf"(?<![\w-]){re.escape(field)}(?![\w-])", flag(field), message)
+    return message
+
+
+def _flags(parser: argparse.ArgumentParser) -> set[str]:
+    return {opt for action in parser._actions for opt in action.option_strings}  # noqa: SLF001
+
+
+def report_errors(run: Callable[[], int], parser: argparse.ArgumentParser | None = None,
+                  on_interrupt: Callable[[Any], int] | None = None) -> int:
+    """Run a command, mapping impasto's exceptions to a one-line message and an exit code."""
+    from ..errors import ImpastoError, InputError, StylizeInterrupted
+
+    try:
+        return run()
+    except StylizeInterrupted as stop:
+        if on_interrupt is not None:
+            return on_interrupt(stop)
+        print("\nimpasto: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # before the first iteration: nothing to save
+        print("\nimpasto: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except InputError as exc:
+        print(f"impasto: error: {word_for_cli(exc, parser)}", file=sys.stderr)
+        return EXIT_USAGE
+    except ImpastoError as exc:
+        print(f"impasto: error: {word_for_cli(exc, parser)}", file=sys.stderr)
+        return EXIT_FAILURE
+    except MemoryError:
+        print("impasto: error: out of memory; try a smaller --size", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as exc:  # writing the output failed (disk full, permissions)
+        print(f"impasto: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_FAILURE
+    except RuntimeError as exc:
+        if "out of memory" in str(exc).lower():
+            print("impasto: error: out of memory; try a smaller --size", file=sys.stderr)
+        else:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(f"impasto: error: {first}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+class ProgressBar:
+    """A tqdm bar over a 0..1 work fraction (so the ETA accounts for uneven steps), made on first use."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def update(self, work: float, postfix: str) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=100.0, dynamic_ncols=True, file=sys.stderr,
+                            bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}")
+        self.bar.set_postfix_str(postfix, refresh=False)
+        self.bar.update(round(100.0 * work - self.bar.n, 4))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def format_losses(losses: dict[str, float]) -> str:
+    """Every named term but the total, as 'content 0.12, style 0.034, tv 0.005'."""
+    return ", ".join(f"{k} {v:.3g}" for k, v in losses.items() if k != "total")

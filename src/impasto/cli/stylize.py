@@ -1,0 +1,229 @@
+"""``impasto stylize``: one photo, one or more paintings, the optimization method."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ProgressBar,
+    format_losses,
+    names,
+    number,
+    numbers,
+    positive_int,
+    report_errors,
+)
+
+ALPHA_HELP = (
+    "Transparency: images with alpha are composited onto white before stylizing; the content's "
+    "alpha is re-attached to the output for PNG, WebP and TIFF (JPEG output stays flattened)."
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from ..config import DEFAULT_STYLE_WEIGHT, DEVICE_CHOICES, PRECISIONS, PRESERVE_COLOR_CHOICES
+    from ..io.image import SAVE_FORMATS
+    from ..losses import NORMALIZATIONS, STYLE_LOSSES
+    from ..nets.vgg import POOLING_CHOICES, WEIGHT_CHOICES
+    from ..optimize.config import INIT_CHOICES, StylizeConfig
+    from ..optimize.optimizers import OPTIMIZERS
+
+    d = SimpleNamespace(**StylizeConfig().flat())
+    p = sub.add_parser(
+        "stylize", help="repaint a photo in the style of one or more paintings", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Repaint CONTENT in the style of STYLE (several styles are blended). " + ALPHA_HELP,
+        epilog="Exit codes: 0 ok, 1 runtime failure, 2 usage error, 130 interrupted (partial result saved).",
+    )
+    p.add_argument("content", metavar="CONTENT", help="content photo")
+    p.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s)")
+    p.add_argument("-o", "--output", required=True,
+                   help=f"output image; format from the extension ({', '.join(sorted(SAVE_FORMATS))})")
+
+    g = p.add_argument_group("size and length")
+    g.add_argument("--size", type=positive_int, default=d.size, help="long edge of the output in pixels")
+    g.add_argument("--iterations", type=positive_int, default=d.iterations,
+                   help="iterations at each scale after the first (at the only scale if --scales 1)")
+    g.add_argument("--initial-iterations", type=positive_int, default=d.initial_iterations,
+                   help="iterations at the first, coarsest scale")
+    g.add_argument("--scales", type=positive_int, default=d.scales,
+                   help="coarse-to-fine scales; default: as many as fit from --start-size; 1 = single scale")
+    g.add_argument("--start-size", type=positive_int, default=d.start_size,
+                   help="long edge of the first scale; default: min(128, --size)")
+    g.add_argument("--scale-ratio", type=number, default=d.scale_ratio,
+                   help="ratio between consecutive scales (> 1, e.g. 2 or 1.414)")
+    g.add_argument("--style-scale", type=number, default=d.style_scale,
+                   help="style image long edge relative to the output's")
+
+    g = p.add_argument_group("loss weights (loss = a*content + b*style + c*tv)")
+    g.add_argument("--content-weight", type=number, default=d.content_weight,
+                   help="a: content loss weight (relative error of content activations)")
+    g.add_argument("--style-weight", type=number, default=None,
+                   help=f"b: style loss weight (mean relative error of Gram matrices); higher = more style "
+                        f"(default: {DEFAULT_STYLE_WEIGHT:g})")
+    g.add_argument("--strength", type=number, default=d.strength,
+                   help="single style knob from 0 (the photo) to 1 (style only); sets --style-weight to "
+                        "1000**strength, so equal steps look like equal changes (default weight 15 = 0.39)")
+    g.add_argument("--tv-weight", type=number, default=d.tv_weight, help="c: total-variation (smoothness) weight")
+    g.add_argument("--content-layers", type=names, default=d.content_layers, metavar="L1,L2",
+                   help="content layers (comma-separated)")
+    g.add_argument("--style-layers", type=names, default=d.style_layers, metavar="L1,L2",
+                   help="style layers (comma-separated; see 'impasto layers'); default: relu1_1..relu5_1 "
+                        "for gram and meancov, relu3_1,relu4_1 for mrf")
+    g.add_argument("--style-layer-weights", type=numbers, default=d.style_layer_weights, metavar="W1,W2",
+                   help="one weight per style layer; default: auto (each layer relative to its target)")
+    g.add_argument("--style-blend-weights", type=numbers, default=d.style_blend_weights, metavar="W1,W2",
+                   help="one weight per style image; default: equal")
+    g.add_argument("--normalization", choices=NORMALIZATIONS, default=d.normalization,
+                   help="Gram normalization: C*H*W with mean squared error, or the paper's 1/(4N^2M^2)")
+
+    g = p.add_argument_group("style loss and spatial control")
+    g.add_argument("--style-loss", choices=tuple(STYLE_LOSSES), default=d.style_loss,
+                   help="gram: Gram matrices (Gatys); meancov: mean and covariance (Wasserstein-2); "
+                        "mrf: nearest 3x3 neural patches (Li & Wand), keeps local structure")
+    g.add_argument("--mrf-stride", type=positive_int, default=d.mrf_stride,
+                   help="mrf: sample style patches every N positions (1 = all; slower)")
+    g.add_argument("--style-rotations", type=numbers, default=d.style_rotations, metavar="DEG,DEG",
+                   help="also use copies of the style rotated by these angles (e.g. -15,15)")
+    g.add_argument("--style-scales", type=numbers, default=d.style_scales, metavar="F,F",
+                   help="also use copies of the style scaled by these factors (e.g. 0.8,1.25)")
+    g.add_argument("--style-mask", dest="style_masks", nargs="+", default=None, metavar="MASK",
+                   help="one greyscale mask per style: where each style applies (white); soft and "
+                        "overlapping masks blend")
+    g.add_argument("--keep-mask", default=None, metavar="MASK",
+                   help="greyscale mask of the region to keep unstylized (white = keep)")
+
+    g = p.add_argument_group("optimization")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="optimizer")
+    g.add_argument("--learning-rate", type=number, default=d.learning_rate,
+                   help="step size; default: lbfgs 1.0, adam 0.02, gd 0.01")
+    g.add_argument("--ema", "--ema-decay", dest="ema_decay", type=number, default=d.ema_decay, metavar="DECAY",
+                   help="output an exponential moving average of the iterates (e.g. 0.9) for a cleaner image")
+    g.add_argument("--init", default=d.init, help=f"start image: {' or '.join(INIT_CHOICES)} or an image path")
+    g.add_argument("--seed", type=int, default=d.seed, help="random seed (bitwise-reproducible CPU runs)")
+
+    g = p.add_argument_group("color and network")
+    g.add_argument("--preserve-color", choices=PRESERVE_COLOR_CHOICES, default=d.preserve_color,
+                   help="keep the content's colors: luminance-only transfer, or match style colors first")
+    g.add_argument("--pooling", choices=POOLING_CHOICES, default=d.pooling, help="VGG pooling")
+    g.add_argument("--weights", default=d.weights,
+                   help=f"network weights: {', '.join(WEIGHT_CHOICES)} or a torchvision VGG16/19 .pth file")
+    g.add_argument("--device", default=d.device, help=f"{', '.join(DEVICE_CHOICES)} or cuda:N")
+    g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help="auto: bfloat16 mixed precision on CUDA GPUs (Grams stay float32), float32 elsewhere")
+
+    g = p.add_argument_group("print size")
+    g.add_argument("--tile", type=int, default=d.tile, metavar="PX",
+                   help="optimize scales larger than PX in overlapping tiles of at most PX a side; default: automatic, "
+                        "only when a scale would not fit in --memory-budget; 0 = never")
+    g.add_argument("--tile-overlap", type=int, default=d.tile_overlap, metavar="PX",
+                   help="overlap between tiles, feathered when pasting")
+    g.add_argument("--memory-budget", type=number, default=d.memory_budget, metavar="GIB",
+                   help="memory a scale may use before it is tiled; default: 80%% of what is available")
+
+    g = p.add_argument_group("output")
+    g.add_argument("--save-every", type=positive_int, default=None, metavar="N",
+                   help="also save the image every N iterations as OUTPUT_STEM.NNNN.EXT")
+    g.add_argument("--log", default=None, metavar="FILE.jsonl",
+                   help="write one JSON line per iteration (step, elapsed, losses)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=lambda args: run(args, p))
+    return p
+
+
+def _intermediate_path(output: str, step: int) -> str:
+    path = Path(output)
+    return str(path.with_name(f"{path.stem}.{step:04d}{path.suffix}"))
+
+
+class Reporter:
+    """Turns progress events into a progress bar, a JSONL log and intermediate images."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.bar = ProgressBar(args.quiet)
+        self.log: Any = None
+
+    def __call__(self, event: Any) -> None:
+        from ..io.image import save_image
+
+        if self.log is None and self.args.log:
+            self.log = open(self.args.log, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.bar.update(event.work, f"step {event.step}/{event.iterations}, scale {event.scale + 1}/"
+                                    f"{event.scales}, {format_losses(event.losses)}")
+        if self.log is not None:
+            record = {"step": event.step, "elapsed": round(event.elapsed, 4), **event.losses}
+            self.log.write(json.dumps(record) + "\n")
+            self.log.flush()
+        every = self.args.save_every
+        if every and event.step % every == 0 and event.step < event.iterations:
+            save_image(event.image(), _intermediate_path(self.args.output, event.step))
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.log is not None:
+            self.log.close()
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The StylizeConfig that the parsed flags describe (every flag named like its field)."""
+    from ..optimize.config import StylizeConfig
+
+    fields = [name for name in StylizeConfig.field_names() if hasattr(args, name)]  # max_pixels has no flag
+    return StylizeConfig.from_options(**{name: getattr(args, name) for name in fields})
+
+
+def _check_paths(args: argparse.Namespace, config: Any) -> list:
+    from ..errors import InputError
+    from ..io.image import check_output_path
+
+    inputs = [args.content, *args.styles] + ([config.optimize.init]
+                                            if config.optimize.init not in ("content", "noise") else [])
+    inputs += list(args.style_masks or []) + ([args.keep_mask] if args.keep_mask else [])
+    check_output_path(args.output, inputs)
+    if args.log:
+        log_dir = os.path.dirname(os.path.abspath(args.log))
+        if not os.path.isdir(log_dir):
+            raise InputError(f"log folder does not exist: {log_dir!r}")
+        if any(os.path.realpath(args.log) == os.path.realpath(p) for p in inputs + [args.output]):
+            raise InputError(f"log file {args.log!r} would overwrite an input or the output")
+    return inputs
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..io.image import save_image
+    from ..optimize.pipeline import stylize
+    from ..runtime import tune_allocator
+
+    config = config_from_args(args)
+    _check_paths(args, config)
+    tune_allocator()
+    reporter = Reporter(args)
+    try:
+        image = stylize(args.content, args.styles, config=config, callback=reporter,
+                        style_masks=args.style_masks, keep_mask=args.keep_mask)
+    finally:
+        reporter.close()
+    save_image(image, args.output)
+    if not args.quiet:
+        print(f"saved {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    def interrupted(stop: Any) -> int:
+        from ..io.image import save_image, to_pil
+
+        save_image(to_pil(stop.image, stop.alpha), args.output)
+        print(f"\nimpasto: interrupted at step {stop.step}; saved the image so far to {args.output}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+    return report_errors(lambda: _run(args), parser, interrupted)

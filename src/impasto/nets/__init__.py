@@ -1,0 +1,17 @@
+"""Networks: the VGG loss network (weights, layer names, geometry) shared by every method."""
+
+from .vgg import (
+    CONTENT_LAYERS,
+    STYLE_LAYERS,
+    VGGFeatures,
+    build_extractor,
+    check_layers,
+    layer_mask,
+    layer_names,
+    layer_size,
+)
+
+__all__ = [
+    "CONTENT_LAYERS", "STYLE_LAYERS", "VGGFeatures", "build_extractor", "check_layers", "layer_mask",
+    "layer_names", "layer_size",
+]

@@ -1,0 +1,1 @@
+"""Tensor -> tensor helpers shared by every method: geometry, color, regions, tiles."""

@@ -1,0 +1,42 @@
+"""Geometry on image tensors (N, C, H, W): sizes, resizing, rotation."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def fit_long_edge(size: tuple[int, int], long_edge: int) -> tuple[int, int]:
+    """(h, w) scaled so that the longer side is ``long_edge``, aspect ratio kept (each side >= 1)."""
+    h, w = size
+    scale = long_edge / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def resize(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """Resize a (N, C, H, W) tensor to (h, w): antialiased bicubic, clamped to [0, 1]."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    out = F.interpolate(image, size=size, mode="bicubic", align_corners=False, antialias=True)
+    return out.clamp_(0, 1)
+
+
+def rotate(image: Tensor, degrees: float) -> Tensor:
+    """Rotate a (N, C, H, W) tensor about its centre; exact for multiples of 90 degrees.
+
+    Other angles resample bilinearly with reflected borders, keeping the size (the corners are
+    mirrored content rather than black, which would add false style statistics).
+    """
+    turns = degrees / 90.0
+    if turns == round(turns):
+        return torch.rot90(image, int(round(turns)) % 4, dims=(-2, -1))
+    theta = torch.tensor(degrees * math.pi / 180.0)
+    c, s = torch.cos(theta).item(), torch.sin(theta).item()
+    h, w = image.shape[-2:]
+    aff = torch.tensor([[c, -s * h / w, 0.0], [s * w / h, c, 0.0]], dtype=image.dtype, device=image.device)
+    grid = F.affine_grid(aff.expand(image.shape[0], 2, 3), list(image.shape), align_corners=False)
+    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return out.clamp_(0, 1)

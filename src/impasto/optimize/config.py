@@ -1,0 +1,164 @@
+"""Settings of the optimization method (Gatys et al.), and the composite config of a run."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import (
+    LossConfig,
+    NetworkConfig,
+    choice,
+    options_for,
+    positive,
+    positive_int,
+)
+from ..errors import InputError
+from ..io.image import MAX_PIXELS
+from ..ops.color import PRESERVE_COLOR_CHOICES
+from .optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
+
+INIT_CHOICES = ("content", "noise")  # or the path of an image
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    """The image, the optimizer and its schedule (coarse-to-fine pyramid), and print-size tiling."""
+
+    size: int = 512
+    """Long edge of the output in pixels; the aspect ratio of the content is kept."""
+    # iterations / initial_iterations were tuned together with the style weight in
+    # benchmarks/time_to_quality.py: the fewest iterations that still look finished at 512 px.
+    iterations: int = 15
+    """Optimizer iterations at each scale after the first (one network evaluation each)."""
+    initial_iterations: int | None = 100
+    """Iterations at the first (coarsest) scale; None = same as ``iterations``."""
+    scale_ratio: float = 2.0
+    """Ratio between the long edges of consecutive scales of the coarse-to-fine pyramid (> 1)."""
+    start_size: int | None = None
+    """Long edge of the first scale; None = min(128, size). Ignored when ``scales`` is given."""
+    scales: int | None = None
+    """Number of scales; None = as many as fit between start_size and size. 1 = single scale."""
+    optimizer: str = "lbfgs"
+    learning_rate: float | None = None
+    """Step size; None = the optimizer's default (lbfgs 1.0, adam 0.02, gd 0.01)."""
+    ema_decay: float | None = None
+    """Output an exponential moving average of the iterates with this decay (e.g. 0.9); None = off."""
+    init: str = "content"
+    """Start image: 'content', 'noise', or the path of an image."""
+    seed: int | None = None
+    """Seed for the noise init and any randomness; with it a CPU run is bitwise reproducible."""
+    preserve_color: str | None = None
+    """None, 'luminance' (transfer on luminance only) or 'histogram' (match style colors first)."""
+    tile: int | None = None
+    """Tile side in px for scales too large for memory; None = automatic (tiles only when a scale
+    would exceed memory_budget), 0 = never tile (a run that would not fit is refused)."""
+    tile_overlap: int = 64
+    """Overlap between neighbouring tiles in px (feathered when pasting)."""
+    memory_budget: float | None = None
+    """GiB a scale may use before it is tiled; None = 80% of the memory available at the start."""
+    max_pixels: int = field(default=MAX_PIXELS, repr=False)
+    """Refuse input images with more pixels than this (decompression-bomb guard)."""
+
+    def __post_init__(self) -> None:
+        positive_int("size", self.size)
+        positive_int("iterations", self.iterations)
+        if self.initial_iterations is not None:
+            positive_int("initial_iterations", self.initial_iterations)
+        if isinstance(self.scale_ratio, bool) or not (isinstance(self.scale_ratio, (int, float))
+                                                      and math.isfinite(self.scale_ratio) and self.scale_ratio > 1):
+            raise InputError(f"scale_ratio must be a number > 1 (e.g. 2 or 1.414); got {self.scale_ratio!r}",
+                             fields=("scale_ratio",))
+        if self.scales is not None:
+            positive_int("scales", self.scales)
+        if self.start_size is not None:
+            positive_int("start_size", self.start_size)
+            if self.start_size > self.size:
+                raise InputError(f"start_size {self.start_size} is above the output size {self.size}; "
+                                 f"valid: 1 to {self.size}", fields=("start_size",))
+        choice("optimizer", self.optimizer, OPTIMIZERS)
+        if self.learning_rate is not None:
+            positive("learning_rate", self.learning_rate)
+        if self.ema_decay is not None and (isinstance(self.ema_decay, bool) or not (
+                isinstance(self.ema_decay, (int, float)) and 0 < self.ema_decay < 1)):
+            raise InputError(f"ema_decay must be a number between 0 and 1 (exclusive); got {self.ema_decay!r}",
+                             fields=("ema_decay",))
+        if not isinstance(self.init, str) or not self.init:
+            raise InputError(f"init must be 'content', 'noise' or an image path; got {self.init!r}", fields=("init",))
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise InputError(f"seed must be an integer; got {self.seed!r}", fields=("seed",))
+        if self.preserve_color is not None:
+            choice("preserve_color", self.preserve_color, PRESERVE_COLOR_CHOICES)
+        positive_int("max_pixels", self.max_pixels)
+        if self.tile is not None and (isinstance(self.tile, bool) or not isinstance(self.tile, int)
+                                      or (self.tile != 0 and self.tile < 64)):
+            raise InputError(f"tile must be 0 (never tile) or at least 64 px; got {self.tile!r}", fields=("tile",))
+        if isinstance(self.tile_overlap, bool) or not isinstance(self.tile_overlap, int) or self.tile_overlap < 0:
+            raise InputError(f"tile_overlap must be an integer >= 0; got {self.tile_overlap!r}", fields=("tile_overlap",))
+        if self.tile and self.tile_overlap * 2 >= self.tile:
+            raise InputError(f"tile_overlap {self.tile_overlap} must be less than half the tile ({self.tile})",
+                             fields=("tile_overlap",))
+        if self.memory_budget is not None:
+            positive("memory_budget", self.memory_budget)
+
+    def pyramid(self) -> list[int]:
+        """Long edges of the scales, coarse to fine, ending at ``size``."""
+        if self.scales is not None:
+            edges = [max(1, round(self.size / self.scale_ratio**k)) for k in range(self.scales)]
+        else:
+            start = self.start_size if self.start_size is not None else min(128, self.size)
+            n = 1 + math.floor(math.log(self.size / start) / math.log(self.scale_ratio) + 1e-6)
+            edges = [max(1, round(self.size / self.scale_ratio**k)) for k in range(n)]
+        return edges[::-1]
+
+    def scale_iterations(self) -> list[int]:
+        """Iterations per scale, coarse to fine."""
+        n = len(self.pyramid())
+        first = self.initial_iterations if self.initial_iterations is not None else self.iterations
+        return [first] + [self.iterations] * (n - 1) if n > 1 else [self.iterations]
+
+    @property
+    def lr(self) -> float:
+        """The effective learning rate."""
+        return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATES[self.optimizer]
+
+
+@dataclass(frozen=True)
+class StylizeConfig:
+    """Every setting of one optimization run: the network, the loss and the method, each pure data.
+
+    Build it from flat options with :meth:`from_options` (``size=256, style_weight=30``); each name
+    goes to the part that owns it. :meth:`flat` gives the flat view back (for logs and JSON).
+    """
+
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
+
+    PARTS = (NetworkConfig, LossConfig, OptimizeConfig)
+
+    def __post_init__(self) -> None:
+        self.loss.check_network(self.network)
+
+    @classmethod
+    def from_options(cls, **options: Any) -> StylizeConfig:
+        network, loss, opt = options_for(cls.PARTS, options)
+        return cls(NetworkConfig(**network), LossConfig(**loss), OptimizeConfig(**opt))
+
+    def replace(self, **options: Any) -> StylizeConfig:
+        """A copy with flat ``options`` changed (each routed to its part)."""
+        network, loss, opt = options_for(self.PARTS, options)
+        return StylizeConfig(dataclasses.replace(self.network, **network),
+                             dataclasses.replace(self.loss, **loss),
+                             dataclasses.replace(self.optimize, **opt))
+
+    def flat(self) -> dict[str, Any]:
+        """Every field of every part, by name."""
+        return {f.name: getattr(part, f.name)
+                for part in (self.network, self.loss, self.optimize) for f in dataclasses.fields(part)}
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for part in cls.PARTS for f in dataclasses.fields(part))

@@ -1,0 +1,331 @@
+"""The optimization method (Gatys et al. 2016): ``stylize(content, styles, **options)``.
+
+The run, in order: load and check every input (:func:`load_inputs`); plan the scales of the
+coarse-to-fine pyramid and which of them must be tiled to fit in memory; then, per scale, prepare
+the images (:func:`prepare`), compute or reuse the style targets, build the objective and
+optimize (:class:`_Run`); finally recombine colors and the kept region (:func:`finish`).
+
+Seams for other front ends: an initial image (``init_image``), precomputed style targets per
+scale (``targets``, see :func:`compute_targets`), extra objective terms (``extra_terms``), a
+:class:`CancelToken`, and ``output="tensor"``. Video passes the warped previous frame, one set of
+targets for every frame and a temporal term.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from ..errors import InputError, StylizeInterrupted
+from ..io.image import ImageLike, LoadedImage, load_image, to_pil
+from ..io.mask import load_mask
+from ..losses.objective import Objective, StyleTargets, Term, build_objective, style_targets
+from ..nets.vgg import VGGFeatures, build_extractor, min_side
+from ..ops import color
+from ..ops.geometry import fit_long_edge, resize, rotate
+from ..ops.regions import region_masks, restore_kept
+from ..ops.tiles import Canvas, Tile
+from ..progress import CancelToken, Callback, Progress
+from ..runtime import autocast_dtype, resolve_device
+from .config import StylizeConfig
+from .memory import memory_budget, plan_tiles
+from .optimizers import optimize
+
+
+def _as_list(styles: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+    if isinstance(styles, (list, tuple)):
+        return list(styles)
+    return [styles]  # type: ignore[list-item]
+
+
+@dataclass
+class Inputs:
+    """Everything loaded from the user's files, once, at full resolution."""
+
+    content: LoadedImage
+    styles: list[LoadedImage]
+    init: LoadedImage | None = None
+    style_masks: list[Tensor] | None = None
+    keep_mask: Tensor | None = None
+
+
+def load_inputs(content: ImageLike, styles: Sequence[ImageLike], cfg: StylizeConfig, *,
+                init_image: ImageLike | None = None, style_masks: Sequence[ImageLike] | None = None,
+                keep_mask: ImageLike | None = None) -> Inputs:
+    """Load and check every input image and mask before any work is done."""
+    limit = cfg.optimize.max_pixels
+    inputs = Inputs(load_image(content, max_pixels=limit), [load_image(s, max_pixels=limit) for s in styles])
+    if init_image is not None:
+        inputs.init = load_image(init_image, max_pixels=limit)
+    elif cfg.optimize.init not in ("content", "noise"):
+        inputs.init = load_image(cfg.optimize.init, max_pixels=limit)
+    hw = inputs.content.size
+    if style_masks is not None:
+        if len(style_masks) != len(styles):
+            raise InputError(f"{len(style_masks)} style masks for {len(styles)} style images; "
+                             "give one per style image")
+        inputs.style_masks = [load_mask(m, hw, what=f"style mask {i + 1}", max_pixels=limit)
+                              for i, m in enumerate(style_masks)]
+    if keep_mask is not None:
+        inputs.keep_mask = load_mask(keep_mask, hw, what="keep mask", max_pixels=limit)
+    return inputs
+
+
+@dataclass
+class Prepared:
+    """Inputs at one scale, color-processed, ready for the optimizer."""
+
+    content: Tensor  # what the content loss sees (luminance-only in luminance mode)
+    content_rgb: Tensor  # the content in color (for luminance recombination and the keep mask)
+    alpha: Tensor | None
+    styles: list[list[Tensor]]  # per style image: the image and its augmented copies
+    masks: list[Tensor | None]  # per style image: its region at this scale (None = everywhere)
+    keep: Tensor | None
+    init: Tensor
+
+
+def augmented(style: Tensor, cfg: StylizeConfig) -> list[Tensor]:
+    """The style image plus its rotated and scaled copies."""
+    copies = [style] + [rotate(style, a) for a in cfg.loss.style_rotations]
+    h, w = style.shape[-2:]
+    copies += [resize(style, (max(1, round(h * f)), max(1, round(w * f)))) for f in cfg.loss.style_scales]
+    return copies
+
+
+def prepare(inputs: Inputs, cfg: StylizeConfig, device: torch.device, generator: torch.Generator,
+            long_edge: int | None = None) -> Prepared:
+    """Resize to ``long_edge`` (default: the output size), apply color preservation, build the start image."""
+    edge = long_edge or cfg.optimize.size
+    mode = cfg.optimize.preserve_color
+    size = fit_long_edge(inputs.content.size, edge)
+    c = resize(inputs.content.flat_rgb(), size).to(device)
+    style_edge = max(1, round(edge * cfg.loss.style_scale))
+    s = [resize(st.flat_rgb(), fit_long_edge(st.size, style_edge)).to(device) for st in inputs.styles]
+    c_opt = c
+    if mode == "histogram":
+        s = [color.match_color(x, c) for x in s]
+    elif mode == "luminance":
+        s = [color.luminance_as_rgb(x, like=c) for x in s]
+        c_opt = color.luminance_as_rgb(c)
+    if inputs.init is not None:
+        init = resize(inputs.init.flat_rgb(), size).to(device)
+        if mode == "luminance":
+            init = color.luminance_as_rgb(init)
+    elif cfg.optimize.init == "noise":
+        init = torch.rand(c.shape, generator=generator).to(device)
+    else:
+        init = c_opt.clone()
+    masks = region_masks(inputs.style_masks, inputs.keep_mask, size, len(s))
+    keep = None if inputs.keep_mask is None else resize(inputs.keep_mask, size).to(device)
+    return Prepared(c_opt, c, inputs.content.alpha, [augmented(x, cfg) for x in s],
+                    [None if m is None else m.to(device) for m in masks], keep, init)
+
+
+def finish(x: Tensor, prepared: Prepared, cfg: StylizeConfig) -> Tensor:
+    """Optimized tensor -> output tensor (luminance recombined, kept region restored), in [0, 1]."""
+    x = x.detach().float().clamp(0, 1)
+    if cfg.optimize.preserve_color == "luminance":
+        x = color.recombine_luminance(x, prepared.content_rgb)
+    if prepared.keep is not None:
+        x = restore_kept(x, prepared.content_rgb, prepared.keep)
+    return x
+
+
+def compute_targets(inputs: Inputs, cfg: StylizeConfig, extractor: VGGFeatures,
+                    device: torch.device) -> dict[int, StyleTargets]:
+    """Style targets for every scale of the pyramid, keyed by the scale's long edge (for reuse)."""
+    generator = torch.Generator()
+    return {edge: style_targets(extractor, prepare(inputs, cfg, device, generator, edge).styles, cfg.loss)
+            for edge in cfg.optimize.pyramid()}
+
+
+def resolve(config: StylizeConfig | None, options: dict[str, Any]) -> StylizeConfig:
+    """The run's config: ``config`` (or the defaults) with flat ``options`` applied."""
+    base = config or StylizeConfig()
+    return base.replace(**options) if options else base
+
+
+def stylize(
+    content: ImageLike,
+    styles: ImageLike | Sequence[ImageLike],
+    *,
+    config: StylizeConfig | None = None,
+    callback: Callback | None = None,
+    cancel: CancelToken | None = None,
+    extractor: VGGFeatures | None = None,
+    style_masks: Sequence[ImageLike] | None = None,
+    keep_mask: ImageLike | None = None,
+    init_image: ImageLike | None = None,
+    targets: Mapping[int, StyleTargets] | None = None,
+    extra_terms: Mapping[str, tuple[Term, float]] | None = None,
+    output: Literal["pil", "tensor"] = "pil",
+    **options: Any,
+) -> Any:
+    """Repaint ``content`` in the style of ``styles`` (Gatys et al., 2016).
+
+    ``content``, each style, mask and ``init_image`` may be a path, a PIL image or a (3, H, W)
+    tensor in [0, 1]. Options are the fields of the config parts (``size=512, style_weight=30``;
+    see :class:`StylizeConfig`). ``callback(progress)`` is called after each iteration with a
+    :class:`Progress`; setting ``cancel`` stops the run before its next iteration.
+
+    ``style_masks`` (one per style: where it applies) and ``keep_mask`` (a region to keep) are
+    Gatys et al. (2017)'s spatial control. ``extractor`` reuses a network across calls;
+    ``targets`` reuses style targets (from :func:`compute_targets`) for the scales they cover;
+    ``extra_terms`` adds named ``(term, weight)`` pairs to the objective at the last scale (their
+    tensors at the output size).
+
+    Returns an RGB PIL image (RGBA if the content had alpha), or with ``output="tensor"`` a
+    (1, 3, H, W) tensor in [0, 1] on the run's device. Raises :class:`InputError` for bad inputs,
+    :class:`NonFiniteLossError` if the optimization diverges, and :class:`StylizeInterrupted`
+    (with the image so far as a tensor) on Ctrl-C or cancellation.
+    """
+    start = time.perf_counter()
+    cfg = resolve(config, options)
+    style_list = _as_list(styles)
+    cfg.loss.check_styles(len(style_list))
+    device = resolve_device(cfg.network.device)
+    generator = torch.Generator()
+    if cfg.optimize.seed is not None:
+        generator.manual_seed(cfg.optimize.seed)
+    else:
+        generator.seed()  # non-deterministic, without touching torch's global RNG
+    inputs = load_inputs(content, style_list, cfg, init_image=init_image, style_masks=style_masks,
+                         keep_mask=keep_mask)
+    edges, counts = cfg.optimize.pyramid(), cfg.optimize.scale_iterations()
+    check_smallest_scale(inputs.content.size, edges[0], cfg)
+    plan = plan_tiles(inputs.content.size, edges, cfg.optimize, cfg.loss.style_loss,
+                      memory_budget(cfg.optimize, device))
+    if extra_terms and plan[-1]:
+        raise InputError("extra objective terms cannot be combined with tiling; lower size or raise memory_budget",
+                         fields=("size", "memory_budget"))
+    if extractor is None:
+        extractor = build_extractor(cfg.loss.layers, weights=cfg.network.weights, pooling=cfg.network.pooling,
+                                    device=device)
+    run = _Run(cfg, callback, cancel, start, total=sum(n * max(1, len(t)) for n, t in zip(counts, plan)),
+               scales=len(edges), total_work=_work(inputs.content.size, edges, counts, plan))
+    x: Tensor | None = None
+    prepared: Prepared | None = None
+    for scale, (edge, count, tiles) in enumerate(zip(edges, counts, plan)):
+        prepared = prepare(inputs, cfg, device, generator, long_edge=edge)
+        init = prepared.init if x is None else resize(x, tuple(prepared.init.shape[-2:]))
+        scale_targets = _targets_at(edge, targets, extractor, prepared, cfg)
+        if scale == 0:
+            run.setup = time.perf_counter() - start
+        try:
+            if tiles:
+                x = run.tiled(init, extractor, scale_targets, prepared, count, scale, tiles)
+            else:
+                objective = build_objective(extractor, prepared.content, scale_targets, cfg.loss,
+                                            masks=prepared.masks, autocast_dtype=autocast_dtype(cfg.network, device))
+                if extra_terms and scale == len(edges) - 1:
+                    for name, (term, weight) in extra_terms.items():
+                        objective.add(name, term.to(device), weight)
+                x = run.scale(init, objective, prepared, count, scale)
+        except StylizeInterrupted as stop:
+            raise StylizeInterrupted(stop.image, stop.step, cancelled=stop.cancelled, alpha=inputs.content.alpha) from None
+    assert x is not None and prepared is not None
+    out = finish(x, prepared, cfg)
+    return out if output == "tensor" else to_pil(out, prepared.alpha)
+
+
+def _targets_at(edge: int, given: Mapping[int, StyleTargets] | None, extractor: VGGFeatures,
+                prepared: Prepared, cfg: StylizeConfig) -> StyleTargets | None:
+    if not cfg.loss.effective_style_weight:
+        return None
+    if given is not None and edge in given:
+        return given[edge]
+    return style_targets(extractor, prepared.styles, cfg.loss)
+
+
+def _work(content_hw: tuple[int, int], edges: list[int], counts: list[int], plan: list[list[Tile]]) -> float:
+    """Total work in pixel-iterations (what the progress fraction and the ETA are measured in)."""
+    work = 0
+    for edge, count, tiles in zip(edges, counts, plan):
+        h, w = fit_long_edge(content_hw, edge)
+        work += count * (sum(t.size[0] * t.size[1] for t in tiles) if tiles else h * w)
+    return float(work)
+
+
+def check_smallest_scale(content_hw: tuple[int, int], edge: int, cfg: StylizeConfig) -> None:
+    """The coarsest scale must leave at least one pixel at the deepest layer."""
+    arch = cfg.network.arch or "vgg19"
+    need, deepest = min_side(cfg.loss.layers, arch)
+    h, w = fit_long_edge(content_hw, edge)
+    if min(h, w) < need:
+        which = "first scale" if edge != cfg.optimize.size else "output"
+        raise InputError(
+            f"image too small: the {which} is {w}x{h} px, but layer {deepest} needs at least {need} px "
+            "on the short side; raise size or start_size", fields=("size", "start_size")
+        )
+
+
+@dataclass
+class _Run:
+    """Progress bookkeeping across scales and tiles, and the two ways of optimizing a scale."""
+
+    cfg: StylizeConfig
+    callback: Callback | None
+    cancel: CancelToken | None
+    start: float
+    total: int
+    scales: int
+    total_work: float
+    done: int = 0
+    work_done: float = 0.0
+    setup: float = 0.0
+    state: dict = field(default_factory=dict)
+
+    def _optimize(self, init: Tensor, objective: Objective, count: int, scale: int,
+                  render: Callable[[Tensor], Tensor]) -> Tensor:
+        size = tuple(init.shape[-2:])
+
+        def on_step(step: int, losses: dict[str, float], x: Tensor) -> None:
+            self.work_done += size[0] * size[1]
+            if self.callback is not None:
+                self.callback(Progress(step, self.total, losses, time.perf_counter() - self.start,
+                                       size, self.setup, scale, self.scales,  # type: ignore[arg-type]
+                                       min(1.0, self.work_done / self.total_work), lambda: render(x)))
+
+        opt = self.cfg.optimize
+        gpu = init.device.type == "cuda"  # there: losses read back every 10 steps, not every step
+        x, self.state = optimize(init, objective, optimizer=opt.optimizer, iterations=count, lr=opt.lr,
+                                 callback=on_step, first_step=self.done, resume=self.state,
+                                 ema_decay=opt.ema_decay, sync_every=10 if gpu else 1, cancel=self.cancel)
+        self.done += count
+        return x
+
+    def scale(self, init: Tensor, objective: Objective, prepared: Prepared, count: int, scale: int) -> Tensor:
+        try:
+            return self._optimize(init, objective, count, scale, lambda x: finish(x, prepared, self.cfg))
+        except StylizeInterrupted as stop:
+            raise StylizeInterrupted(finish(stop.image, prepared, self.cfg), stop.step,
+                                     cancelled=stop.cancelled) from None
+
+    def tiled(self, init: Tensor, extractor: VGGFeatures, targets: StyleTargets | None, prepared: Prepared,
+              count: int, scale: int, tiles: list[Tile]) -> Tensor:
+        """Optimize tile by tile against the shared style targets, pasting each with a feather."""
+        canvas = Canvas(init, self.cfg.optimize.tile_overlap)
+        dtype = autocast_dtype(self.cfg.network, init.device)
+        for tile in tiles:
+            def crop(t: Tensor) -> Tensor:
+                return t[..., tile.y0:tile.y1, tile.x0:tile.x1]
+
+            masks = [None if m is None else crop(m) for m in prepared.masks]
+            objective = build_objective(extractor, crop(prepared.content), targets, self.cfg.loss, masks=masks,
+                                        autocast_dtype=dtype)
+            self.state = {}  # optimizer state is per tile
+            try:
+                piece = self._optimize(canvas.crop(tile).clone(), objective, count, scale,
+                                       lambda x: finish(canvas.image(), prepared, self.cfg))
+            except StylizeInterrupted as stop:
+                canvas.paste(stop.image, tile)
+                raise StylizeInterrupted(finish(canvas.image(), prepared, self.cfg), stop.step,
+                                         cancelled=stop.cancelled) from None
+            canvas.paste(piece.clamp(0, 1), tile)
+        self.state = {}  # the last tile's optimizer state means nothing for the next scale
+        return canvas.image()

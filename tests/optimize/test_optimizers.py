@@ -1,0 +1,152 @@
+import pytest
+import torch
+
+from impasto.optimize.optimizers import LBFGS, Adam, NormalizedGD, make_optimizer
+
+
+def _quadratic(n=30, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(n, n, generator=g, dtype=torch.float64)
+    a = q @ q.T / n + 0.1 * torch.eye(n, dtype=torch.float64)
+    b = torch.randn(n, generator=g, dtype=torch.float64)
+    return a, b
+
+
+def _run(opt_factory, steps, a, b, history):
+    x = torch.zeros(a.shape[0], dtype=torch.float64, requires_grad=True)
+    opt = opt_factory(x, history)
+    path = []
+
+    def closure():
+        opt.zero_grad()
+        loss = 0.5 * x @ a @ x - b @ x
+        loss.backward()
+        return loss
+
+    for _ in range(steps):
+        opt.step(closure)
+        path.append(x.detach().clone())
+    return path
+
+
+@pytest.mark.parametrize("history", [50, 4])  # 4: the ring buffer wraps around
+def test_lbfgs_follows_torch_lbfgs(history):
+    a, b = _quadratic()
+    torch_path = _run(lambda x, h: torch.optim.LBFGS([x], lr=1, max_iter=1, history_size=h, tolerance_grad=0,
+                                                      tolerance_change=0, line_search_fn=None), 25, a, b, history)
+    ours = _run(lambda x, h: LBFGS(x, lr=1, history_size=h), 25, a, b, history)
+    for t, o in zip(torch_path, ours):
+        assert torch.allclose(t, o, rtol=1e-6, atol=1e-9)
+    solution = torch.linalg.solve(a, b)
+    assert (ours[-1] - solution).norm() < 0.05 * solution.norm()
+
+
+def test_lbfgs_never_steps_uphill():
+    x = torch.tensor([1.5, -0.5], requires_grad=True)
+    opt = LBFGS(x, lr=1.0)
+    values = []
+
+    def closure():
+        opt.zero_grad()
+        loss = (1 - x[0]) ** 2 + 5 * (x[1] - x[0] ** 2) ** 2
+        loss.backward()
+        return loss
+
+    for _ in range(60):
+        values.append(float(opt.step(closure).detach()))
+    assert values[-1] < 1e-2 * values[0]
+
+
+def test_adam_follows_torch_adam():
+    a, b = _quadratic(seed=1)
+    torch_path = _run(lambda x, h: torch.optim.Adam([x], lr=0.05), 30, a, b, None)
+    ours = _run(lambda x, h: Adam(x, lr=0.05), 30, a, b, None)
+    for t, o in zip(torch_path, ours):
+        assert torch.allclose(t, o, rtol=1e-6, atol=1e-9)
+
+
+def test_make_optimizer_choices():
+    x = torch.zeros(3, requires_grad=True)
+    assert isinstance(make_optimizer("lbfgs", x, 1.0), LBFGS)
+    assert isinstance(make_optimizer("adam", x, 1.0), Adam)
+    assert isinstance(make_optimizer("gd", x, 1.0), NormalizedGD)
+    with pytest.raises(ValueError, match="valid: lbfgs, adam, gd"):
+        make_optimizer("sgd", x, 1.0)
+
+
+def test_no_torch_optim_optimizer_is_created(small_images):
+    """Creating a torch.optim optimizer imports torch._dynamo (about 1 s); a run must not need it."""
+    import subprocess
+    import sys
+
+    c, s = small_images
+    code = ("import sys, impasto; impasto.stylize(sys.argv[1], sys.argv[2], size=32, iterations=1, scales=1); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(c), str(s)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_cancel_token_stops_before_the_next_step(small_images):
+    import impasto
+    from impasto.errors import StylizeInterrupted
+
+    c, s = small_images
+    token = impasto.CancelToken()
+    steps = []
+
+    def on_step(event):
+        steps.append(event.step)
+        if event.step == 3:
+            token.cancel()
+
+    with pytest.raises(StylizeInterrupted) as stop:
+        impasto.stylize(c, s, size=32, iterations=10, scales=1, cancel=token, callback=on_step)
+    assert stop.value.cancelled and stop.value.step == 3 and steps == [1, 2, 3]
+    assert stop.value.image.shape == (1, 3, 21, 32)  # the partial result stays a tensor
+
+
+def test_batched_readback_gives_the_same_events(small_images):
+    import impasto
+    from impasto.optimize.optimizers import optimize
+
+    c, s = small_images
+    x0 = impasto.load_image(c).rgb
+    target = torch.rand_like(x0)
+
+    def objective(x):
+        total = (x - target).square().mean()
+        return total, {"content": total.detach(), "style": total.detach() * 0, "tv": total.detach() * 0}
+
+    seen = {}
+    for every in (1, 3):
+        events = []
+        optimize(x0, objective, iterations=7, lr=1.0, sync_every=every,
+                 callback=lambda step, losses, x: events.append((step, losses["total"])))
+        seen[every] = events
+    assert [e[0] for e in seen[3]] == list(range(1, 8))
+    assert seen[1] == seen[3]
+
+
+def test_nan_is_caught_with_batched_readback():
+    from impasto.errors import NonFiniteLossError
+    from impasto.optimize.optimizers import optimize
+
+    def objective(x):
+        total = x.sum() * float("nan")
+        return total, {"content": total.detach()}
+
+    with pytest.raises(NonFiniteLossError, match="diverged at step 1"):
+        optimize(torch.rand(1, 3, 4, 4), objective, iterations=5, lr=1.0, sync_every=4)
+
+
+def test_bf16_autocast_keeps_grams_in_float32(small_images):
+    import impasto
+    from impasto.losses import gram_matrix
+
+    f = torch.rand(1, 8, 6, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert gram_matrix(f.bfloat16()).dtype == torch.float32
+    c, s = small_images
+    events = []
+    impasto.stylize(c, s, size=32, iterations=4, precision="bf16", seed=0, callback=events.append)
+    assert events[-1].losses["total"] < events[0].losses["total"]

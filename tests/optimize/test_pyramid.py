@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+import impasto
+from impasto.optimize.config import OptimizeConfig
+from impasto.errors import InputError
+from impasto.optimize.optimizers import carry_state
+
+
+def test_pyramid_sizes():
+    assert OptimizeConfig(size=512).pyramid() == [128, 256, 512]
+    assert OptimizeConfig(size=512, scale_ratio=2 ** 0.5).pyramid() == [128, 181, 256, 362, 512]
+    assert OptimizeConfig(size=600).pyramid() == [150, 300, 600]
+    assert OptimizeConfig(size=512, scales=1).pyramid() == [512]
+    assert OptimizeConfig(size=512, scales=2).pyramid() == [256, 512]
+    assert OptimizeConfig(size=64).pyramid() == [64]
+    assert OptimizeConfig(size=512, start_size=300).pyramid() == [512]
+    cfg = OptimizeConfig(size=512, iterations=7, initial_iterations=20)
+    assert cfg.scale_iterations() == [20, 7, 7]
+    assert OptimizeConfig(size=512, scales=1, iterations=9).scale_iterations() == [9]
+
+
+@pytest.mark.parametrize("bad,message", [
+    (dict(scale_ratio=1.0), "scale_ratio must be a number > 1"),
+    (dict(scale_ratio=0.5), "scale_ratio must be a number > 1"),
+    (dict(scales=0), "scales must be a positive integer"),
+    (dict(size=256, start_size=512), "start_size 512 is above the output size 256; valid: 1 to 256"),
+    (dict(initial_iterations=0), "initial_iterations must be a positive integer"),
+])
+def test_bad_pyramid_settings(bad, message):
+    with pytest.raises(InputError, match=message):
+        OptimizeConfig(**bad)
+
+
+def test_events_walk_through_the_scales(small_images):
+    c, s = small_images
+    events = []
+    out = impasto.stylize(c, s, size=64, start_size=32, iterations=3, initial_iterations=4,
+                          callback=events.append)
+    assert out.size == (64, 43)
+    assert [e.scale for e in events] == [0] * 4 + [1] * 3
+    assert {e.scales for e in events} == {2}
+    assert [e.size for e in (events[0], events[-1])] == [(21, 32), (43, 64)]
+    assert [e.step for e in events] == list(range(1, 8)) and events[-1].iterations == 7
+    # work is weighted by pixels: 4 iterations at 21x32 against 3 at 43x64
+    work = [e.work for e in events]
+    assert work == sorted(work) and work[-1] == pytest.approx(1.0)
+    assert work[3] == pytest.approx(4 * 21 * 32 / (4 * 21 * 32 + 3 * 43 * 64))
+
+
+def test_too_small_first_scale_is_refused(small_images):
+    c, s = small_images
+    with pytest.raises(InputError, match="needs at least 16 px on the short side"):
+        impasto.stylize(c, s, size=64, start_size=16, iterations=1)
+
+
+def test_adam_state_is_carried_and_resized():
+    state = {"step": torch.tensor(5.0), "exp_avg": torch.randn(1, 3, 8, 8), "exp_avg_sq": torch.rand(1, 3, 8, 8)}
+    carried = carry_state("adam", state, (16, 16))
+    assert carried["exp_avg"].shape == (1, 3, 16, 16) and carried["step"] == 5
+    assert (carried["exp_avg_sq"] >= 0).all()
+    assert carry_state("lbfgs", {"d": torch.zeros(3)}, (16, 16)) == {}
+
+
+def test_adam_pyramid_runs(small_images):
+    c, s = small_images
+    events = []
+    impasto.stylize(c, s, size=64, start_size=32, iterations=4, optimizer="adam", callback=events.append)
+    assert events[-1].losses["style"] < events[0].losses["style"]
+
+
+def test_ema_output_averages_the_iterates(small_images):
+    c, s = small_images
+    plain = impasto.stylize(c, s, size=48, iterations=6, optimizer="adam", seed=0)
+    smooth = impasto.stylize(c, s, size=48, iterations=6, optimizer="adam", ema_decay=0.5, seed=0)
+    a, b = impasto.load_image(plain).rgb, impasto.load_image(smooth).rgb
+    assert not torch.equal(a, b)
+    # the average lags behind the iterates: it stays closer to the start (the content) than the last iterate
+    content = impasto.load_image(c).rgb
+    assert (b - content).abs().mean() < (a - content).abs().mean()
+    with pytest.raises(InputError, match="ema_decay must be a number between 0 and 1"):
+        OptimizeConfig(ema_decay=1.0)
