@@ -1,0 +1,1 @@
+"""The shipped model files (NAME.pt); see the model card in the README."""

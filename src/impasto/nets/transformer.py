@@ -1,0 +1,104 @@
+"""The feed-forward style network: Johnson et al. (2016)'s residual transformer with Dumoulin et
+al. (2017)'s conditional instance normalization, so that one network holds many styles.
+
+* Reflection padding before every convolution (no dark borders), instance normalization after
+  every convolution but the last, ReLU.
+* Downsampling by strided convolutions; upsampling by nearest-neighbour resize followed by a
+  convolution instead of a transposed convolution, which gives no checkerboard (Odena et al. 2016).
+* Conditional instance normalization: every normalization has one (scale, shift) pair per style;
+  a style vector ``w`` (one weight per style, summing to 1) mixes them, ``gamma = w @ gammas``,
+  which is how styles blend at inference (Dumoulin et al., section 4).
+* ``width`` multiplies every channel count (1.0 = Johnson's 32/64/128); the full-width network
+  costs about 40 GMAC at 512x512, width 0.5 about 11.
+* The last layer is a sigmoid, so the output is an image in [0, 1] whatever the weights (no
+  clamping, no NaN-prone tanh scaling); the input is RGB in [0, 1], the same as everywhere else.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class CondInstanceNorm(nn.Module):
+    """Instance normalization with a (scale, shift) per style, mixed by the style vector."""
+
+    def __init__(self, channels: int, n_styles: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(n_styles, channels))
+        self.beta = nn.Parameter(torch.zeros(n_styles, channels))
+
+    def forward(self, x: Tensor, style: Tensor) -> Tensor:
+        """``style`` is (N, n_styles): each image's mix of styles."""
+        x = F.instance_norm(x, eps=1e-5)
+        gamma = (style @ self.gamma)[:, :, None, None]
+        beta = (style @ self.beta)[:, :, None, None]
+        return x * gamma + beta
+
+
+class ConvNorm(nn.Module):
+    """Reflection pad, conv (optionally after a 2x nearest upsample), conditional IN, ReLU."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, n_styles: int, *, stride: int = 1,
+                 upsample: bool = False, relu: bool = True) -> None:
+        super().__init__()
+        self.upsample, self.relu = upsample, relu
+        self.pad = kernel // 2
+        self.conv = nn.Conv2d(cin, cout, kernel, stride)
+        self.norm = CondInstanceNorm(cout, n_styles)
+
+    def forward(self, x: Tensor, style: Tensor) -> Tensor:
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        x = self.norm(self.conv(F.pad(x, [self.pad] * 4, mode="reflect")), style)
+        return F.relu(x) if self.relu else x
+
+
+class Residual(nn.Module):
+    def __init__(self, channels: int, n_styles: int) -> None:
+        super().__init__()
+        self.a = ConvNorm(channels, channels, 3, n_styles)
+        self.b = ConvNorm(channels, channels, 3, n_styles, relu=False)
+
+    def forward(self, x: Tensor, style: Tensor) -> Tensor:
+        return x + self.b(self.a(x, style), style)
+
+
+class TransformerNet(nn.Module):
+    """image (N, 3, H, W) in [0, 1], style (N, n_styles) -> image (N, 3, H', W') in [0, 1].
+
+    H and W need not be multiples of 4: the input is reflect-padded to one, and the output is
+    cropped back to the input's size.
+    """
+
+    def __init__(self, n_styles: int = 1, width: float = 1.0, blocks: int = 5) -> None:
+        super().__init__()
+        c1, c2, c3 = (max(4, round(c * width)) for c in (32, 64, 128))
+        self.n_styles, self.width, self.blocks = n_styles, width, blocks
+        self.down = nn.ModuleList([
+            ConvNorm(3, c1, 9, n_styles), ConvNorm(c1, c2, 3, n_styles, stride=2),
+            ConvNorm(c2, c3, 3, n_styles, stride=2),
+        ])
+        self.res = nn.ModuleList([Residual(c3, n_styles) for _ in range(blocks)])
+        self.up = nn.ModuleList([
+            ConvNorm(c3, c2, 3, n_styles, upsample=True), ConvNorm(c2, c1, 3, n_styles, upsample=True),
+        ])
+        self.out = nn.Conv2d(c1, 3, 9)
+
+    def forward(self, image: Tensor, style: Tensor) -> Tensor:
+        h, w = image.shape[-2:]
+        ph, pw = (-h) % 4, (-w) % 4
+        x = F.pad(image, [0, pw, 0, ph], mode="reflect") if ph or pw else image
+        for layer in self.down:
+            x = layer(x, style)
+        for block in self.res:
+            x = block(x, style)
+        for layer in self.up:
+            x = layer(x, style)
+        x = torch.sigmoid(self.out(F.pad(x, [4] * 4, mode="reflect")))
+        return x[..., :h, :w]
+
+    def style_parameters(self, index: int) -> list[Tensor]:
+        """Views of style ``index``'s own parameters (its rows of every gamma and beta)."""
+        return [p[index] for name, p in self.named_parameters() if name.endswith((".gamma", ".beta"))]
