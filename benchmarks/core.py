@@ -24,11 +24,10 @@ import sys
 import tempfile
 import time
 
-from common import EXAMPLES
-
 import torch
 import torch.nn.functional as F
 
+from common import EXAMPLES
 from impasto.io.image import load_image
 from impasto.losses import STYLE_LOSSES
 from impasto.losses.objective import build_objective, style_targets

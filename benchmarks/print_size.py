@@ -20,7 +20,6 @@ from pathlib import Path
 from PIL import Image
 
 from common import measure_process
-
 from impasto.io.image import load_image
 from impasto.ops.tiles import Tile, seam_ratio
 from impasto.optimize.config import OptimizeConfig
@@ -67,7 +66,7 @@ def main() -> int:
         big = Path(tmp) / "big.png"
         # the child and the seam measure below must plan the same tiles: fix the memory budget now
         budget = round(0.8 * available_bytes() / 2**30, 1)
-        flags = args.big_iterations.split() + ["--memory-budget", str(budget)]
+        flags = [*args.big_iterations.split(), "--memory-budget", str(budget)]
         wall, peak, _ = measure_process([sys.executable, "-m", "impasto", "stylize", args.content, args.style,
                                          "-o", str(big), "--size", str(args.big), "--quiet", *flags])
         image = Image.open(big)

@@ -26,8 +26,8 @@ def child(mode: str, side: int) -> None:
     import torch
     from torch.utils.checkpoint import checkpoint
 
-    from impasto.nets.vgg import build_extractor
     from impasto.losses.basic import gram_matrix
+    from impasto.nets.vgg import build_extractor
     from impasto.runtime import tune_allocator
 
     tune_allocator()

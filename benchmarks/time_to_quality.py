@@ -153,7 +153,8 @@ def plot(rows: list[dict], path: Path) -> None:
     for metric, ax in zip(("style_d", "content_d"), axes):
         for j, pair in enumerate(pairs):
             for prog, colour in (("pastiche", "tab:gray"), ("impasto", "tab:red")):
-                pts = sorted((r["time"], r[metric]) for r in rows if r["pair"] == pair and r["program"].startswith(prog))
+                pts = sorted((r["time"], r[metric]) for r in rows
+                             if r["pair"] == pair and r["program"].startswith(prog))
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=markers[j % 5], color=colour,
                         label=f"{prog}: {pair}")
         ax.set_xscale("log")

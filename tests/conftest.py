@@ -45,3 +45,39 @@ def _fixed_memory(monkeypatch):
     from impasto.optimize import memory
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 16 * 2**30)
+
+
+# Fast (feed-forward) models: tiny settings, photos and styles for training in tests.
+TINY = dict(size=32, batch_size=2, steps=3, width=0.125, blocks=1, style_size=64, workers=0,
+            checkpoint_every=2, sample_every=2)
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory) -> Path:
+    """A folder of six small photos."""
+    folder = tmp_path_factory.mktemp("photos")
+    base = Image.open(EXAMPLES / "lighthouse.jpg").convert("RGB")
+    for i in range(6):
+        base.rotate(10 * i).resize((60 + 4 * i, 48)).save(folder / f"p{i}.jpg")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def styles(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("styles")
+    out = []
+    for name in ("starry_night", "wave"):
+        path = folder / f"{name}.png"
+        Image.open(EXAMPLES / f"{name}.jpg").convert("RGB").resize((64, 64)).save(path)
+        out.append(path)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, photos, styles) -> Path:
+    """A two-style model trained for a few steps at 32 px."""
+    from impasto.fast import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("model") / "tiny.pt"
+    train(styles, [photos], out, config=TrainConfig(**TINY))
+    return out

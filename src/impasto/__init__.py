@@ -31,9 +31,9 @@ __all__ = [
     "StylizeConfig",
     "StylizeInterrupted",
     "VGGFeatures",
+    "__version__",
     "build_extractor",
     "load_image",
     "save_image",
     "stylize",
-    "__version__",
 ]

@@ -39,8 +39,16 @@ def strength_to_style_weight(strength: float) -> float:
 
 
 __all__ = [
-    "DEFAULT_STYLE_WEIGHT", "DEVICE_CHOICES", "LossConfig", "NetworkConfig", "PRECISIONS",
-    "PRESERVE_COLOR_CHOICES", "STRENGTH_MAX", "WEIGHT_CHOICES", "options_for", "strength_to_style_weight",
+    "DEFAULT_STYLE_WEIGHT",
+    "DEVICE_CHOICES",
+    "PRECISIONS",
+    "PRESERVE_COLOR_CHOICES",
+    "STRENGTH_MAX",
+    "WEIGHT_CHOICES",
+    "LossConfig",
+    "NetworkConfig",
+    "options_for",
+    "strength_to_style_weight",
 ]
 
 

@@ -17,7 +17,7 @@ import torch
 from .io.image import ImageLike, load_image
 from .losses.basic import gram_matrix
 from .nets.vgg import CONTENT_LAYERS, STYLE_LAYERS, VGGFeatures, build_extractor
-from .ops.geometry import fit_long_edge, resize
+from .ops.geometry import fit_long_edge, resize, spatial_size
 
 CONTENT_LAYER = CONTENT_LAYERS[0]
 
@@ -38,7 +38,7 @@ def distances(output: ImageLike, content: ImageLike, style: ImageLike,
     """Content and style distances of ``output`` (see the module docstring)."""
     ex = extractor or ruler()
     x = load_image(output).flat_rgb()
-    hw = tuple(x.shape[-2:])
+    hw = spatial_size(x)
     c = resize(load_image(content).flat_rgb(), hw)
     s_img = load_image(style)
     s = resize(s_img.flat_rgb(), fit_long_edge(s_img.size, max(hw)))

@@ -6,7 +6,6 @@ import sys
 import pytest
 from PIL import Image
 
-import impasto
 from impasto.cli import main
 
 from ..conftest import files_in
@@ -64,7 +63,7 @@ def test_cli_as_a_subprocess(tmp_path, small_images):
 
 
 def _bad_images(tmp_path, small_images):
-    _, s = small_images
+    _, _s = small_images
     text = tmp_path / "text.png"
     text.write_text("not an image")
     trunc = tmp_path / "trunc.png"

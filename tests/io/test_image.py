@@ -24,7 +24,7 @@ def test_modes_load_as_rgb(tmp_path, mode):
     img.save(path)
     loaded = load_image(path)
     assert loaded.rgb.shape == (1, 3, 4, 6) and loaded.rgb.dtype == torch.float32
-    assert 0.0 <= loaded.rgb.min() and loaded.rgb.max() <= 1.0
+    assert loaded.rgb.min() >= 0.0 and loaded.rgb.max() <= 1.0
     assert (loaded.alpha is not None) == (mode in ("RGBA", "LA"))
 
 

@@ -12,7 +12,7 @@ from impasto.losses.style import StyleLossOptions
 
 def brute_force_mrf(image, style, k, stride):
     """Loops over every image patch and every style patch; NCC with both norms."""
-    c, h, w = image.shape[1:]
+    _c, h, w = image.shape[1:]
     sp = [style[0, :, i:i + k, j:j + k].reshape(-1)
           for i in range(0, style.shape[2] - k + 1, stride) for j in range(0, style.shape[3] - k + 1, stride)]
     idx, loss = [], 0.0
@@ -96,7 +96,7 @@ def test_meancov_against_closed_form_for_gaussians():
     mu1, var1 = [0.5, -1.0, 2.0], [1.0, 4.0, 0.25]
     mu2, var2 = [0.0, 1.0, 2.5], [9.0, 1.0, 0.25]
     x, s = exact_gaussian_features(mu1, var1), exact_gaussian_features(mu2, var2, seed=1)
-    mu, cov = mean_cov(x)
+    _mu, cov = mean_cov(x)
     assert torch.allclose(cov[0], torch.diag(torch.tensor(var1)), atol=1e-4)
     # W2^2 between Gaussians with commuting covariances: |mu1 - mu2|^2 + sum (sqrt a - sqrt b)^2
     closed = sum((a - b) ** 2 for a, b in zip(mu1, mu2)) + sum(

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from impasto.nets import vgg as feat
 from impasto.errors import InputError
+from impasto.nets import vgg as feat
 
 CAFFE_DIGEST = "0f7b5cfccc0260344e463aa697e3cf3f7c8b0b4e6d20abdad2ad54050985a5fc"
 

@@ -1,19 +1,21 @@
 import dataclasses
+import itertools
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 import impasto
-from impasto.optimize.pipeline import augmented
 from impasto.cli import main
 from impasto.config import STRENGTH_MAX, LossConfig
-from impasto.optimize.config import StylizeConfig
 from impasto.errors import InputError
 from impasto.io.image import load_image
-from impasto.ops.geometry import rotate
 from impasto.nets.vgg import layer_mask, layer_size
+from impasto.ops.geometry import rotate
 from impasto.ops.regions import region_masks
+from impasto.optimize.config import StylizeConfig
+from impasto.optimize.pipeline import augmented
 
 from ..conftest import EXAMPLES, files_in
 
@@ -93,7 +95,7 @@ def test_strength_maps_geometrically_and_is_exclusive():
     assert LossConfig(strength=1).effective_style_weight == pytest.approx(STRENGTH_MAX)
     assert LossConfig().effective_style_weight == 15
     w = [LossConfig(strength=s / 5).effective_style_weight for s in range(1, 6)]
-    ratios = [b / a for a, b in zip(w, w[1:])]
+    ratios = [b / a for a, b in itertools.pairwise(w)]
     assert all(r == pytest.approx(ratios[0]) for r in ratios)
     with pytest.raises(InputError, match="either strength or style_weight"):
         LossConfig(strength=0.5, style_weight=10)

@@ -109,7 +109,7 @@ def test_batched_readback_gives_the_same_events(small_images):
     import impasto
     from impasto.optimize.optimizers import optimize
 
-    c, s = small_images
+    c, _s = small_images
     x0 = impasto.load_image(c).rgb
     target = torch.rand_like(x0)
 
@@ -121,7 +121,7 @@ def test_batched_readback_gives_the_same_events(small_images):
     for every in (1, 3):
         events = []
         optimize(x0, objective, iterations=7, lr=1.0, sync_every=every,
-                 callback=lambda step, losses, x: events.append((step, losses["total"])))
+                 callback=lambda step, losses, x, seen_now=events: seen_now.append((step, losses["total"])))
         seen[every] = events
     assert [e[0] for e in seen[3]] == list(range(1, 8))
     assert seen[1] == seen[3]

@@ -4,9 +4,9 @@ import torch
 from PIL import Image
 
 import impasto
-from impasto.ops import color
 from impasto.errors import InputError, NonFiniteLossError, StylizeInterrupted
 from impasto.io.image import load_image
+from impasto.ops import color
 
 
 def _losses(**kw):
@@ -60,8 +60,8 @@ def test_preserve_color_luminance_keeps_content_chroma(small_images):
 
 
 def test_preserve_color_histogram_matches_style_colors_to_the_content(small_images):
-    from impasto.optimize.pipeline import load_inputs, prepare
     from impasto.optimize.config import StylizeConfig
+    from impasto.optimize.pipeline import load_inputs, prepare
 
     c, s = small_images
     cfg = StylizeConfig.from_options(size=48, preserve_color="histogram")

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 import impasto
-from impasto.optimize.config import OptimizeConfig
 from impasto.errors import InputError
+from impasto.optimize.config import OptimizeConfig
 from impasto.optimize.optimizers import carry_state
 
 

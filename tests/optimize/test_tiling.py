@@ -1,3 +1,4 @@
+import itertools
 import re
 
 import pytest
@@ -24,7 +25,7 @@ def _coverage(tiles, size):
 def _min_overlap(tiles):
     """The smallest overlap between horizontally or vertically adjacent tiles."""
     xs, ys = sorted({(t.x0, t.x1) for t in tiles}), sorted({(t.y0, t.y1) for t in tiles})
-    return min([a[1] - b[0] for a, b in zip(xs, xs[1:])] + [a[1] - b[0] for a, b in zip(ys, ys[1:])])
+    return min([a[1] - b[0] for a, b in itertools.pairwise(xs)] + [a[1] - b[0] for a, b in itertools.pairwise(ys)])
 
 
 def test_grid_covers_the_image_with_overlap():

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from . import layers, stylize
+from . import apply, export, layers, models, stylize, train
 from .common import EXIT_USAGE, Parser
 
-COMMANDS = (stylize, layers)
+COMMANDS = (stylize, train, apply, models, export, layers)
 
 
 def _version() -> str:

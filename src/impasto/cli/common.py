@@ -65,7 +65,7 @@ def word_for_cli(exc: BaseException, parser: argparse.ArgumentParser | None = No
 
 
 def _flags(parser: argparse.ArgumentParser) -> set[str]:
-    return {opt for action in parser._actions for opt in action.option_strings}  # noqa: SLF001
+    return {opt for action in parser._actions for opt in action.option_strings}
 
 
 def report_errors(run: Callable[[], int], parser: argparse.ArgumentParser | None = None,

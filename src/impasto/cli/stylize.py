@@ -38,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
     d = SimpleNamespace(**StylizeConfig().flat())
     p = sub.add_parser(
-        "stylize", help="repaint a photo in the style of one or more paintings", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "stylize", help="repaint a photo in the style of one or more paintings",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Repaint CONTENT in the style of STYLE (several styles are blended). " + ALPHA_HELP,
         epilog="Exit codes: 0 ok, 1 runtime failure, 2 usage error, 130 interrupted (partial result saved).",
     )
@@ -192,7 +193,7 @@ def _check_paths(args: argparse.Namespace, config: Any) -> list:
         log_dir = os.path.dirname(os.path.abspath(args.log))
         if not os.path.isdir(log_dir):
             raise InputError(f"log folder does not exist: {log_dir!r}")
-        if any(os.path.realpath(args.log) == os.path.realpath(p) for p in inputs + [args.output]):
+        if any(os.path.realpath(args.log) == os.path.realpath(p) for p in [*inputs, args.output]):
             raise InputError(f"log file {args.log!r} would overwrite an input or the output")
     return inputs
 

@@ -25,12 +25,15 @@ from ..io.atomic import atomic_path
 from ..io.image import ImageLike, load_image, to_pil
 from ..nets.transformer import TransformerNet
 from ..ops import color
-from ..ops.geometry import fit_long_edge, resize
-from ..ops.tiles import Canvas, grid
+from ..ops.geometry import fit_long_edge, resize, spatial_size
+from ..ops.tiles import Canvas, aligned, grid
 
 FORMAT = "impasto-model"
 VERSION = 1
-SHIPPED = "impasto.fast.models"  # package holding the shipped model files (NAME.pt)
+SHIPPED = "impasto.fast.models"
+# Tiled images are normalized with the statistics of the whole image, computed at this long edge
+# at most (no gradients, so this costs a few hundred MB at width 0.25, not what a tile costs).
+STATS_SIZE = 2048  # package holding the shipped model files (NAME.pt)
 
 
 @dataclass
@@ -41,6 +44,8 @@ class StyleModel:
     styles: list[str]
     training: dict[str, Any] = field(default_factory=dict)
     name: str = ""
+    runtime: Any = None
+    """None: PyTorch; or an :class:`impasto.fast.export.OnnxModel` (see :meth:`use_onnx`)."""
 
     @property
     def device(self) -> torch.device:
@@ -56,7 +61,8 @@ class StyleModel:
         style), or the first style."""
         n = len(self.styles)
         if style is not None and blend is not None:
-            raise InputError("give either style or style_blend_weights, not both", fields=("style", "style_blend_weights"))
+            raise InputError("give either style or style_blend_weights, not both",
+                             fields=("style", "style_blend_weights"))
         if blend is None:
             index = 0 if style is None else self.style_index(style)
             return torch.nn.functional.one_hot(torch.tensor(index), n).float()
@@ -79,17 +85,44 @@ class StyleModel:
                              f"{', '.join(self.styles)}", fields=("style",))
         return self.styles.index(style)
 
+    def use_onnx(self, folder: str | os.PathLike, threads: int | None = None) -> StyleModel:
+        """Run through onnxruntime from now on (the model is exported to ``folder/NAME.onnx`` first)."""
+        from .export import OnnxModel, export_onnx
+
+        path = Path(folder) / f"{self.name or 'model'}.onnx"
+        export_onnx(self, path)
+        self.runtime = OnnxModel(path, self.styles, threads)
+        return self
+
+    def forward(self, image: Tensor, weights: Tensor) -> Tensor:
+        """One pass: (1, 3, H, W) and a (n_styles,) mix -> (1, 3, H, W)."""
+        if self.runtime is not None:
+            return self.runtime.run(image, weights)
+        return self.net(image.to(self.device), weights.to(self.device)[None])
+
     @torch.no_grad()
-    def run(self, image: Tensor, weights: Tensor, *, tile: int | None = None, overlap: int = 32) -> Tensor:
-        """(1, 3, H, W) [0, 1] -> stylized, same size; in overlapping tiles of ``tile`` px if given."""
-        x = image.to(self.device)
-        w = weights.to(self.device)[None]
+    def run(self, image: Tensor, weights: Tensor, *, tile: int | None = None, overlap: int = 64,
+            stats_size: int = STATS_SIZE) -> Tensor:
+        """(1, 3, H, W) [0, 1] -> stylized, same size; in overlapping tiles of ``tile`` px if given.
+
+        Tiles are pasted with the feathered, normalized weights of :class:`impasto.ops.tiles.Canvas`.
+        """
+        x = image.float()
         if not tile or max(x.shape[-2:]) <= tile:
-            return self.net(x, w)
+            return self.forward(x, weights).cpu()
+        if self.runtime is not None:
+            raise InputError(f"the onnx runtime runs whole images only; this one is over {tile} px: "
+                             "use the torch runtime or a larger tile", fields=("tile",))
+        # Every tile is normalized with the statistics of the whole image (exact up to stats_size
+        # px, from a downscaled copy above), so tiles agree in tone; the feathered overlap hides
+        # what differs at their borders (the padding).
+        thumbnail = resize(x, fit_long_edge(spatial_size(x), min(max(spatial_size(x)), stats_size)))
+        thumbnail = thumbnail.to(self.device)
+        w = weights.to(self.device)[None]
         canvas = Canvas(x, overlap)
-        for t in grid(tuple(x.shape[-2:]), tile, overlap):
-            # instance norm statistics differ per tile; the overlap's feathering hides the change
-            canvas.paste(self.net(x[..., t.y0:t.y1, t.x0:t.x1], w), t)
+        with self.net.frozen_stats(thumbnail, w):
+            for t in aligned(grid(spatial_size(x), tile, overlap), TransformerNet.stride):
+                canvas.paste(self.forward(x[..., t.y0:t.y1, t.x0:t.x1], weights).cpu(), t)
         return canvas.image()
 
     def stylize(self, image: ImageLike, *, style: str | None = None,
@@ -174,6 +207,7 @@ def load_model(model: str | os.PathLike, *, device: str | torch.device = "cpu") 
     try:
         net.load_state_dict({k: v.float() for k, v in data["state_dict"].items()})
     except (RuntimeError, AttributeError) as exc:
-        raise InputError(f"model file {str(path)!r} does not match its architecture: {str(exc).splitlines()[0]}") from None
+        first = str(exc).splitlines()[0]
+        raise InputError(f"model file {str(path)!r} does not match its architecture: {first}") from None
     return StyleModel(net.eval().requires_grad_(False), list(data["styles"]), dict(data.get("training", {})),
                       name).to(device)

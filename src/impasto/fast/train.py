@@ -19,6 +19,7 @@ import math
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +32,11 @@ from ..config import LossConfig, choice, non_negative, positive, positive_int
 from ..errors import InputError, NonFiniteLossError, StylizeInterrupted
 from ..io.atomic import atomic_path
 from ..io.image import ImageLike, load_image, save_image, to_pil
-from ..losses.objective import ContentTerm, StyleTerm, StyleLayerTerm, style_targets
 from ..losses.basic import tv_loss
+from ..losses.objective import ContentTerm, StyleLayerTerm, StyleTerm, style_targets
 from ..nets.transformer import TransformerNet
 from ..nets.vgg import build_extractor
-from ..ops.geometry import fit_long_edge, resize
+from ..ops.geometry import fit_long_edge, resize, spatial_size
 from ..progress import CancelToken
 from .data import Photos, endless
 from .model import StyleModel, load_model
@@ -67,6 +68,8 @@ class TrainConfig:
     checkpoint_every: int = 500
     sample_every: int = 250
     seed: int | None = 0
+    max_minutes: float | None = None
+    """Stop after this many minutes of training even if ``steps`` are not done (the model is written)."""
     workers: int = 2
     device: str = "auto"
     precision: str = "auto"
@@ -89,6 +92,8 @@ class TrainConfig:
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             raise InputError(f"workers must be an integer >= 0; got {self.workers!r}", fields=("workers",))
         choice("precision", self.precision, ("auto", "fp32", "bf16"))
+        if self.max_minutes is not None:
+            positive("max_minutes", self.max_minutes)
 
     def loss(self) -> LossConfig:
         return LossConfig(content_weight=self.content_weight, style_weight=self.style_weight,
@@ -182,6 +187,8 @@ def train(
         raise InputError(f"two styles have the same name: {', '.join(names)}")
     style_images = [load_image(s) for s in styles]
     photos = Photos(data, cfg.size, min_scale=cfg.min_scale)
+    for path, why in photos.skipped:
+        warnings.warn(f"skipped unreadable image {str(path)!r} ({why})", stacklevel=2)
     device = _device(cfg.device)
     if cfg.seed is not None:
         torch.manual_seed(cfg.seed)
@@ -198,13 +205,14 @@ def train(
         scaled = [resize(s.flat_rgb(), fit_long_edge(s.size, cfg.style_size)).to(device) for s in style_images]
         style_terms = build_style_terms(extractor, scaled, loss_cfg)
     sample_image = _sample_input(sample, photos)
-    autocast = device.type == "cuda" and cfg.precision != "fp32" or cfg.precision == "bf16"
+    autocast = (device.type == "cuda" and cfg.precision != "fp32") or cfg.precision == "bf16"
     batches = endless(photos, cfg.batch_size, cfg.workers, cfg.seed)
     model.training = {**dataclasses.asdict(cfg), "data_images": len(photos), "device": str(device),
                       **({"base": str(base)} if base else {})}
     n_new = len(names)
     try:
-        while state.step < cfg.steps:
+        deadline = math.inf if cfg.max_minutes is None else time.perf_counter() + 60 * cfg.max_minutes
+        while state.step < cfg.steps and time.perf_counter() < deadline:
             if cancel is not None and cancel.cancelled:
                 raise StylizeInterrupted(None, state.step, cancelled=True)
             t0 = time.perf_counter()
@@ -221,12 +229,13 @@ def train(
                                        batch.shape[0] / max(time.perf_counter() - t0, 1e-9)))
             if state.step % cfg.checkpoint_every == 0:
                 _save_checkpoint(ckpt, state, model.styles, cfg)
-            if state.step % cfg.sample_every == 0 or state.step == cfg.steps:
+            if state.step % cfg.sample_every == 0:
                 _save_sample(model, sample_image, sample_path(out))
     except KeyboardInterrupt as stop:
         _save_checkpoint(ckpt, state, model.styles, cfg)
         raise StylizeInterrupted(None, state.step, cancelled=getattr(stop, "cancelled", False)) from None
     model.training.update(steps_done=state.step, train_seconds=round(state.seconds, 1))
+    _save_sample(model, sample_image, sample_path(out))
     model.net.eval()
     model.save(out)
     if ckpt.exists():
@@ -235,7 +244,7 @@ def train(
 
 
 def _network(names: list[str], base: str | os.PathLike | None, cfg: TrainConfig,
-             device: torch.device) -> tuple[StyleModel, list[Tensor], int]:
+             device: torch.device) -> tuple[StyleModel, list[torch.nn.Parameter], int]:
     """(model, trainable parameters, index of the first style being trained)."""
     if base is None:
         net = TransformerNet(len(names), width=cfg.width, blocks=cfg.blocks).to(device)
@@ -247,7 +256,7 @@ def _network(names: list[str], base: str | os.PathLike | None, cfg: TrainConfig,
     n_old = len(old.styles)
     net = TransformerNet(n_old + len(names), width=old.net.width, blocks=old.net.blocks)
     state = old.net.state_dict()
-    for key, value in net.state_dict().items():
+    for key, _value in net.state_dict().items():
         if key.endswith((".gamma", ".beta")):  # old rows kept; new styles start from the mean style
             state[key] = torch.cat([state[key], state[key].mean(0, keepdim=True).expand(len(names), -1)])
     net.load_state_dict(state)
@@ -291,7 +300,7 @@ def _step(state: _State, extractor: Any, style_terms: list[StyleTerm], batch: Te
 
 def _sample_input(sample: ImageLike | None, photos: Photos) -> Tensor:
     image = load_image(sample if sample is not None else photos.files[0]).flat_rgb()
-    return resize(image, fit_long_edge(tuple(image.shape[-2:]), 256))
+    return resize(image, fit_long_edge(spatial_size(image), 256))
 
 
 @torch.no_grad()

@@ -18,10 +18,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError, features
 from torch import Tensor
 
 from ..errors import ImageError, InputError
-from ..ops.geometry import resize
+from ..ops.geometry import resize, spatial_size
 from .atomic import atomic_write
 
-ImageLike = Union[str, os.PathLike, Image.Image, Tensor]
+ImageLike = Union[str, os.PathLike, Image.Image, Tensor]  # noqa: UP007 - a runtime alias, must work on 3.10
 
 # Pillow warns at 89 Mpx and only raises at twice that; impasto refuses at a fixed limit before
 # decoding anything, because an image that size cannot be stylized on a normal machine anyway.
@@ -109,14 +109,14 @@ def pil_to_loaded(img: Image.Image) -> LoadedImage:
     mode = img.mode
     alpha = None
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
+        raw = np.asarray(img, dtype=np.float64)
         if mode == "F":
             scale = 1.0
-        elif mode == "I" and arr.max(initial=0) <= 255:
+        elif mode == "I" and raw.max(initial=0) <= 255:
             scale = 255.0
         else:
             scale = 65535.0
-        grey = torch.from_numpy(np.clip(arr / scale, 0.0, 1.0).astype(np.float32))
+        grey = torch.from_numpy(np.clip(raw / scale, 0.0, 1.0).astype(np.float32))
         return LoadedImage(grey.expand(3, -1, -1).unsqueeze(0).contiguous(), None)
     if mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
@@ -172,7 +172,7 @@ def to_pil(rgb: Tensor, alpha: Tensor | None = None) -> Image.Image:
     """(1, 3, H, W) [0, 1] tensor (and optional alpha) to an 8-bit RGB or RGBA PIL image."""
     x = rgb.detach().float().cpu().clamp(0, 1)[0]
     if alpha is not None:
-        a = resize(alpha.detach().float().cpu(), tuple(x.shape[-2:]))[0]
+        a = resize(alpha.detach().float().cpu(), spatial_size(x))[0]
         x = torch.cat([x, a], 0)
     arr = (x.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
     return Image.fromarray(arr, "RGBA" if alpha is not None else "RGB")

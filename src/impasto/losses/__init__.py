@@ -1,10 +1,10 @@
 """Losses: content, style (several kinds, one interface), total variation, and the objective of
 named terms that combines them. Each loss is a function plus a small module holding its target."""
 
-from .basic import NORMALIZATIONS, ContentLoss, TVLoss, content_loss, gram_matrix, relative_weight, style_loss, tv_loss
-from .style import STYLE_LOSSES, StyleLossKind, get_style_loss, register_style_loss, stack_targets
 from . import meancov as _meancov  # noqa: F401  (registers "meancov")
 from . import mrf as _mrf  # noqa: F401  (registers "mrf")
+from .basic import NORMALIZATIONS, ContentLoss, TVLoss, content_loss, gram_matrix, relative_weight, style_loss, tv_loss
+from .style import STYLE_LOSSES, StyleLossKind, get_style_loss, register_style_loss, stack_targets
 
 __all__ = [
     "NORMALIZATIONS", "STYLE_LOSSES", "ContentLoss", "StyleLossKind", "TVLoss", "content_loss",

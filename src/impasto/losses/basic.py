@@ -43,13 +43,13 @@ class _Gram(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, m: Tensor, k: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx, m: Tensor, k: float) -> Tensor:
         ctx.save_for_backward(m)
         ctx.k = k
         return torch.bmm(m.transpose(1, 2), m) / k
 
     @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
+    def backward(ctx, grad: Tensor):
         (m,) = ctx.saved_tensors
         return torch.bmm(m, (grad + grad.transpose(1, 2)) / ctx.k), None
 
@@ -106,6 +106,9 @@ class ContentLoss(nn.Module):
 
     The target is (1, C, H, W), shared by every image of a batch, or (N, C, H, W), one per image.
     """
+
+    target: Tensor
+    weight: float
 
     def __init__(self, target: Tensor, *, weight: float | None = None, normalization: str = "chw"):
         super().__init__()

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ..config import LossConfig
 from ..nets.vgg import VGGFeatures, layer_mask, layer_size
+from ..ops.geometry import spatial_size
 from .basic import ContentLoss, tv_loss
 from .style import StyleLossKind, StyleLossOptions, Target, get_style_loss
 
@@ -37,6 +38,7 @@ class ContentTerm(Term):
         super().__init__()
         self.losses = nn.ModuleDict({k: ContentLoss(t, normalization=normalization) for k, t in targets.items()})
         for loss in self.losses.values():
+            assert isinstance(loss, ContentLoss)
             loss.weight /= len(targets)  # auto weights: mean of relative errors over layers
         self.layers = tuple(targets)
 
@@ -46,6 +48,8 @@ class ContentTerm(Term):
 
 class StyleLayerTerm(nn.Module):
     """weight * kind.loss(features[layer], target, mask): one style image at one layer."""
+
+    mask: Tensor | None
 
     def __init__(self, kind: StyleLossKind, layer: str, target: Target, weight: float,
                  mask: Tensor | None) -> None:
@@ -141,7 +145,7 @@ def style_targets(extractor: VGGFeatures, styles: Sequence[Sequence[Tensor]], lo
         entries = []
         for i, layer in enumerate(layers):
             per_copy = [f[layer] for f in feats]
-            sizes[layer] = min(sizes.get(layer, (10**9, 10**9)), tuple(per_copy[0].shape[-2:]))
+            sizes[layer] = min(sizes.get(layer, (10**9, 10**9)), spatial_size(per_copy[0]))
             target = kind.target(per_copy)
             if loss.style_layer_weights is None:
                 weight = 1.0 / (len(layers) * max(kind.scale(target), 1e-12))
@@ -176,7 +180,7 @@ def build_objective(
         weights["content"] = loss.content_weight
     beta = loss.effective_style_weight
     if beta and targets is not None:
-        hw = tuple(content.shape[-2:])
+        hw = spatial_size(content)
         masks = list(masks) if masks is not None else [None] * len(targets.per_style)
         parts = []
         for entries, mask in zip(targets.per_style, masks):

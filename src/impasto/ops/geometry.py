@@ -9,6 +9,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def spatial_size(image: Tensor) -> tuple[int, int]:
+    """(height, width) of an (..., H, W) tensor."""
+    return int(image.shape[-2]), int(image.shape[-1])
+
+
 def fit_long_edge(size: tuple[int, int], long_edge: int) -> tuple[int, int]:
     """(h, w) scaled so that the longer side is ``long_edge``, aspect ratio kept (each side >= 1)."""
     h, w = size
@@ -18,7 +23,7 @@ def fit_long_edge(size: tuple[int, int], long_edge: int) -> tuple[int, int]:
 
 def resize(image: Tensor, size: tuple[int, int]) -> Tensor:
     """Resize a (N, C, H, W) tensor to (h, w): antialiased bicubic, clamped to [0, 1]."""
-    if tuple(image.shape[-2:]) == tuple(size):
+    if spatial_size(image) == tuple(size):
         return image
     out = F.interpolate(image, size=size, mode="bicubic", align_corners=False, antialias=True)
     return out.clamp_(0, 1)
@@ -32,7 +37,7 @@ def rotate(image: Tensor, degrees: float) -> Tensor:
     """
     turns = degrees / 90.0
     if turns == round(turns):
-        return torch.rot90(image, int(round(turns)) % 4, dims=(-2, -1))
+        return torch.rot90(image, round(turns) % 4, dims=(-2, -1))
     theta = torch.tensor(degrees * math.pi / 180.0)
     c, s = torch.cos(theta).item(), torch.sin(theta).item()
     h, w = image.shape[-2:]

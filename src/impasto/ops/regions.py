@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .geometry import resize
+from .geometry import resize, spatial_size
 
 
 def region_masks(
@@ -37,6 +37,6 @@ def region_masks(
 
 def restore_kept(image: Tensor, content: Tensor, keep: Tensor) -> Tensor:
     """``image`` with the content put back where ``keep`` is white (softly for soft masks)."""
-    hw = tuple(image.shape[-2:])
+    hw = spatial_size(image)
     keep = resize(keep, hw)
     return keep * resize(content, hw) + (1 - keep) * image

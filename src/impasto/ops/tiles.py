@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .geometry import spatial_size
+
 MIN_TILE = 128
 
 
@@ -58,6 +60,15 @@ def grid(size: tuple[int, int], tile: int, overlap: int) -> list[Tile]:
     """
     h, w = size
     return _tiles(size, _count(h, tile, overlap), _count(w, tile, overlap), overlap)
+
+
+def aligned(tiles: list[Tile], step: int) -> list[Tile]:
+    """The tiles with their starts moved back to multiples of ``step`` (each grows by < ``step``).
+
+    A network that downsamples by ``step`` computes the same features for a tile as for the whole
+    image only if the tile starts on its sampling grid.
+    """
+    return [Tile(t.y0 - t.y0 % step, t.y1, t.x0 - t.x0 % step, t.x1) for t in tiles]
 
 
 def budget_grid(size: tuple[int, int], max_pixels: int, overlap: int) -> list[Tile]:
@@ -131,7 +142,7 @@ class Canvas:
         return self.image()[..., tile.y0:tile.y1, tile.x0:tile.x1]
 
     def paste(self, piece: Tensor, tile: Tile) -> None:
-        w = feather(tile, tuple(self.start.shape[-2:]), self.overlap, self.start.device).to(self.start)
+        w = feather(tile, spatial_size(self.start), self.overlap, self.start.device).to(self.start)
         self.acc[..., tile.y0:tile.y1, tile.x0:tile.x1] += piece * w
         self.weight[..., tile.y0:tile.y1, tile.x0:tile.x1] += w
 

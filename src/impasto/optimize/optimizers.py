@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..errors import NonFiniteLossError, StylizeInterrupted
+from ..ops.geometry import spatial_size
 from ..progress import CancelToken
 
 Objective = Callable[[Tensor], tuple[Tensor, dict[str, Tensor]]]
@@ -51,6 +52,7 @@ class ImageOptimizer:
     def step(self, closure: Closure) -> Tensor:
         with torch.enable_grad():
             loss = closure()
+        assert self.x.grad is not None, "the closure must fill x.grad"
         self.update(self.x.grad)
         return loss
 
@@ -178,7 +180,7 @@ def optimize(
     average = x.detach().clone() if ema_decay else None
     opt = make_optimizer(optimizer, x, lr)
     if resume:
-        opt.state.update(carry_state(optimizer, resume, tuple(x.shape[-2:])))
+        opt.state.update(carry_state(optimizer, resume, spatial_size(x)))
     parts: dict[str, Tensor] = {}
 
     def closure() -> Tensor:

@@ -27,10 +27,10 @@ from ..io.mask import load_mask
 from ..losses.objective import Objective, StyleTargets, Term, build_objective, style_targets
 from ..nets.vgg import VGGFeatures, build_extractor, min_side
 from ..ops import color
-from ..ops.geometry import fit_long_edge, resize, rotate
+from ..ops.geometry import fit_long_edge, resize, rotate, spatial_size
 from ..ops.regions import region_masks, restore_kept
 from ..ops.tiles import Canvas, Tile
-from ..progress import CancelToken, Callback, Progress
+from ..progress import Callback, CancelToken, Progress
 from ..runtime import autocast_dtype, resolve_device
 from .config import StylizeConfig
 from .memory import memory_budget, plan_tiles
@@ -212,7 +212,7 @@ def stylize(
     prepared: Prepared | None = None
     for scale, (edge, count, tiles) in enumerate(zip(edges, counts, plan)):
         prepared = prepare(inputs, cfg, device, generator, long_edge=edge)
-        init = prepared.init if x is None else resize(x, tuple(prepared.init.shape[-2:]))
+        init = prepared.init if x is None else resize(x, spatial_size(prepared.init))
         scale_targets = _targets_at(edge, targets, extractor, prepared, cfg)
         if scale == 0:
             run.setup = time.perf_counter() - start
@@ -227,7 +227,8 @@ def stylize(
                         objective.add(name, term.to(device), weight)
                 x = run.scale(init, objective, prepared, count, scale)
         except StylizeInterrupted as stop:
-            raise StylizeInterrupted(stop.image, stop.step, cancelled=stop.cancelled, alpha=inputs.content.alpha) from None
+            raise StylizeInterrupted(stop.image, stop.step, cancelled=stop.cancelled,
+                                     alpha=inputs.content.alpha) from None
     assert x is not None and prepared is not None
     out = finish(x, prepared, cfg)
     return out if output == "tensor" else to_pil(out, prepared.alpha)
@@ -282,13 +283,13 @@ class _Run:
 
     def _optimize(self, init: Tensor, objective: Objective, count: int, scale: int,
                   render: Callable[[Tensor], Tensor]) -> Tensor:
-        size = tuple(init.shape[-2:])
+        size = spatial_size(init)
 
         def on_step(step: int, losses: dict[str, float], x: Tensor) -> None:
             self.work_done += size[0] * size[1]
             if self.callback is not None:
                 self.callback(Progress(step, self.total, losses, time.perf_counter() - self.start,
-                                       size, self.setup, scale, self.scales,  # type: ignore[arg-type]
+                                       size, self.setup, scale, self.scales,
                                        min(1.0, self.work_done / self.total_work), lambda: render(x)))
 
         opt = self.cfg.optimize
@@ -312,7 +313,7 @@ class _Run:
         canvas = Canvas(init, self.cfg.optimize.tile_overlap)
         dtype = autocast_dtype(self.cfg.network, init.device)
         for tile in tiles:
-            def crop(t: Tensor) -> Tensor:
+            def crop(t: Tensor, tile: Tile = tile) -> Tensor:
                 return t[..., tile.y0:tile.y1, tile.x0:tile.x1]
 
             masks = [None if m is None else crop(m) for m in prepared.masks]

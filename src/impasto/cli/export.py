@@ -1,0 +1,43 @@
+"""``impasto export``: a trained model as an ONNX file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import EXIT_OK, report_errors
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "export", help="export a fast model to ONNX", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Write MODEL (a shipped model's name or a model file) as ONNX: input 'image' (1, 3, H, W) "
+                    "float32 RGB in [0, 1] with dynamic H and W; for several styles also 'style_weights' "
+                    "(number of styles,) float32; output 'stylized' (1, 3, H, W) in [0, 1].",
+    )
+    p.add_argument("model", metavar="MODEL", help="shipped model name or model file")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.onnx")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=lambda args: report_errors(lambda: run(args), p))
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..errors import InputError
+    from ..fast.export import export_onnx
+    from ..fast.model import load_model
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".onnx":
+        raise InputError(f"the output must be a .onnx file; got {args.output!r}")
+    if not out.parent.is_dir():
+        raise InputError(f"output folder does not exist: {str(out.parent)!r}")
+    if Path(args.model).exists() and out.resolve() == Path(args.model).resolve():
+        raise InputError("the output is the model file itself; choose another path")
+    model = load_model(args.model)
+    export_onnx(model, out)
+    if not args.quiet:
+        print(f"saved {out} (styles: {', '.join(model.styles)})", file=sys.stderr)
+    return EXIT_OK

@@ -1,0 +1,91 @@
+"""``impasto train``: train a feed-forward network for one or more styles."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from types import SimpleNamespace
+from typing import Any
+
+from .common import EXIT_INTERRUPTED, EXIT_OK, ProgressBar, format_losses, number, positive_int, report_errors
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from ..fast.train import TRAIN_STYLE_LOSSES, TrainConfig
+
+    d = SimpleNamespace(**{k: getattr(TrainConfig(), k) for k in TrainConfig.__dataclass_fields__})
+    p = sub.add_parser(
+        "train", help="train a fast (feed-forward) style network",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train one network for STYLE (several styles: one network that holds them all, Dumoulin et al.) "
+                    "on random crops of the photos under --data. Each style is named after its file stem.",
+        epilog="Exit codes: 0 ok, 1 runtime failure, 2 usage error, 130 interrupted (a checkpoint is saved; "
+               "rerun with --resume).",
+    )
+    p.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s)")
+    p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folder(s) of content photos")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.pt", help="model file to write")
+    p.add_argument("--size", type=positive_int, default=d.size, help="side of the square training crops (32-1024)")
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="crops per step (1-256)")
+    p.add_argument("--steps", type=positive_int, default=d.steps, help="training steps")
+    p.add_argument("--max-minutes", type=number, default=d.max_minutes, help="stop after this many minutes")
+    p.add_argument("--lr", type=number, default=d.lr, help="Adam learning rate")
+    p.add_argument("--width", type=number, default=d.width, help="channel multiplier (1 = Johnson's 32/64/128)")
+    p.add_argument("--blocks", type=positive_int, default=d.blocks, help="residual blocks")
+    p.add_argument("--style-weight", type=number, default=d.style_weight, help="style weight (as for stylize)")
+    p.add_argument("--content-weight", type=number, default=d.content_weight, help="content weight")
+    p.add_argument("--tv-weight", type=number, default=d.tv_weight, help="total-variation weight")
+    p.add_argument("--style-loss", choices=TRAIN_STYLE_LOSSES, default=d.style_loss, help="style statistics")
+    p.add_argument("--style-size", type=positive_int, default=d.style_size,
+                   help="long edge of the style images (the stroke scale at the output size you will use)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=d.checkpoint_every, metavar="N")
+    p.add_argument("--sample-every", type=positive_int, default=d.sample_every, metavar="N",
+                   help="write OUTPUT.sample.png (the sample photo in every style) every N steps")
+    p.add_argument("--sample", default=None, metavar="IMAGE", help="photo for the samples (default: the first one)")
+    p.add_argument("--base", default=None, metavar="MODEL",
+                   help="add STYLE(s) to this trained model, training only their own parameters")
+    p.add_argument("--resume", action="store_true", help="go on from OUTPUT.ckpt")
+    p.add_argument("--force", action="store_true", help="overwrite an existing model file")
+    p.add_argument("--workers", type=int, default=d.workers, help="data-loading processes")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed")
+    p.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N, mps or auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=lambda args: run(args, p))
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..fast.train import TrainConfig, train
+    from ..runtime import tune_allocator
+
+    fields = TrainConfig.__dataclass_fields__
+    config = TrainConfig(**{k: getattr(args, k) for k in fields if hasattr(args, k)})
+    bar = ProgressBar(args.quiet)
+
+    def on_step(event: Any) -> None:
+        bar.update(event.step / event.steps, f"step {event.step}/{event.steps}, {format_losses(event.losses)}, "
+                                             f"{event.images_per_second:.1f} img/s")
+
+    tune_allocator()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            train(args.styles, args.data, args.output, config=config, base=args.base, resume=args.resume,
+                  force=args.force, callback=on_step, sample=args.sample)
+        finally:
+            bar.close()
+            for w in caught:
+                print(f"impasto: warning: {w.message}", file=sys.stderr)
+    if not args.quiet:
+        print(f"saved {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    def interrupted(stop: Any) -> int:
+        print(f"\nimpasto: interrupted at step {stop.step}; checkpoint saved to {args.output}.ckpt "
+              "(rerun with --resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+    return report_errors(lambda: _run(args), parser, interrupted)

@@ -1,0 +1,93 @@
+import pytest
+import torch
+
+import impasto
+from impasto.errors import InputError, StylizeInterrupted
+from impasto.fast import TrainConfig, load_model, train
+from impasto.fast.train import checkpoint_path, sample_path
+
+from ..conftest import TINY, files_in
+
+
+def test_training_writes_a_model_and_a_sample_and_lowers_the_loss(tmp_path, photos, styles):
+    events = []
+    out = tmp_path / "m.pt"
+    model = train(styles, [photos], out, config=TrainConfig(**{**TINY, "steps": 12, "lr": 5e-3}),
+                  callback=events.append)
+    assert files_in(tmp_path) == {"m.pt", "m.sample.png"}  # the checkpoint is removed at the end
+    assert model.styles == ["starry_night", "wave"] and load_model(out).styles == model.styles
+    first = sum(e.losses["total"] for e in events[:3]) / 3
+    last = sum(e.losses["total"] for e in events[-3:]) / 3
+    assert last < first, (first, last)
+    assert model.training["steps_done"] == 12 and model.training["size"] == 32
+
+
+def test_existing_model_is_kept_unless_forced(tmp_path, photos, styles):
+    out = tmp_path / "m.pt"
+    out.write_bytes(b"precious")
+    with pytest.raises(InputError, match="exists; pass force"):
+        train(styles, [photos], out, config=TrainConfig(**TINY))
+    assert out.read_bytes() == b"precious"
+    train(styles, [photos], out, config=TrainConfig(**TINY), force=True)
+    assert load_model(out).styles == ["starry_night", "wave"]
+
+
+def test_cancel_saves_a_checkpoint_and_resume_goes_on(tmp_path, photos, styles):
+    out = tmp_path / "m.pt"
+    token = impasto.CancelToken()
+    seen = []
+
+    def on_step(event):
+        seen.append(event.step)
+        if event.step == 2:
+            token.cancel()
+
+    config = TrainConfig(**{**TINY, "steps": 5, "checkpoint_every": 100})
+    with pytest.raises(StylizeInterrupted) as stop:
+        train(styles, [photos], out, config=config, callback=on_step, cancel=token)
+    assert stop.value.cancelled and checkpoint_path(out).exists() and not out.exists()
+    resumed = []
+    train(styles, [photos], out, config=config, resume=True, callback=lambda e: resumed.append(e.step))
+    assert seen == [1, 2] and resumed == [3, 4, 5]
+    assert out.exists() and not checkpoint_path(out).exists()
+
+
+def test_unreadable_photos_are_skipped_with_a_warning(tmp_path, photos, styles):
+    data = tmp_path / "data"
+    data.mkdir()
+    for p in photos.iterdir():
+        (data / p.name).write_bytes(p.read_bytes())
+    (data / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        train(styles, [data], tmp_path / "m.pt", config=TrainConfig(**{**TINY, "steps": 1}))
+
+
+def test_bad_training_inputs(tmp_path, styles):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.jpg").write_text("hello")
+    with pytest.raises(InputError, match="no readable images"):
+        train(styles, [empty], tmp_path / "m.pt", config=TrainConfig(**TINY))
+    for bad, message in ((dict(size=8), "size must be from 32 to 1024"), (dict(batch_size=0), "positive integer"),
+                         (dict(batch_size=1000), "batch_size must be from 1 to 256"),
+                         (dict(style_loss="mrf"), "valid: gram, meancov")):
+        with pytest.raises(InputError, match=message):
+            TrainConfig(**bad)
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_adding_a_style_trains_only_its_own_parameters(tmp_path, tiny_model, photos, styles):
+    from PIL import Image
+
+    third = tmp_path / "scream.png"
+    Image.open(styles[0]).rotate(90).save(third)
+    out = tmp_path / "more.pt"
+    grown = train([third], [photos], out, base=tiny_model, config=TrainConfig(**{**TINY, "lr": 1e-2}))
+    old = load_model(tiny_model)
+    assert grown.styles == ["starry_night", "wave", "scream"]
+    new = load_model(out)
+    x = torch.rand(1, 3, 40, 40)
+    for i in range(2):  # the old styles are untouched, bit for bit in the stored float16
+        assert torch.equal(new.forward(x, torch.eye(3)[i]), old.forward(x, torch.eye(2)[i]))
+    assert not torch.equal(new.forward(x, torch.eye(3)[2]), new.forward(x, torch.eye(3)[0]))
+    assert sample_path(out).exists()

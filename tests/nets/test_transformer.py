@@ -1,0 +1,39 @@
+import pytest
+import torch
+
+from impasto.nets.transformer import CondInstanceNorm, TransformerNet
+
+
+@pytest.mark.parametrize("hw", [(32, 32), (37, 50), (21, 18)])
+def test_output_is_an_image_of_the_input_size(hw):
+    net = TransformerNet(n_styles=2, width=0.125).eval()
+    x = torch.rand(2, 3, *hw)
+    out = net(x, torch.eye(2))
+    assert out.shape == x.shape
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_conditional_norm_blends_scale_and_shift_linearly():
+    torch.manual_seed(0)
+    norm = CondInstanceNorm(4, 3)
+    with torch.no_grad():
+        norm.gamma.copy_(torch.rand(3, 4) + 0.5)
+        norm.beta.copy_(torch.randn(3, 4))
+    x = torch.randn(1, 4, 5, 5)
+    one = [norm(x, torch.eye(3)[i:i + 1]) for i in range(3)]
+    mix = torch.tensor([[0.2, 0.3, 0.5]])
+    expected = 0.2 * one[0] + 0.3 * one[1] + 0.5 * one[2]  # affine in (gamma, beta), so blends mix outputs
+    assert torch.allclose(norm(x, mix), expected, atol=1e-5)
+    normalized = torch.nn.functional.instance_norm(x)
+    assert torch.allclose(one[1], normalized * norm.gamma[1].view(1, 4, 1, 1) + norm.beta[1].view(1, 4, 1, 1),
+                          atol=1e-5)
+
+
+def test_width_scales_the_channels_and_style_parameters_are_per_style():
+    small, big = TransformerNet(2, width=0.25), TransformerNet(2, width=1.0)
+    assert small.down[0].conv.out_channels == 8 and big.down[0].conv.out_channels == 32
+    assert big.res[0].a.conv.in_channels == 128
+    views = small.style_parameters(1)
+    assert views and all(v.dim() == 1 for v in views)
+    # no transposed convolutions (checkerboard artifacts): upsampling is resize + conv
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in big.modules())
