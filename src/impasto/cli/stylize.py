@@ -60,6 +60,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="long edge of the first scale; default: min(128, --size)")
     g.add_argument("--scale-ratio", type=number, default=d.scale_ratio,
                    help="ratio between consecutive scales (> 1, e.g. 2 or 1.414)")
+    g.add_argument("--no-upsample-detail", dest="upsample_detail", action="store_false",
+                   help="between scales, upsample only (the photo's detail band is not added: a fine grid "
+                        "may show in flat regions)")
     g.add_argument("--style-scale", type=number, default=d.style_scale,
                    help="style image long edge relative to the output's")
 

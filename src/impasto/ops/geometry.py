@@ -29,6 +29,20 @@ def resize(image: Tensor, size: tuple[int, int]) -> Tensor:
     return out.clamp_(0, 1)
 
 
+def upsample_with_detail(coarse: Tensor, reference: Tensor) -> Tensor:
+    """``coarse`` resized to ``reference``'s size, plus the band of detail that ``reference`` has and
+    a copy of it at ``coarse``'s size lacks (one level of a Laplacian pyramid), in [0, 1].
+
+    Between the scales of the coarse-to-fine pyramid, a plain upsample leaves the new, finer band
+    empty; the style loss then fills it in its fastest direction, the gradient, which max pooling
+    makes periodic on the network's 2- and 4-pixel lattice (a fine crosshatch in flat regions).
+    Starting the band from the photo's own detail instead removes the grid and keeps edges sharp.
+    """
+    size = spatial_size(reference)
+    detail = reference - resize(resize(reference, spatial_size(coarse)), size)
+    return (resize(coarse, size) + detail).clamp_(0, 1)
+
+
 def rotate(image: Tensor, degrees: float) -> Tensor:
     """Rotate a (N, C, H, W) tensor about its centre; exact for multiples of 90 degrees.
 

@@ -41,6 +41,9 @@ class OptimizeConfig:
     """Long edge of the first scale; None = min(128, size). Ignored when ``scales`` is given."""
     scales: int | None = None
     """Number of scales; None = as many as fit between start_size and size. 1 = single scale."""
+    upsample_detail: bool = True
+    """Between scales, add the photo's own detail band to the upsampled image (removes the fine
+    grid that max pooling's gradients otherwise leave in flat regions; see ops.geometry)."""
     optimizer: str = "lbfgs"
     learning_rate: float | None = None
     """Step size; None = the optimizer's default (lbfgs 1.0, adam 0.02, gd 0.01)."""
@@ -78,6 +81,9 @@ class OptimizeConfig:
             if self.start_size > self.size:
                 raise InputError(f"start_size {self.start_size} is above the output size {self.size}; "
                                  f"valid: 1 to {self.size}", fields=("start_size",))
+        if not isinstance(self.upsample_detail, bool):
+            raise InputError(f"upsample_detail must be true or false; got {self.upsample_detail!r}",
+                             fields=("upsample_detail",))
         choice("optimizer", self.optimizer, OPTIMIZERS)
         if self.learning_rate is not None:
             positive("learning_rate", self.learning_rate)

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import NonFiniteLossError, StylizeInterrupted
+from ..errors import InputError, NonFiniteLossError, StylizeInterrupted
 from ..ops.geometry import spatial_size
 from ..progress import CancelToken
 
@@ -143,7 +143,7 @@ def make_optimizer(name: str, x: Tensor, lr: float) -> ImageOptimizer:
     """The optimizer called ``name`` (lbfgs, adam, gd) over the image tensor ``x``."""
     kinds: dict[str, type[ImageOptimizer]] = {"lbfgs": LBFGS, "adam": Adam, "gd": NormalizedGD}
     if name not in kinds:
-        raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
+        raise InputError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}", fields=("optimizer",))
     return kinds[name](x, lr)
 
 

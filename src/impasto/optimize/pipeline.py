@@ -27,7 +27,7 @@ from ..io.mask import load_mask
 from ..losses.objective import Objective, StyleTargets, Term, build_objective, style_targets
 from ..nets.vgg import VGGFeatures, build_extractor, min_side
 from ..ops import color
-from ..ops.geometry import fit_long_edge, resize, rotate, spatial_size
+from ..ops.geometry import fit_long_edge, resize, rotate, spatial_size, upsample_with_detail
 from ..ops.regions import region_masks, restore_kept
 from ..ops.tiles import Canvas, Tile
 from ..progress import Callback, CancelToken, Progress
@@ -212,7 +212,12 @@ def stylize(
     prepared: Prepared | None = None
     for scale, (edge, count, tiles) in enumerate(zip(edges, counts, plan)):
         prepared = prepare(inputs, cfg, device, generator, long_edge=edge)
-        init = prepared.init if x is None else resize(x, spatial_size(prepared.init))
+        if x is None:
+            init = prepared.init
+        elif cfg.optimize.upsample_detail:
+            init = upsample_with_detail(x, prepared.content)
+        else:
+            init = resize(x, spatial_size(prepared.init))
         scale_targets = _targets_at(edge, targets, extractor, prepared, cfg)
         if scale == 0:
             run.setup = time.perf_counter() - start

