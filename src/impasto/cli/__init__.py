@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from . import apply, export, layers, models, stylize, train
+from . import apply, export, layers, models, stylize, train, video
 from .common import EXIT_USAGE, Parser
 
-COMMANDS = (stylize, train, apply, models, export, layers)
+COMMANDS = (stylize, video, train, apply, models, export, layers)
 
 
 def _version() -> str:

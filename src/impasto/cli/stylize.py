@@ -28,26 +28,15 @@ ALPHA_HELP = (
 )
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of every StylizeConfig field (shared by ``stylize``, ``video`` and ``batch``)."""
     from ..config import DEFAULT_STYLE_WEIGHT, DEVICE_CHOICES, PRECISIONS, PRESERVE_COLOR_CHOICES
-    from ..io.image import SAVE_FORMATS
     from ..losses import NORMALIZATIONS, STYLE_LOSSES
     from ..nets.vgg import POOLING_CHOICES, WEIGHT_CHOICES
     from ..optimize.config import INIT_CHOICES, StylizeConfig
     from ..optimize.optimizers import OPTIMIZERS
 
     d = SimpleNamespace(**StylizeConfig().flat())
-    p = sub.add_parser(
-        "stylize", help="repaint a photo in the style of one or more paintings",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Repaint CONTENT in the style of STYLE (several styles are blended). " + ALPHA_HELP,
-        epilog="Exit codes: 0 ok, 1 runtime failure, 2 usage error, 130 interrupted (partial result saved).",
-    )
-    p.add_argument("content", metavar="CONTENT", help="content photo")
-    p.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s)")
-    p.add_argument("-o", "--output", required=True,
-                   help=f"output image; format from the extension ({', '.join(sorted(SAVE_FORMATS))})")
-
     g = p.add_argument_group("size and length")
     g.add_argument("--size", type=positive_int, default=d.size, help="long edge of the output in pixels")
     g.add_argument("--iterations", type=positive_int, default=d.iterations,
@@ -132,6 +121,21 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--memory-budget", type=number, default=d.memory_budget, metavar="GIB",
                    help="memory a scale may use before it is tiled; default: 80%% of what is available")
 
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from ..io.image import SAVE_FORMATS
+
+    p = sub.add_parser(
+        "stylize", help="repaint a photo in the style of one or more paintings",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Repaint CONTENT in the style of STYLE (several styles are blended). " + ALPHA_HELP,
+        epilog="Exit codes: 0 ok, 1 runtime failure, 2 usage error, 130 interrupted (partial result saved).",
+    )
+    p.add_argument("content", metavar="CONTENT", help="content photo")
+    p.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s)")
+    p.add_argument("-o", "--output", required=True,
+                   help=f"output image; format from the extension ({', '.join(sorted(SAVE_FORMATS))})")
+    add_config_arguments(p)
     g = p.add_argument_group("output")
     g.add_argument("--save-every", type=positive_int, default=None, metavar="N",
                    help="also save the image every N iterations as OUTPUT_STEM.NNNN.EXT")

@@ -9,6 +9,7 @@ with several styles has a second input ``style_weights`` (n_styles,) float32, th
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import torch
@@ -43,7 +44,10 @@ def export_onnx(model: StyleModel, path: str | os.PathLike) -> None:
     graph = _Graph(model, None if multi else torch.ones(1))
     example: tuple[Any, ...] = (torch.rand(1, 3, 64, 64),) + ((torch.full((len(model.styles),), 1.0),) if multi else ())
     names = ["image"] + (["style_weights"] if multi else [])
-    with atomic_path(path) as tmp, torch.no_grad():
+    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript exporter warns about its own deprecation and about tracing the size
+        # arithmetic, which is exact here (tested at several sizes against PyTorch)
+        warnings.simplefilter("ignore")
         torch.onnx.export(graph, example, tmp, input_names=names, output_names=["stylized"],
                           dynamic_axes={"image": {2: "height", 3: "width"}, "stylized": {2: "height", 3: "width"}},
                           opset_version=OPSET, dynamo=False)

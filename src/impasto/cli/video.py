@@ -1,0 +1,91 @@
+"""``impasto video``: a video (or a folder of numbered frames), temporally consistent."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .common import EXIT_INTERRUPTED, EXIT_OK, ProgressBar, format_losses, names, number, report_errors
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from ..video.pipeline import VideoConfig
+    from .stylize import add_config_arguments
+
+    d = VideoConfig()
+    p = sub.add_parser(
+        "video", help="stylize a video without flicker, keeping its sound",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Stylize INPUT (a video file FFmpeg reads, or a folder of numbered frames) into OUTPUT (mp4, "
+                    "mov, mkv, webm, gif, or a folder for PNG frames), frame by frame with optical-flow temporal "
+                    "consistency (Ruder et al. 2016). The sound is copied. Frames are kept beside the output "
+                    "while they are made, so an interrupted run resumes when run again with the same arguments.",
+        epilog="Exit codes: 0 ok, 1 runtime failure, 2 usage error, 130 interrupted (rerun to resume).",
+    )
+    p.add_argument("input", metavar="INPUT", help="video file or folder of numbered frames")
+    p.add_argument("styles", metavar="STYLE", nargs="*", help="style image(s) (not with --model)")
+    p.add_argument("-o", "--output", required=True, help="output video (mp4, mov, mkv, webm, gif) or folder")
+    g = p.add_argument_group("video")
+    g.add_argument("--temporal-weight", type=number, default=d.temporal_weight,
+                   help="weight of the temporal loss (higher = steadier, less free per frame)")
+    g.add_argument("--frame-iterations", type=int, default=d.frame_iterations,
+                   help="iterations for each frame after the first")
+    g.add_argument("--long-term", type=lambda t: tuple(int(v) for v in names(t)), default=d.long_term,
+                   metavar="J1,J2", help="earlier frames to stay consistent with, e.g. 1,2,4")
+    g.add_argument("--flow-preset", choices=("ultrafast", "fast", "medium"), default=d.flow_preset,
+                   help="DIS optical flow preset")
+    g.add_argument("--start", type=number, default=d.start, metavar="SECONDS", help="where to begin")
+    g.add_argument("--duration", type=number, default=d.duration, metavar="SECONDS",
+                   help="how much to stylize (try a short part first)")
+    g.add_argument("--crf", type=int, default=d.crf, help="encoder quality, 0 (lossless) to 51")
+    g.add_argument("--model", default=None, help="a fast model's name or file instead of optimization")
+    g.add_argument("--style", default=None, help="with --model: which of its styles")
+    g.add_argument("--blend", type=number, default=d.blend,
+                   help="with --model: how much of the warped previous frame to keep where the flow is reliable")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_arguments(p)
+    p.set_defaults(run=lambda args: run(args, p))
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..runtime import tune_allocator
+    from ..video.pipeline import VideoConfig, stylize_video
+    from .stylize import config_from_args
+
+    if bool(args.model) == bool(args.styles):
+        raise InputError("give STYLE image(s), or --model, but not both")
+    config = config_from_args(args)
+    video = VideoConfig(**{k: getattr(args, k) for k in VideoConfig.__dataclass_fields__})
+    bar = ProgressBar(args.quiet)
+
+    def on_frame(event: Any) -> None:
+        total = event.frames or event.frame
+        bar.update(min(1.0, event.frame / total), f"frame {event.frame}/{event.frames or '?'}"
+                   + (f", {format_losses(event.losses)}" if event.losses else "")
+                   + (f", {event.resumed} resumed" if event.resumed else ""))
+
+    notes: list[str] = []
+    tune_allocator()
+    try:
+        stylize_video(args.input, args.styles, args.output, config=config, video=video, model=args.model,
+                      style=args.style, callback=on_frame, notes=notes, style_masks=args.style_masks,
+                      keep_mask=args.keep_mask)
+    finally:
+        bar.close()
+        for note in notes:
+            print(f"impasto: {note}", file=sys.stderr)
+    if not args.quiet:
+        print(f"saved {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    def interrupted(stop: Any) -> int:
+        print("\nimpasto: interrupted; the frames made so far are kept, run the same command again to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+    return report_errors(lambda: _run(args), parser, interrupted)

@@ -1,0 +1,310 @@
+"""Video files and frame folders <-> frames, with PyAV (FFmpeg).
+
+* Decoding is lazy: frames are read one at a time, so a long video is never held in memory.
+* Timestamps are kept (variable frame rate included): every frame carries its presentation time,
+  and the encoder writes the same times back, relative to ``start``.
+* Rotation metadata (a phone's portrait video) is applied to the pixels, so frames are upright
+  and the output needs no rotation flag.
+* H.264 and VP9 with yuv420p need even sizes: an odd width or height is padded by one pixel
+  (the last column or row repeated), never cropped, so no content is lost.
+* The audio stream is copied unchanged (remuxed) between ``start`` and ``start + duration``; it is
+  re-encoded only when the output container cannot hold its codec (AAC for mp4/mov, Opus for webm).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import InputError
+from ..io.atomic import atomic_path
+from ..io.image import load_image
+
+VIDEO_EXTENSIONS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
+                    ".gif": "gif"}
+FRAME_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+AUDIO_CODECS = {"mp4": {"aac", "mp3", "ac3", "alac", "opus", "flac"}, "mov": {"aac", "mp3", "ac3", "alac", "pcm_s16le"},
+                "matroska": None, "webm": {"opus", "vorbis"}}  # None: anything
+FOLDER_FPS = Fraction(25)
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int
+    """0-based, counted from ``start``."""
+    time: float
+    """Presentation time in seconds, from the start of the input."""
+    image: Tensor
+    """(1, 3, H, W) RGB in [0, 1], upright."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    size: tuple[int, int]
+    """(height, width) after rotation."""
+    duration: float
+    """Seconds."""
+    fps: Fraction
+    frames: int | None
+    """Frame count if the container says so."""
+    rotation: int
+    has_audio: bool
+    folder: bool
+
+
+def _is_frame_folder(path: str | os.PathLike) -> bool:
+    return Path(path).is_dir()
+
+
+def _numbered(folder: Path) -> list[Path]:
+    files = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS and re.search(r"\d", p.stem)]
+    return sorted(files, key=lambda p: (int(re.findall(r"\d+", p.stem)[-1]), p.name))
+
+
+def _open(path: str | os.PathLike):
+    import av
+
+    name = repr(str(path))
+    if not os.path.exists(path):
+        raise InputError(f"no such file: {name}")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError):
+        raise InputError(f"not a video (or a format FFmpeg cannot read): {name}") from None
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"no video stream in {name}")
+    return container
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """What the input is; :class:`InputError` for a file that is not a decodable video."""
+    if _is_frame_folder(path):
+        files = _numbered(Path(path))
+        if not files:
+            raise InputError(f"no numbered frames (NNNN.png, frame_0001.jpg...) in folder {str(path)!r}")
+        first = load_image(files[0])
+        return VideoInfo(str(path), first.size, len(files) / float(FOLDER_FPS), FOLDER_FPS, len(files), 0,
+                         False, True)
+    import av
+
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        try:
+            first = next(container.decode(stream))
+        except (av.error.FFmpegError, StopIteration):
+            raise InputError(f"cannot decode the video stream of {str(path)!r}") from None
+        rotation = int(getattr(first, "rotation", 0) or 0) % 360
+        h, w = first.height, first.width
+        if rotation in (90, 270):
+            h, w = w, h
+        duration = (float(stream.duration * stream.time_base) if stream.duration
+                    else (container.duration or 0) / 1e6)
+        fps = stream.average_rate or stream.guessed_rate or Fraction(25)
+        return VideoInfo(str(path), (h, w), duration, Fraction(fps), stream.frames or None, rotation,
+                         bool(container.streams.audio), False)
+    finally:
+        container.close()
+
+
+def _upright(array: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply the display rotation (degrees counter-clockwise, FFmpeg's convention) to the pixels."""
+    turns = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
+
+
+def _to_tensor(array: np.ndarray) -> Tensor:
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def read_frames(path: str | os.PathLike, *, start: float = 0.0, duration: float | None = None,
+                warn: list[str] | None = None) -> Iterator[Frame]:
+    """The frames of ``path`` from ``start`` for ``duration`` seconds, decoded one at a time.
+
+    A frame that fails to decode in the middle is skipped and named in ``warn`` (if given); the
+    run goes on with the next one.
+    """
+    end = float("inf") if duration is None else start + duration
+    if _is_frame_folder(path):
+        for i, file in enumerate(_numbered(Path(path))):
+            t = i / float(FOLDER_FPS)
+            if start <= t < end:
+                yield Frame(i - round(start * float(FOLDER_FPS)), t, load_image(file).flat_rgb())
+        return
+    import av
+
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if start > 0:
+            container.seek(int(start / stream.time_base), stream=stream, backward=True)
+        index = 0
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as exc:
+                if warn is not None:
+                    warn.append(f"unreadable data after frame {index}: {exc}")
+                break
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError as exc:
+                if warn is not None:
+                    warn.append(f"skipped a corrupt frame after frame {index} (at {packet.pts}): {exc}")
+                continue
+            for frame in decoded:
+                t = float(frame.time) if frame.time is not None else index / float(stream.average_rate or 25)
+                if t < start - 1e-6:
+                    continue
+                if t >= end - 1e-6:
+                    return
+                array = _upright(frame.to_ndarray(format="rgb24"), int(getattr(frame, "rotation", 0) or 0))
+                yield Frame(index, t, _to_tensor(array))
+                index += 1
+    finally:
+        container.close()
+
+
+def check_output(path: str | os.PathLike) -> str:
+    """'folder' or the container format for ``path``; refuses an extension that holds no video."""
+    p = Path(path)
+    if p.suffix == "" or p.is_dir():
+        return "folder"
+    fmt = VIDEO_EXTENSIONS.get(p.suffix.lower())
+    if fmt is None:
+        raise InputError(f"output {str(path)!r} cannot hold a video; valid: {', '.join(sorted(VIDEO_EXTENSIONS))} "
+                         "or a folder (PNG frames)")
+    if not p.parent.is_dir():
+        raise InputError(f"output folder does not exist: {str(p.parent)!r}")
+    return fmt
+
+
+def _even(array: np.ndarray) -> np.ndarray:
+    """Pad an odd height or width by repeating the last row or column (yuv420p needs even sizes)."""
+    h, w = array.shape[:2]
+    if h % 2 or w % 2:
+        array = np.pad(array, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    return array
+
+
+def encode(frames: list[tuple[float, Path]], output: str | os.PathLike, *, source: str | os.PathLike | None,
+           start: float, duration: float | None, fps: Fraction, crf: int = 18) -> None:
+    """Write the frame files (with their times, seconds from the input's start) as a video, with
+    the source's audio between ``start`` and ``start + duration``; atomically."""
+    fmt = check_output(output)
+    if fmt == "gif":
+        _encode_gif(frames, output, fps)
+        return
+    import av
+
+    with atomic_path(output) as tmp:
+        out = av.open(tmp, "w", format=fmt)
+        try:
+            codec = "libvpx-vp9" if fmt == "webm" else "libx264"
+            video: Any = out.add_stream(codec, rate=fps)
+            first = np.asarray(load_image(frames[0][1]).rgb[0].permute(1, 2, 0).mul(255).round().byte())
+            first = _even(first)
+            video.height, video.width = first.shape[:2]
+            video.pix_fmt = "yuv420p"
+            video.time_base = Fraction(1, 90000)  # fine enough for any frame rate, constant or not
+            video.options = {"crf": str(crf)} if codec == "libx264" else {"crf": str(crf), "b": "0"}
+            audio_in, audio_out, src = _audio(out, fmt, source)
+            base = start
+            for t, file in frames:
+                array = _even(np.asarray(load_image(file).rgb[0].permute(1, 2, 0).mul(255).round().byte()))
+                frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+                frame.pts = max(0, round((t - base) * 90000))
+                frame.time_base = video.time_base
+                for packet in video.encode(frame):
+                    out.mux(packet)
+            for packet in video.encode():
+                out.mux(packet)
+            if src is not None:
+                _copy_audio(src, audio_in, audio_out, out, start, duration)
+        finally:
+            out.close()
+            if "src" in locals() and src is not None:
+                src.close()
+
+
+def _audio(out, fmt: str, source):
+    """(input audio stream, output audio stream, input container) or (None, None, None)."""
+    if source is None or _is_frame_folder(source):
+        return None, None, None
+    import av
+
+    src = av.open(str(source))
+    if not src.streams.audio:
+        src.close()
+        return None, None, None
+    a_in = src.streams.audio[0]
+    allowed = AUDIO_CODECS.get(fmt)
+    if allowed is None or a_in.codec_context.name in allowed:
+        a_out = out.add_stream_from_template(a_in)
+        return a_in, a_out, src
+    # the container cannot hold this codec: re-encode (AAC for mp4/mov, Opus for webm)
+    a_out = out.add_stream("libopus" if fmt == "webm" else "aac", rate=a_in.rate or 48000)
+    return a_in, a_out, src
+
+
+def _copy_audio(src, a_in, a_out, out, start: float, duration: float | None) -> None:
+    import av
+
+    end = float("inf") if duration is None else start + duration
+    remux = a_out.codec_context.name == a_in.codec_context.name
+    if start > 0:
+        src.seek(int(start / a_in.time_base), stream=a_in, backward=True)
+    offset = round(start / a_in.time_base)  # audio keeps its place relative to the video's start
+    for packet in src.demux(a_in):
+        if packet.pts is None or packet.dts is None:
+            continue
+        t = float(packet.pts * a_in.time_base)
+        if start > 0 and t < start - 1e-6:
+            continue
+        if t >= end:
+            break
+        if remux:
+            packet.pts -= offset
+            packet.dts -= offset
+            packet.stream = a_out
+            out.mux(packet)
+        else:
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError:
+                continue
+            for frame in decoded:
+                frame.pts = None
+                for p in a_out.encode(frame):
+                    out.mux(p)
+    if not remux:
+        for p in a_out.encode():
+            out.mux(p)
+
+
+def _encode_gif(frames: list[tuple[float, Path]], output: str | os.PathLike, fps: Fraction) -> None:
+    from PIL import Image
+
+    times = [t for t, _ in frames]
+    durations = [max(20, round(1000 * (b - a))) for a, b in itertools.pairwise(times)] or [round(1000 / float(fps))]
+    durations.append(durations[-1])
+    images = (Image.open(f).convert("RGB") for _, f in frames)
+    first = next(images)
+    with atomic_path(output) as tmp:
+        first.save(tmp, format="GIF", save_all=True, append_images=images, duration=durations, loop=0)

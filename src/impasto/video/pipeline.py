@@ -1,0 +1,311 @@
+"""Temporally consistent video stylization (Ruder, Dosovitskiy & Brox, GCPR 2016).
+
+Each frame after the first starts from the previous stylized frame warped by the optical flow,
+and minimizes the image loss plus a temporal loss: the reliability-weighted squared difference
+from that warped frame (``losses.temporal``). Style targets are computed once for the whole
+video and the network is built once; the first frame uses the full image pipeline
+(coarse-to-fine), later frames a single scale at the output size and far fewer iterations.
+
+Departures from the paper: DIS optical flow (milliseconds per frame on a CPU) instead of
+DeepMatching + EpicFlow (minutes); relative content and style losses (see the image method), so
+the temporal weight is a plain ratio too; no multi-pass algorithm.
+
+Frames are written to a work folder beside the output as they are made (``OUTPUT.frames/``, with
+the run's settings in ``settings.json``): an interrupted or crashed run resumes at the first
+missing frame when run again with the same settings; changed settings start afresh. The video is
+encoded from those frames at the end, atomically, with the input's timestamps and its sound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..config import non_negative, positive_int
+from ..errors import InputError
+from ..io.image import ImageLike, load_image, save_image, to_pil
+from ..losses.temporal import TemporalTerm
+from ..nets.vgg import build_extractor
+from ..ops import color
+from ..ops.flow import PRESETS, dis_flow, reliability, warp
+from ..ops.geometry import fit_long_edge, resize
+from ..optimize.config import StylizeConfig
+from ..optimize.pipeline import compute_targets, load_inputs, resolve, stylize
+from ..progress import CancelToken
+from ..runtime import resolve_device
+from .io import check_output, encode, probe, read_frames
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """Settings of the video method (the image settings are a :class:`StylizeConfig`)."""
+
+    temporal_weight: float = 200.0
+    """Weight of the temporal loss (mean squared difference from the warped previous frame)."""
+    frame_iterations: int = 30
+    """Iterations for each frame after the first (single scale, at the output size)."""
+    long_term: tuple[int, ...] = (1,)
+    """Earlier frames each frame is kept consistent with (1 = the previous; e.g. 1,2,4 for long-term)."""
+    flow_preset: str = "medium"
+    """DIS optical flow preset: ultrafast, fast or medium."""
+    start: float = 0.0
+    """Seconds into the input where to begin."""
+    duration: float | None = None
+    """Seconds to stylize (None = to the end)."""
+    crf: int = 18
+    """Encoder quality: 0 (lossless) to 51 (worst); 18 looks like the input."""
+    blend: float = 0.7
+    """Fast models only: how much of the warped previous output to keep where the flow is reliable."""
+
+    def __post_init__(self) -> None:
+        non_negative("temporal_weight", self.temporal_weight)
+        positive_int("frame_iterations", self.frame_iterations)
+        if not self.long_term or any(isinstance(j, bool) or not isinstance(j, int) or j < 1 for j in self.long_term):
+            raise InputError(f"long_term must be frame distances >= 1, e.g. 1,2,4; got {self.long_term!r}",
+                             fields=("long_term",))
+        if self.flow_preset not in PRESETS:
+            raise InputError(f"unknown flow_preset {self.flow_preset!r}; valid: {', '.join(PRESETS)}",
+                             fields=("flow_preset",))
+        non_negative("start", self.start)
+        if self.duration is not None and not (isinstance(self.duration, (int, float)) and self.duration > 0):
+            raise InputError(f"duration must be a positive number of seconds; got {self.duration!r}",
+                             fields=("duration",))
+        if isinstance(self.crf, bool) or not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
+            raise InputError(f"crf must be an integer from 0 to 51; got {self.crf!r}", fields=("crf",))
+        if not 0 <= self.blend <= 1:
+            raise InputError(f"blend must be from 0 to 1; got {self.blend!r}", fields=("blend",))
+
+
+@dataclass(frozen=True)
+class FrameProgress:
+    """One event per frame done, passed to ``callback``."""
+
+    frame: int
+    """Frames done so far (1-based), resumed ones included."""
+    frames: int | None
+    """Frames in the run, if known."""
+    elapsed: float
+    resumed: int
+    """Frames taken from an earlier run's work folder."""
+    losses: dict[str, float] = field(default_factory=dict)
+    """The last iteration's losses of this frame (empty for resumed or fast-model frames)."""
+
+
+def work_folder(output: str | os.PathLike) -> Path:
+    """Where the frames of ``output`` are kept while they are made (the folder itself for folder output)."""
+    out = Path(output)
+    return out if check_output(out) == "folder" else out.with_name(out.name + ".frames")
+
+
+def _fingerprint(path: str | os.PathLike) -> dict[str, Any]:
+    p = Path(path)
+    st = p.stat()
+    return {"path": str(p.resolve()), "size": st.st_size, "mtime": int(st.st_mtime)}
+
+
+def _settings(input: str, styles: Sequence[ImageLike], cfg: StylizeConfig, vcfg: VideoConfig,
+              model: str | None) -> dict[str, Any]:
+    style_ids = [_fingerprint(s) if isinstance(s, (str, os.PathLike)) else hashlib.sha256(
+        load_image(s).rgb.numpy().tobytes()).hexdigest() for s in styles]
+    return {"input": _fingerprint(input) if os.path.isfile(input) else str(Path(input).resolve()),
+            "styles": style_ids, "config": {k: repr(v) for k, v in cfg.flat().items()},
+            "video": asdict(vcfg), "model": model}
+
+
+def _prepare_work(folder: Path, settings: dict[str, Any], notes: list[str]) -> None:
+    path = folder / "settings.json"
+    settings = json.loads(json.dumps(settings))  # as it reads back (tuples become lists)
+    if folder.exists() and path.exists():
+        if json.loads(path.read_text()) == settings:
+            return
+        notes.append(f"settings changed since the frames in {str(folder)!r} were made: starting afresh")
+        for f in folder.glob("frame_*.png"):
+            f.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=1))
+
+
+def _frame_path(folder: Path, index: int) -> Path:
+    return folder / f"frame_{index + 1:06d}.png"
+
+
+def stylize_video(
+    input: str | os.PathLike,
+    styles: ImageLike | Sequence[ImageLike],
+    output: str | os.PathLike,
+    *,
+    config: StylizeConfig | None = None,
+    video: VideoConfig | None = None,
+    model: str | os.PathLike | None = None,
+    style: str | None = None,
+    callback: Callable[[FrameProgress], Any] | None = None,
+    cancel: CancelToken | None = None,
+    notes: list[str] | None = None,
+    style_masks: Sequence[ImageLike] | None = None,
+    keep_mask: ImageLike | None = None,
+    **options: Any,
+) -> Path:
+    """Stylize the video (or numbered-frame folder) ``input`` into ``output`` (a video file or a folder).
+
+    ``styles`` as for :func:`impasto.stylize`; or, with ``model`` (a fast model's name or file),
+    each frame is stylized by the network (``style`` picks one of its styles) and blended with the
+    warped previous output where the flow is reliable. Options are the image method's fields
+    (``size``, ``style_weight``...). ``notes`` collects what the caller should tell the user
+    (skipped corrupt frames, a fresh start after changed settings). Returns the output path.
+    """
+    started = time.perf_counter()
+    cfg = resolve(config, options)
+    vcfg = video or VideoConfig()
+    notes = notes if notes is not None else []
+    style_list: list[ImageLike] = list(styles) if isinstance(styles, (list, tuple)) else [styles]  # type: ignore[list-item]
+    src = str(input)
+    info = probe(src)
+    fmt = check_output(output)
+    if os.path.exists(output) and os.path.realpath(output) == os.path.realpath(src):
+        raise InputError(f"output {str(output)!r} is the input; choose another path")
+    clip_end = info.duration
+    if vcfg.start >= clip_end - 1e-6:
+        raise InputError(f"start {vcfg.start:g} s is outside the clip ({clip_end:.2f} s long)", fields=("start",))
+    if vcfg.duration is not None and vcfg.start + vcfg.duration > clip_end + 0.5:
+        raise InputError(f"start + duration = {vcfg.start + vcfg.duration:g} s is past the end of the clip "
+                         f"({clip_end:.2f} s)", fields=("start", "duration"))
+    device = resolve_device(cfg.network.device)
+    size = fit_long_edge(info.size, cfg.optimize.size)
+    folder = work_folder(output)
+    _prepare_work(folder, _settings(src, style_list, cfg, vcfg, str(model) if model else None), notes)
+    expected = None
+    if info.frames:
+        span = (vcfg.duration if vcfg.duration is not None else clip_end - vcfg.start)
+        expected = max(1, round(span / clip_end * info.frames)) if clip_end else info.frames
+    method = _FastFrames(model, style, vcfg, device) if model is not None else \
+        _OptimizedFrames(style_list, cfg, vcfg, device, size, {"style_masks": style_masks, "keep_mask": keep_mask})
+    done: list[tuple[float, Path]] = []
+    history: deque[tuple[Tensor, Tensor]] = deque(maxlen=max(vcfg.long_term))  # (content, stylized)
+    resumed = 0
+    warn: list[str] = []
+    for frame in read_frames(src, start=vcfg.start, duration=vcfg.duration, warn=warn):
+        if cancel is not None and cancel.cancelled:
+            from ..errors import StylizeInterrupted
+
+            raise StylizeInterrupted(None, frame.index, cancelled=True)
+        content = resize(frame.image, size)
+        path = _frame_path(folder, frame.index)
+        losses: dict[str, float] = {}
+        if path.exists():
+            stylized = load_image(path).rgb
+            resumed += 1
+        else:
+            stylized, losses = method.frame(content, list(history))
+            save_image(to_pil(stylized), path)
+        history.appendleft((content, stylized.cpu()))
+        done.append((frame.time, path))
+        if callback is not None:
+            callback(FrameProgress(len(done), expected, time.perf_counter() - started, resumed, losses))
+    notes.extend(warn)
+    if not done:
+        raise InputError(f"no frames decoded from {src!r} between {vcfg.start:g} s and the end")
+    if fmt != "folder":
+        encode(done, output, source=src, start=vcfg.start, duration=vcfg.duration, fps=info.fps, crf=vcfg.crf)
+        shutil.rmtree(folder, ignore_errors=True)
+    return Path(output)
+
+
+class _OptimizedFrames:
+    """Ruder et al.: the first frame through the full pipeline, the others warped and refined."""
+
+    def __init__(self, styles: list[ImageLike], cfg: StylizeConfig, vcfg: VideoConfig, device: torch.device,
+                 size: tuple[int, int], masks: dict[str, Any]) -> None:
+        self.styles, self.cfg, self.vcfg, self.device, self.masks = styles, cfg, vcfg, device, masks
+        self.extractor = build_extractor(cfg.loss.layers, weights=cfg.network.weights, pooling=cfg.network.pooling,
+                                         device=device)
+        self.frame_cfg = cfg.replace(scales=1, iterations=vcfg.frame_iterations, initial_iterations=None)
+        self.targets: dict[int, Any] | None = None
+        self.size = size
+
+    def frame(self, content: Tensor, history: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, dict[str, float]]:
+        last: dict[str, float] = {}
+
+        def keep(event: Any) -> None:
+            last.clear()
+            last.update(event.losses)
+
+        if self.targets is None:  # style targets once, for every scale of the first frame
+            self.targets = compute_targets(load_inputs(content[0], self.styles, self.cfg), self.cfg, self.extractor,
+                                           self.device)
+        if not history:
+            out = stylize(content[0], self.styles, config=self.cfg, extractor=self.extractor, targets=self.targets,
+                          output="tensor", callback=keep, **self.masks)
+            return out.cpu(), dict(last)
+        warped, weights = self._warped(content, history)
+        init = warped[0]
+        if self.cfg.optimize.preserve_color == "luminance":  # the optimized image is luminance only
+            warped = [color.luminance_as_rgb(w) for w in warped]
+        term = TemporalTerm(warped, weights)
+        out = stylize(content[0], self.styles, config=self.frame_cfg, extractor=self.extractor,
+                      targets={self.cfg.optimize.size: self.targets[self.cfg.optimize.size]}, init_image=init[0],
+                      extra_terms={"temporal": (term, self.vcfg.temporal_weight)}, output="tensor", callback=keep,
+                      **self.masks)
+        return out.cpu(), dict(last)
+
+    def _warped(self, content: Tensor, history: list[tuple[Tensor, Tensor]]) -> tuple[list[Tensor], list[Tensor]]:
+        """Earlier stylized frames warped onto this one, with long-term weights (paper, eq. 8)."""
+        warped, weights = [], []
+        covered = torch.zeros(1, 1, *content.shape[-2:])
+        for j in sorted(self.vcfg.long_term):
+            if j > len(history):
+                break
+            earlier_content, earlier_out = history[j - 1]
+            fwd = dis_flow(content, earlier_content, self.vcfg.flow_preset)
+            bwd = dis_flow(earlier_content, content, self.vcfg.flow_preset)
+            c = reliability(fwd, bwd)
+            weights.append((c - covered).clamp_min(0))
+            covered = covered + weights[-1]
+            warped.append(warp(earlier_out, fwd))
+        return warped, weights
+
+
+class _FastFrames:
+    """A fast model per frame, blended with the warped previous output where the flow is reliable."""
+
+    def __init__(self, model: str | os.PathLike, style: str | None, vcfg: VideoConfig, device: torch.device) -> None:
+        from ..fast.model import load_model
+
+        self.model = load_model(model, device=device)
+        self.weights = self.model.style_vector(style)
+        self.vcfg = vcfg
+
+    def frame(self, content: Tensor, history: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, dict[str, float]]:
+        out = self.model.run(content, self.weights, tile=2048).cpu()
+        if history and self.vcfg.blend > 0:
+            earlier_content, earlier_out = history[0]
+            fwd = dis_flow(content, earlier_content, self.vcfg.flow_preset)
+            bwd = dis_flow(earlier_content, content, self.vcfg.flow_preset)
+            keep = self.vcfg.blend * reliability(fwd, bwd)
+            out = keep * warp(earlier_out, fwd) + (1 - keep) * out
+        return out.clamp(0, 1), {}
+
+
+def warping_error(frames: Sequence[Tensor], inputs: Sequence[Tensor], preset: str = "fast") -> float:
+    """Lai et al. (ECCV 2018): mean over frames of the reliability-masked squared difference between
+    each output frame and the previous output warped by the *input*'s flow (computed here with the
+    ``preset`` given, so a different flow setting from the one a run used)."""
+    errors = []
+    for k in range(1, len(frames)):
+        fwd = dis_flow(inputs[k], inputs[k - 1], preset)
+        bwd = dis_flow(inputs[k - 1], inputs[k], preset)
+        c = reliability(fwd, bwd)
+        diff = (frames[k] - warp(frames[k - 1], fwd)).square().sum(1, keepdim=True)
+        errors.append(float((c * diff).sum() / c.sum().clamp_min(1)))
+    return sum(errors) / len(errors) if errors else math.nan

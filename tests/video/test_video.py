@@ -1,0 +1,161 @@
+import pytest
+import torch
+
+import impasto
+from impasto.cli import main
+from impasto.errors import InputError, StylizeInterrupted
+from impasto.ops.flow import dis_flow, reliability, warp
+from impasto.video import VideoConfig, stylize_video, warping_error
+from impasto.video.io import probe, read_frames
+from impasto.video.pipeline import work_folder
+
+from ..conftest import EXAMPLES, files_in
+from .clips import make_clip, streams
+
+FAST = dict(size=40, iterations=2, initial_iterations=3)
+QUICK = VideoConfig(frame_iterations=2)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", frames=6)
+
+
+def test_video_keeps_frames_times_and_sound_and_pads_odd_sizes(tmp_path, clip):
+    out = tmp_path / "out.mp4"
+    stylize_video(clip, EXAMPLES / "starry_night.jpg", out, video=QUICK, **{**FAST, "size": 63})
+    got, source = streams(out), streams(clip)
+    assert got["frames"] == 6 and got["times"] == source["times"]
+    assert got["video"] == (48, 64)  # 63x47 padded by one pixel each way for yuv420p
+    assert got["audio"] == source["audio"]  # the AAC stream copied, packet for packet
+    assert files_in(tmp_path) == {"out.mp4"}  # the work folder is gone once the video is written
+
+
+def test_start_and_duration_cut_video_and_sound(tmp_path, clip):
+    out = tmp_path / "cut.mp4"
+    stylize_video(clip, EXAMPLES / "wave.jpg", out, video=VideoConfig(frame_iterations=2, start=0.2, duration=0.3),
+                  **FAST)
+    got = streams(out)
+    assert got["frames"] == 3 and got["times"][0] == 0.0
+    assert got["audio"][1] < streams(clip)["audio"][1]
+
+
+def test_an_interrupted_run_resumes_without_redoing_frames(tmp_path, clip):
+    out = tmp_path / "out.mp4"
+    token = impasto.CancelToken()
+    seen = []
+
+    def stop_after_three(event):
+        seen.append(event.frame)
+        if event.frame == 3:
+            token.cancel()
+
+    with pytest.raises(StylizeInterrupted):
+        stylize_video(clip, EXAMPLES / "wave.jpg", out, video=QUICK, callback=stop_after_three, cancel=token, **FAST)
+    assert not out.exists() and len(list(work_folder(out).glob("frame_*.png"))) == 3
+    events = []
+    stylize_video(clip, EXAMPLES / "wave.jpg", out, video=QUICK, callback=events.append, **FAST)
+    assert [e.resumed for e in events] == [1, 2, 3, 3, 3, 3]  # frames 1-3 from disk, 4-6 made now
+    assert streams(out)["frames"] == 6
+
+
+def test_changed_settings_start_afresh_and_say_so(tmp_path, clip):
+    out = tmp_path / "frames"
+    out.mkdir()
+    stylize_video(clip, EXAMPLES / "wave.jpg", out, video=QUICK, **FAST)
+    assert len(list(out.glob("frame_*.png"))) == 6  # a folder output: PNG frames
+    notes = []
+    events = []
+    stylize_video(clip, EXAMPLES / "wave.jpg", out, video=QUICK, notes=notes, callback=events.append,
+                  **{**FAST, "style_weight": 30})
+    assert any("starting afresh" in n for n in notes) and events[-1].resumed == 0
+
+
+def test_frame_folder_in_gif_out(tmp_path, clip):
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for f in read_frames(clip):
+        impasto.save_image(Image.fromarray((f.image[0].permute(1, 2, 0) * 255).byte().numpy()),
+                           folder / f"img{f.index + 1:03d}.png")
+    out = tmp_path / "out.gif"
+    stylize_video(folder, EXAMPLES / "wave.jpg", out, video=QUICK, **FAST)
+    gif = Image.open(out)
+    assert gif.n_frames == 6 and max(gif.size) == 40
+
+
+def test_webm_reencodes_the_sound_it_cannot_hold(tmp_path, clip):
+    out = tmp_path / "out.webm"
+    stylize_video(clip, EXAMPLES / "wave.jpg", out, video=QUICK, **FAST)
+    got = streams(out)
+    assert got["frames"] == 6 and got["audio"][0] == "opus"
+
+
+def test_rotation_metadata_is_applied_to_the_pixels(tmp_path):
+    clip = make_clip(tmp_path / "portrait.mp4", frames=2, audio=False, rotate=90)
+    assert probe(clip).size == (64, 48)
+    frame = next(read_frames(clip)).image
+    assert frame.shape == (1, 3, 64, 48)
+    r, g, b = frame[0]
+    yellow = (r > 0.75) & (g > 0.65) & (b < 0.25)  # the block at the left, turned 90 degrees: at the bottom
+    assert yellow[40:].sum() > 100 and yellow[:32].sum() == 0
+
+
+def test_fast_model_path(tmp_path, clip, tiny_model):
+    out = tmp_path / "fast.mp4"
+    stylize_video(clip, [], out, model=tiny_model, style="wave", size=40)
+    assert streams(out)["frames"] == 6
+
+
+def test_flow_warp_and_reliability_on_a_known_shift():
+    torch.manual_seed(0)
+    base = torch.nn.functional.interpolate(torch.rand(1, 3, 16, 16), size=(64, 64), mode="bilinear")
+    moved = torch.roll(base, shifts=3, dims=-1)  # everything moves 3 px to the right
+    flow = dis_flow(moved, base)  # where each pixel of `moved` comes from in `base`
+    inner = flow[..., 8:-8, 8:-8]
+    assert abs(float(inner[0, 0].median()) + 3) < 0.5 and abs(float(inner[0, 1].median())) < 0.5
+    c = reliability(flow, dis_flow(base, moved))
+    assert c[..., 8:-8, 8:-8].mean() > 0.8
+    assert (warp(base, flow) - moved)[..., 8:-8, 8:-8].abs().mean() < 0.02
+
+
+def test_warping_error_is_zero_for_a_steady_video_and_grows_with_flicker():
+    torch.manual_seed(1)
+    frames = [torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8), size=(48, 48), mode="bilinear")] * 3
+    assert warping_error(frames, frames) < 1e-6
+    flicker = [f + 0.1 * torch.randn_like(f) for f in frames]
+    assert warping_error(flicker, frames) > 0.01
+
+
+def test_bad_inputs_get_one_line_and_write_nothing(tmp_path, clip, capsys):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    audio_only = tmp_path / "sound.m4a"
+    import av
+    import numpy as np
+
+    with av.open(str(audio_only), "w", format="mp4") as c:
+        s = c.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for p in [*s.encode(frame), *s.encode()]:
+            c.mux(p)
+    before = files_in(tmp_path)
+    style = str(EXAMPLES / "wave.jpg")
+    cases = [
+        ([text, style, "-o", tmp_path / "o.mp4"], "not a video"),
+        ([audio_only, style, "-o", tmp_path / "o.mp4"], "no video stream"),
+        ([clip, style, "-o", tmp_path / "o.mp4", "--start", "5"], "outside the clip"),
+        ([clip, style, "-o", tmp_path / "o.mp4", "--duration", "9"], "past the end of the clip"),
+        ([clip, style, "-o", tmp_path / "o.txt"], "cannot hold a video"),
+        ([clip, style, "-o", clip], "is the input"),
+        ([clip, "-o", tmp_path / "o.mp4"], "give STYLE image(s), or --model"),
+    ]
+    for argv, message in cases:
+        code = main(["video", *map(str, argv), "--size", "32", "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
+    assert files_in(tmp_path) == before
+    with pytest.raises(InputError, match="crf must be"):
+        VideoConfig(crf=99)
