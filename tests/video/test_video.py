@@ -159,3 +159,20 @@ def test_bad_inputs_get_one_line_and_write_nothing(tmp_path, clip, capsys):
     assert files_in(tmp_path) == before
     with pytest.raises(InputError, match="crf must be"):
         VideoConfig(crf=99)
+
+
+def test_a_damaged_file_keeps_what_decodes_and_says_where_it_stopped(tmp_path, clip):
+    damaged = tmp_path / "damaged.mp4"
+    data = clip.read_bytes()
+    damaged.write_bytes(data[: len(data) * 3 // 4])
+    notes = []
+    out = tmp_path / "frames"
+    out.mkdir()
+    try:
+        stylize_video(damaged, EXAMPLES / "wave.jpg", out, video=QUICK, notes=notes, **FAST)
+    except InputError as exc:  # the container index itself may be gone: then it is refused in one line
+        assert "video" in str(exc) and "\n" not in str(exc)
+        return
+    made = len(list(out.glob("frame_*.png")))
+    assert 1 <= made <= 6
+    assert made == 6 or any("frame" in n for n in notes)

@@ -54,7 +54,7 @@ class VideoConfig:
 
     temporal_weight: float = 200.0
     """Weight of the temporal loss (mean squared difference from the warped previous frame)."""
-    frame_iterations: int = 30
+    frame_iterations: int = 10
     """Iterations for each frame after the first (single scale, at the output size)."""
     long_term: tuple[int, ...] = (1,)
     """Earlier frames each frame is kept consistent with (1 = the previous; e.g. 1,2,4 for long-term)."""
