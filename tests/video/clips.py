@@ -19,7 +19,8 @@ def frame_array(i: int, h: int, w: int) -> np.ndarray:
 
 
 def make_clip(path: Path, frames: int = 6, size: tuple[int, int] = (48, 64), fps: int = 10, audio: bool = True,
-              codec: str = "libx264", rotate: int = 0) -> Path:
+              codec: str = "libx264", rotate: int = 0, times: list[float] | None = None) -> Path:
+    """``times``: each frame's presentation time in seconds (a variable frame rate); default 1/fps apart."""
     h, w = size
     out = av.open(str(path), "w")
     video = out.add_stream(codec, rate=fps)
@@ -28,9 +29,14 @@ def make_clip(path: Path, frames: int = 6, size: tuple[int, int] = (48, 64), fps
     if rotate:
         video.set_display_rotation(rotate)
     sound = out.add_stream("aac", rate=16000) if audio else None
+    if times is not None:
+        video.time_base = video.codec_context.time_base = Fraction(1, 1000)
     for i in range(frames):
         arr = frame_array(i, h + h % 2, w + w % 2)
-        for packet in video.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+        frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
+        if times is not None:
+            frame.pts, frame.time_base = round(times[i] * 1000), Fraction(1, 1000)
+        for packet in video.encode(frame):
             out.mux(packet)
     for packet in video.encode():
         out.mux(packet)

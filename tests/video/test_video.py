@@ -31,6 +31,15 @@ def test_video_keeps_frames_times_and_sound_and_pads_odd_sizes(tmp_path, clip):
     assert files_in(tmp_path) == {"out.mp4"}  # the work folder is gone once the video is written
 
 
+def test_variable_frame_rate_keeps_every_timestamp(tmp_path):
+    times = [0.0, 0.1, 0.15, 0.4, 0.45, 0.9]
+    vfr = make_clip(tmp_path / "vfr.mp4", frames=6, audio=False, times=times)
+    assert streams(vfr)["times"] == times
+    out = tmp_path / "out.mp4"
+    stylize_video(vfr, EXAMPLES / "wave.jpg", out, video=QUICK, **FAST)
+    assert streams(out)["times"] == times
+
+
 def test_start_and_duration_cut_video_and_sound(tmp_path, clip):
     out = tmp_path / "cut.mp4"
     stylize_video(clip, EXAMPLES / "wave.jpg", out, video=VideoConfig(frame_iterations=2, start=0.2, duration=0.3),
@@ -76,13 +85,16 @@ def test_frame_folder_in_gif_out(tmp_path, clip):
 
     folder = tmp_path / "in"
     folder.mkdir()
-    for f in read_frames(clip):
-        impasto.save_image(Image.fromarray((f.image[0].permute(1, 2, 0) * 255).byte().numpy()),
-                           folder / f"img{f.index + 1:03d}.png")
+    for f in read_frames(clip):  # odd-sized frames (47x63), numbered without leading zeros
+        array = (f.image[0, :, :47, :63].permute(1, 2, 0) * 255).byte().numpy()
+        impasto.save_image(Image.fromarray(array), folder / f"img{f.index + 1}.png")
     out = tmp_path / "out.gif"
     stylize_video(folder, EXAMPLES / "wave.jpg", out, video=QUICK, **FAST)
     gif = Image.open(out)
-    assert gif.n_frames == 6 and max(gif.size) == 40
+    assert gif.n_frames == 6 and gif.size == (40, 30)
+    mp4 = tmp_path / "out.mp4"
+    stylize_video(folder, EXAMPLES / "wave.jpg", mp4, video=QUICK, **{**FAST, "size": 63})
+    assert streams(mp4)["video"] == (48, 64)  # 47x63 padded by one pixel each way
 
 
 def test_webm_reencodes_the_sound_it_cannot_hold(tmp_path, clip):

@@ -222,7 +222,9 @@ def encode(frames: list[tuple[float, Path]], output: str | os.PathLike, *, sourc
             first = _even(first)
             video.height, video.width = first.shape[:2]
             video.pix_fmt = "yuv420p"
-            video.time_base = Fraction(1, 90000)  # fine enough for any frame rate, constant or not
+            # fine enough for any frame rate, constant or not (the codec's own time base too, or
+            # the encoder rounds every timestamp to the average frame rate)
+            video.time_base = video.codec_context.time_base = Fraction(1, 90000)
             video.options = {"crf": str(crf)} if codec == "libx264" else {"crf": str(crf), "b": "0"}
             audio_in, audio_out, src = _audio(out, fmt, source)
             base = start
