@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from typing import Any
 
 import torch
 
@@ -66,3 +67,13 @@ def autocast_dtype(network: NetworkConfig, device: torch.device) -> torch.dtype 
     if network.precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return None
+
+
+def require(module: str, extra: str) -> Any:
+    """Import an optional dependency, or refuse with the install command that brings it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise InputError(f"this needs the optional package {module!r}: pip install 'impasto[{extra}]'") from None

@@ -188,3 +188,13 @@ def test_a_damaged_file_keeps_what_decodes_and_says_where_it_stopped(tmp_path, c
     made = len(list(out.glob("frame_*.png")))
     assert 1 <= made <= 6
     assert made == 6 or any("frame" in n for n in notes)
+
+
+def test_without_the_video_extra_the_error_says_what_to_install(tmp_path, clip, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "av", None)  # as if PyAV were not installed
+    code = main(["video", str(clip), str(EXAMPLES / "wave.jpg"), "-o", str(tmp_path / "o.mp4"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install 'impasto[video]'" in err and err.count("\n") == 1
+    assert files_in(tmp_path) == set()

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import InputError
 from ..io.atomic import atomic_path
 from .model import StyleModel
 
@@ -39,6 +38,9 @@ class _Graph(nn.Module):
 
 def export_onnx(model: StyleModel, path: str | os.PathLike) -> None:
     """Write ``model`` as an ONNX file (atomically)."""
+    from ..runtime import require
+
+    require("onnx", "fast")
     net = model.net.float().eval().cpu()
     multi = len(model.styles) > 1
     graph = _Graph(model, None if multi else torch.ones(1))
@@ -57,8 +59,9 @@ def export_onnx(model: StyleModel, path: str | os.PathLike) -> None:
 
 def _stamp(path: str, model: StyleModel) -> None:
     """Record the style names in the file's metadata (``styles``: comma-separated)."""
-    import onnx
+    from ..runtime import require
 
+    onnx = require("onnx", "fast")
     proto = onnx.load(path)
     entry = proto.metadata_props.add()
     entry.key, entry.value = "styles", ",".join(model.styles)
@@ -69,10 +72,9 @@ class OnnxModel:
     """An exported model run by onnxruntime: ``run(image, weights)`` as :meth:`StyleModel.run`."""
 
     def __init__(self, path: str | os.PathLike, styles: list[str], threads: int | None = None) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise InputError("the onnx runtime needs onnxruntime: pip install 'impasto[fast]'") from None
+        from ..runtime import require
+
+        ort = require("onnxruntime", "fast")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads

@@ -27,9 +27,10 @@ def _grey(image: Tensor) -> np.ndarray:
 
 def dis_flow(target: Tensor, source: Tensor, preset: str = "medium") -> Tensor:
     """Flow from ``target`` to ``source``: (1, 2, H, W), so that ``warp(source, flow)`` ~ target."""
-    import cv2
+    from ..runtime import require
 
-    dis = cv2.DISOpticalFlow_create(PRESETS[preset])  # type: ignore[attr-defined]
+    cv2 = require("cv2", "video")
+    dis = cv2.DISOpticalFlow_create(PRESETS[preset])
     flow = dis.calc(_grey(target), _grey(source), None)  # (H, W, 2): target pixel -> source pixel
     return torch.from_numpy(flow).permute(2, 0, 1).unsqueeze(0).float()
 

@@ -29,6 +29,7 @@ from torch import Tensor
 from ..errors import InputError
 from ..io.atomic import atomic_path
 from ..io.image import load_image
+from ..runtime import require
 
 VIDEO_EXTENSIONS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
                     ".gif": "gif"}
@@ -73,7 +74,7 @@ def _numbered(folder: Path) -> list[Path]:
 
 
 def _open(path: str | os.PathLike):
-    import av
+    av = require("av", "video")
 
     name = repr(str(path))
     if not os.path.exists(path):
@@ -97,7 +98,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         first = load_image(files[0])
         return VideoInfo(str(path), first.size, len(files) / float(FOLDER_FPS), FOLDER_FPS, len(files), 0,
                          False, True)
-    import av
+    av = require("av", "video")
 
     container = _open(path)
     try:
@@ -143,7 +144,7 @@ def read_frames(path: str | os.PathLike, *, start: float = 0.0, duration: float 
             if start <= t < end:
                 yield Frame(i - round(start * float(FOLDER_FPS)), t, load_image(file).flat_rgb())
         return
-    import av
+    av = require("av", "video")
 
     container = _open(path)
     try:
@@ -211,7 +212,7 @@ def encode(frames: list[tuple[float, Path]], output: str | os.PathLike, *, sourc
     if fmt == "gif":
         _encode_gif(frames, output, fps)
         return
-    import av
+    av = require("av", "video")
 
     with atomic_path(output) as tmp:
         out = av.open(tmp, "w", format=fmt)
@@ -249,7 +250,7 @@ def _audio(out, fmt: str, source):
     """(input audio stream, output audio stream, input container) or (None, None, None)."""
     if source is None or _is_frame_folder(source):
         return None, None, None
-    import av
+    av = require("av", "video")
 
     src = av.open(str(source))
     if not src.streams.audio:
@@ -266,7 +267,7 @@ def _audio(out, fmt: str, source):
 
 
 def _copy_audio(src, a_in, a_out, out, start: float, duration: float | None) -> None:
-    import av
+    av = require("av", "video")
 
     end = float("inf") if duration is None else start + duration
     remux = a_out.codec_context.name == a_in.codec_context.name
