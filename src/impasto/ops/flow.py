@@ -59,3 +59,9 @@ def reliability(forward: Tensor, backward: Tensor) -> Tensor:
     grad2 = (du[0].square() + du[1].square() + dv[0].square() + dv[1].square())[None, None]
     boundary = grad2 > 0.01 * w2 + 0.002
     return (~(inconsistent | boundary)).float()
+
+
+def reliable_flow(target: Tensor, source: Tensor, preset: str = "medium") -> tuple[Tensor, Tensor]:
+    """(flow from ``target`` to ``source``, its reliability): both directions of DIS, then the checks."""
+    forward = dis_flow(target, source, preset)
+    return forward, reliability(forward, dis_flow(source, target, preset))

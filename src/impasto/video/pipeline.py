@@ -39,7 +39,7 @@ from ..io.image import ImageLike, load_image, save_image, to_pil
 from ..losses.temporal import TemporalTerm
 from ..nets.vgg import build_extractor
 from ..ops import color
-from ..ops.flow import PRESETS, dis_flow, reliability, warp
+from ..ops.flow import PRESETS, reliable_flow, warp
 from ..ops.geometry import fit_long_edge, resize
 from ..optimize.config import StylizeConfig
 from ..optimize.pipeline import compute_targets, load_inputs, resolve, stylize
@@ -267,9 +267,7 @@ class _OptimizedFrames:
             if j > len(history):
                 break
             earlier_content, earlier_out = history[j - 1]
-            fwd = dis_flow(content, earlier_content, self.vcfg.flow_preset)
-            bwd = dis_flow(earlier_content, content, self.vcfg.flow_preset)
-            c = reliability(fwd, bwd)
+            fwd, c = reliable_flow(content, earlier_content, self.vcfg.flow_preset)
             weights.append((c - covered).clamp_min(0))
             covered = covered + weights[-1]
             warped.append(warp(earlier_out, fwd))
@@ -290,9 +288,8 @@ class _FastFrames:
         out = self.model.run(content, self.weights, tile=2048).cpu()
         if history and self.vcfg.blend > 0:
             earlier_content, earlier_out = history[0]
-            fwd = dis_flow(content, earlier_content, self.vcfg.flow_preset)
-            bwd = dis_flow(earlier_content, content, self.vcfg.flow_preset)
-            keep = self.vcfg.blend * reliability(fwd, bwd)
+            fwd, c = reliable_flow(content, earlier_content, self.vcfg.flow_preset)
+            keep = self.vcfg.blend * c
             out = keep * warp(earlier_out, fwd) + (1 - keep) * out
         return out.clamp(0, 1), {}
 
@@ -303,9 +300,7 @@ def warping_error(frames: Sequence[Tensor], inputs: Sequence[Tensor], preset: st
     ``preset`` given, so a different flow setting from the one a run used)."""
     errors = []
     for k in range(1, len(frames)):
-        fwd = dis_flow(inputs[k], inputs[k - 1], preset)
-        bwd = dis_flow(inputs[k - 1], inputs[k], preset)
-        c = reliability(fwd, bwd)
+        fwd, c = reliable_flow(inputs[k], inputs[k - 1], preset)
         diff = (frames[k] - warp(frames[k - 1], fwd)).square().sum(1, keepdim=True)
         errors.append(float((c * diff).sum() / c.sum().clamp_min(1)))
     return sum(errors) / len(errors) if errors else math.nan
