@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from . import apply, export, layers, models, stylize, train, video
+from . import apply, batch, export, layers, models, serve, stylize, train, video
 from .common import EXIT_USAGE, Parser
 
-COMMANDS = (stylize, video, train, apply, models, export, layers)
+COMMANDS = (stylize, video, batch, train, apply, models, export, layers, serve)
 
 
 def _version() -> str:

@@ -72,10 +72,19 @@ def open_pil(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Image.
         raise ImageError(f"no such file: {name}")
     if os.path.isdir(path):
         raise ImageError(f"is a folder, not an image: {name}")
+    return _decode(path, name, max_pixels)
+
+
+def decode_image(data: bytes, name: str = "upload", *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """:func:`open_pil` for bytes (an upload, a task sent to another machine); ``name`` is for messages."""
+    return _decode(io.BytesIO(data), repr(name), max_pixels)
+
+
+def _decode(src: str | os.PathLike | io.BytesIO, name: str, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(src)
             w, h = img.size
             if w * h > max_pixels:
                 raise ImageError(

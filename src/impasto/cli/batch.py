@@ -1,0 +1,112 @@
+"""``impasto batch``: a folder of photos -> a folder of paintings; resumable; processes or Ray."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, positive_int, report_errors
+from .stylize import add_config_arguments, config_from_args
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "batch", help="stylize every image in a folder (resumable; several processes or a Ray cluster)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Repaint every image under INPUT_DIR (sub-folders too) into OUTPUT_DIR, keeping the folder "
+                    "layout. Outputs are written atomically and existing ones are skipped, so after an "
+                    "interruption the same command resumes where it stopped. A bad image is reported and "
+                    "skipped. With --model, STYLE is not given: the model's --style is used.",
+        epilog="Exit codes: 0 all done, 1 some images failed (listed), 2 usage error, 130 interrupted "
+               "(finished outputs are kept; rerun to resume).",
+    )
+    p.add_argument("input_dir", metavar="INPUT_DIR", help="folder of photos")
+    p.add_argument("styles", metavar="STYLE", nargs="*", help="style image(s) (the optimize method)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT_DIR", help="folder for the results")
+    p.add_argument("--format", default=".png", help="extension of the outputs (.png, .jpg, .webp, .tif)")
+    g = p.add_argument_group("where it runs")
+    g.add_argument("--workers", type=positive_int, default=1,
+                   help="processes on this machine (each gets its share of the CPU threads)")
+    g.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run the images as Ray tasks on the cluster at ADDRESS (e.g. ray://head:10001 or auto), "
+                        "one GPU each where there are GPUs; 'local' starts Ray on this machine")
+    g = p.add_argument_group("fast model (instead of optimization)")
+    g.add_argument("--model", default=None, help="shipped model name or model file (see 'impasto models')")
+    g.add_argument("--style", default=None, help="which style of the model (default: its first)")
+    add_config_arguments(p)  # --size, --style-blend-weights and --preserve-color also apply to --model
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=lambda args: run(args, p))
+    return p
+
+
+def recipe_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
+    """The recipe the flags describe; only options that differ from the defaults are recorded."""
+    from ..errors import InputError
+    from ..jobs.recipe import MODEL_OPTIONS, Recipe
+    from ..optimize.config import StylizeConfig
+
+    defaults = StylizeConfig().flat()
+    given = {k: v for k, v in config_from_args(args).flat().items()
+             if v != defaults[k] and k not in ("strength", "style_weight")}
+    if args.strength is not None:
+        given["strength"] = args.strength
+    elif args.style_weight is not None:
+        given["style_weight"] = args.style_weight
+    if args.model is None:
+        if args.style is not None:
+            raise InputError("--style picks a style of a --model; for optimization give STYLE images")
+        return Recipe("optimize", given)
+    options = {k: v for k, v in given.items() if k in MODEL_OPTIONS}
+    extra = sorted(set(given) - set(options))
+    if extra:
+        raise InputError(f"--model does not use {', '.join('--' + k.replace('_', '-') for k in extra)}")
+    options["size"] = args.size
+    if args.style is not None:
+        options["style"] = args.style
+    return Recipe(args.model, options)
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from tqdm import tqdm
+
+    from ..jobs.batch import run_batch
+
+    recipe = recipe_from_args(args, parser)
+    bar: Any = None
+
+    def progress(report: Any, task: Any) -> None:
+        nonlocal bar
+        if args.quiet:
+            return
+        if bar is None:
+            if report.skipped:
+                print(f"{report.skipped} of {report.total} already done; resuming", file=sys.stderr)
+            bar = tqdm(total=report.total - report.skipped, unit="image", dynamic_ncols=True, file=sys.stderr)
+        if task is not None:
+            bar.update(1)
+            if report.failed and report.failed[-1][0] == task.source:
+                bar.write(f"impasto: skipped {task.source}: {report.failed[-1][1]}", file=sys.stderr)
+
+    try:
+        report = run_batch(args.input_dir, args.styles, args.output, recipe, fmt=args.format,
+                           workers=args.workers, ray=args.ray, progress=progress)
+    except KeyboardInterrupt:
+        print("\nimpasto: interrupted; finished images are kept, rerun the same command to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if bar is not None:
+            bar.close()
+    failed = len(report.failed)
+    if not args.quiet or failed:
+        print(f"{report.done} done, {report.skipped} already there, {failed} failed, in {args.output}",
+              file=sys.stderr)
+    if failed and args.quiet:
+        for path, error in report.failed:
+            print(f"impasto: skipped {path}: {error}", file=sys.stderr)
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    return report_errors(lambda: _run(args, parser), parser)

@@ -1,0 +1,87 @@
+"""``impasto serve``: the web page and REST API, with a worker process and a persistent queue."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from pathlib import Path
+
+from .common import EXIT_OK, number, positive_int, report_errors
+
+TOKEN_ENV = "IMPASTO_TOKEN"
+
+
+def _default_data() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "impasto", "serve")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from ..serve.app import Limits
+
+    d = Limits()
+    p = sub.add_parser(
+        "serve", help="web page and REST API (jobs survive restarts)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Serve the impasto page at http://HOST:PORT/ and the API under /api (OpenAPI docs at /docs). "
+                    "Jobs and their files are kept under --data; a job interrupted by a crash or kill is run "
+                    "again when the server starts. Binding to anything but localhost requires a token, which "
+                    "every API call must then send as 'Authorization: Bearer TOKEN'.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind")
+    p.add_argument("--port", type=positive_int, default=8000, help="port")
+    p.add_argument("--data", default=_default_data(), help="folder for the queue and the jobs' files")
+    p.add_argument("--token", default=None,
+                   help=f"bearer token every API call must carry (default: ${TOKEN_ENV} if set)")
+    p.add_argument("--device", default=None, help="device for the jobs: cpu, cuda, cuda:N or auto (default: cpu)")
+    g = p.add_argument_group("limits")
+    g.add_argument("--max-upload-mb", type=number, default=d.max_upload_mb, help="largest upload (413 above)")
+    g.add_argument("--max-size", type=positive_int, default=d.max_size, help="largest output long edge")
+    g.add_argument("--max-iterations", type=positive_int, default=d.max_iterations, help="most iterations per scale")
+    g.add_argument("--max-queue", type=positive_int, default=d.max_active,
+                   help="most jobs waiting or running (429 above)")
+    p.set_defaults(run=lambda args: run(args, p))
+    return p
+
+
+def _is_local(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..runtime import require
+
+    require("fastapi", "serve")
+    uvicorn = require("uvicorn", "serve")
+    require("multipart", "serve")
+    from ..serve.app import Limits, Settings, create_app
+
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    if not _is_local(args.host) and token is None:
+        raise InputError(f"--host {args.host} is reachable from other machines: give --token (or set "
+                         f"${TOKEN_ENV}) so that only your clients can submit jobs")
+    if args.max_upload_mb <= 0:
+        raise InputError("--max-upload-mb must be positive")
+    data = Path(args.data)
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the data folder {str(data)!r}: {exc.strerror}") from None
+    limits = Limits(max_upload_mb=args.max_upload_mb, max_size=args.max_size, max_iterations=args.max_iterations,
+                    max_active=args.max_queue)
+    app = create_app(Settings(data=data, token=token, limits=limits, device=args.device))
+    print(f"impasto: serving http://{args.host}:{args.port}/ (data in {data})", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    return report_errors(lambda: _run(args), parser)

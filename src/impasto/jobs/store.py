@@ -1,0 +1,241 @@
+"""The service's persistent job queue: SQLite (one file, no server) plus one folder per job.
+
+``DATA/jobs.sqlite`` holds the queue; ``DATA/jobs/ID/`` holds the job's inputs (``content.EXT``,
+``style-N.EXT``, named by the store, never by the uploader), its live ``preview.jpg`` and its
+``result.png`` and ``thumb.jpg``. Every file is written atomically, and a job's row is inserted only
+once its folder is complete, so a crash at any moment leaves either a whole job or none.
+
+Any number of processes may use the store at once (WAL mode; each call opens its own connection).
+Exactly one worker runs jobs: it holds ``DATA/worker.lock`` and, on taking it, puts back in the
+queue any job left ``running`` by a worker that died (killed, power cut), so no job is ever lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..io.atomic import atomic_write
+
+STATUSES = ("queued", "running", "done", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+MAX_ATTEMPTS = 3
+"""A job that kills its worker this many times (out of memory, say) is failed, not retried forever."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    recipe TEXT NOT NULL,
+    content TEXT NOT NULL,
+    styles TEXT NOT NULL,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    progress REAL NOT NULL DEFAULT 0,
+    message TEXT NOT NULL DEFAULT '',
+    error TEXT,
+    preview INTEGER NOT NULL DEFAULT 0,
+    cancel INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created);
+"""
+
+
+class QueueFull(Exception):
+    """The queue holds as many jobs as it may."""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    status: str
+    recipe: str
+    content: str
+    styles: list[str]
+    """File names in the job's folder, or 'gallery:NAME' for a gallery painting (by name)."""
+    created: float
+    started: float | None
+    finished: float | None
+    progress: float
+    message: str
+    error: str | None
+    preview: int
+    """Version of preview.jpg (0 = none yet); bumps each time the worker writes a newer one."""
+    cancel: int
+    attempts: int
+
+    def public(self) -> dict[str, Any]:
+        """What the API shows."""
+        recipe = json.loads(self.recipe)
+        out = {"id": self.id, "status": self.status, "progress": round(self.progress, 4),
+               "message": self.message, "method": recipe["method"], "options": recipe["options"],
+               "created": self.created, "started": self.started, "finished": self.finished,
+               "preview": self.preview}
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+class JobStore:
+    def __init__(self, data: str | os.PathLike) -> None:
+        self.root = Path(data)
+        (self.root / "jobs").mkdir(parents=True, exist_ok=True)
+        self.db = self.root / "jobs.sqlite"
+        with self._connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.executescript(SCHEMA)
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.db, timeout=30, isolation_level=None)
+        con.row_factory = sqlite3.Row
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def folder(self, job_id: str) -> Path:
+        return self.root / "jobs" / job_id
+
+    @staticmethod
+    def _job(row: sqlite3.Row | None) -> Job | None:
+        if row is None:
+            return None
+        data = dict(row)
+        data["styles"] = json.loads(data["styles"])
+        return Job(**data)
+
+    # --- the web side ----------------------------------------------------------------------------
+
+    def submit(self, recipe_json: str, content: tuple[str, bytes], styles: Sequence[tuple[str, bytes] | str],
+               max_active: int) -> str:
+        """Store the inputs (``(extension, bytes)``, or ``'gallery:NAME'`` for a style) and queue the job."""
+        job_id = uuid.uuid4().hex
+        tmp = self.root / "jobs" / f".incoming-{job_id}"
+        tmp.mkdir()
+        try:
+            names = []
+            ext, data = content
+            content_name = f"content{ext}"
+            (tmp / content_name).write_bytes(data)
+            for i, style in enumerate(styles):
+                if isinstance(style, str):
+                    names.append(style)
+                else:
+                    names.append(f"style-{i}{style[0]}")
+                    (tmp / names[-1]).write_bytes(style[1])
+            os.replace(tmp, self.folder(job_id))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            active = con.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0]
+            if active >= max_active:
+                con.execute("ROLLBACK")
+                shutil.rmtree(self.folder(job_id), ignore_errors=True)
+                raise QueueFull(f"the queue is full ({active} jobs waiting or running); try again later")
+            con.execute("INSERT INTO jobs (id, status, recipe, content, styles, created) "
+                        "VALUES (?, 'queued', ?, ?, ?, ?)",
+                        (job_id, recipe_json, content_name, json.dumps(names), time.time()))
+            con.execute("COMMIT")
+        return job_id
+
+    def get(self, job_id: str) -> Job | None:
+        with self._connect() as con:
+            return self._job(con.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+    def recent(self, limit: int = 50) -> list[Job]:
+        with self._connect() as con:
+            rows = con.execute("SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
+        return [j for j in map(self._job, rows) if j is not None]
+
+    def counts(self) -> dict[str, int]:
+        with self._connect() as con:
+            rows = con.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        return {status: 0 for status in STATUSES} | {r[0]: r[1] for r in rows}
+
+    def cancel(self, job_id: str) -> Job | None:
+        """A queued job is cancelled at once; a running one is flagged and its worker stops it."""
+        with self._connect() as con:
+            con.execute("UPDATE jobs SET status = 'cancelled', finished = ?, message = 'cancelled' "
+                        "WHERE id = ? AND status = 'queued'", (time.time(), job_id))
+            con.execute("UPDATE jobs SET cancel = 1 WHERE id = ? AND status = 'running'", (job_id,))
+        return self.get(job_id)
+
+    # --- the worker side -------------------------------------------------------------------------
+
+    def requeue_interrupted(self) -> list[str]:
+        """Jobs a dead worker left 'running' go back to the queue (or fail after MAX_ATTEMPTS)."""
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            rows = con.execute("SELECT id, attempts, cancel FROM jobs WHERE status = 'running'").fetchall()
+            for row in rows:
+                if row["cancel"]:
+                    con.execute("UPDATE jobs SET status = 'cancelled', finished = ?, message = 'cancelled' "
+                                "WHERE id = ?", (time.time(), row["id"]))
+                elif row["attempts"] >= MAX_ATTEMPTS:
+                    con.execute("UPDATE jobs SET status = 'failed', finished = ?, error = ? WHERE id = ?",
+                                (time.time(), f"the worker stopped {row['attempts']} times while running this "
+                                 "job (out of memory?)", row["id"]))
+                else:
+                    con.execute("UPDATE jobs SET status = 'queued', progress = 0, message = 'restarted' "
+                                "WHERE id = ?", (row["id"],))
+            con.execute("COMMIT")
+        return [r["id"] for r in rows]
+
+    def claim(self) -> Job | None:
+        """The oldest queued job, now marked running (atomically: no two workers get the same job)."""
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            row = con.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created LIMIT 1").fetchone()
+            if row is None:
+                con.execute("COMMIT")
+                return None
+            con.execute("UPDATE jobs SET status = 'running', started = ?, attempts = attempts + 1, "
+                        "message = 'starting' WHERE id = ?", (time.time(), row["id"]))
+            con.execute("COMMIT")
+        return self.get(row["id"])
+
+    def update(self, job_id: str, progress: float, message: str, preview: bytes | None = None) -> bool:
+        """Record progress (and a newer preview image); returns True if a cancel was asked for."""
+        if preview is not None:
+            with atomic_write(self.folder(job_id) / "preview.jpg") as fh:
+                fh.write(preview)
+        with self._connect() as con:
+            con.execute("UPDATE jobs SET progress = ?, message = ?, preview = preview + ? WHERE id = ?",
+                        (progress, message, int(preview is not None), job_id))
+            row = con.execute("SELECT cancel FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return bool(row and row["cancel"])
+
+    def finish(self, job_id: str, result: bytes, thumbnail: bytes) -> None:
+        """Write the result atomically, then mark the job done (so 'done' always has its file)."""
+        folder = self.folder(job_id)
+        with atomic_write(folder / "result.png") as fh:
+            fh.write(result)
+        with atomic_write(folder / "thumb.jpg") as fh:
+            fh.write(thumbnail)
+        self._end(job_id, "done", None, "done", progress=1.0)
+
+    def fail(self, job_id: str, error: str) -> None:
+        self._end(job_id, "failed", error, "failed")
+
+    def cancelled(self, job_id: str) -> None:
+        self._end(job_id, "cancelled", None, "cancelled")
+
+    def _end(self, job_id: str, status: str, error: str | None, message: str, progress: float | None = None) -> None:
+        with self._connect() as con:
+            con.execute("UPDATE jobs SET status = ?, error = ?, message = ?, finished = ?, "
+                        "progress = COALESCE(?, progress) WHERE id = ?",
+                        (status, error, message, time.time(), progress, job_id))

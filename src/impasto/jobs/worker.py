@@ -1,0 +1,122 @@
+"""The process that runs the service's queued jobs, one at a time, with the networks kept loaded.
+
+``python -m impasto.jobs.worker --data DIR --parent PID`` (``impasto serve`` starts it). It takes
+``DIR/worker.lock`` (waiting for a previous worker to let go), puts back any job a dead worker left
+running, then claims jobs in order. During a job it records progress four times a second and a
+preview about once a second, and stops at the next iteration when the job is cancelled. When the
+service that started it is gone, it exits at once; the next start reruns the unfinished job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import sys
+import time
+from typing import Any
+
+from ..errors import ImpastoError, StylizeInterrupted
+from ..progress import CancelToken
+from .recipe import Recipe, Runner
+from .store import Job, JobStore
+
+PROGRESS_EVERY = 0.25
+PREVIEW_EVERY = 1.0
+PREVIEW_SIZE = 512
+THUMB_SIZE = 160
+
+
+def _jpeg(image: Any, edge: int) -> bytes:
+    from ..io.image import encode_image
+
+    small = image.copy()
+    small.thumbnail((edge, edge))
+    return encode_image(small, "JPEG", quality=85)
+
+
+class Worker:
+    def __init__(self, store: JobStore, parent: int | None = None, device: str | None = None) -> None:
+        self.store, self.parent, self.device = store, parent, device
+        self.runner = Runner()
+
+    def parent_alive(self) -> bool:
+        return self.parent is None or os.getppid() == self.parent
+
+    def recipe(self, job: Job) -> Recipe:
+        recipe = Recipe.from_json(job.recipe)
+        if self.device and "device" not in recipe.options:
+            recipe = Recipe(recipe.method, {**recipe.options, "device": self.device})
+        return recipe
+
+    def run(self, job: Job) -> None:
+        from ..gallery import painting
+
+        folder = self.store.folder(job.id)
+        styles = [painting(s.split(":", 1)[1]) if s.startswith("gallery:") else folder / s for s in job.styles]
+        cancel = CancelToken()
+        last = {"update": 0.0, "preview": 0.0}
+
+        def callback(event: Any) -> None:
+            if not self.parent_alive():  # the service was killed: stop now, the next start reruns this job
+                os._exit(0)
+            now = time.monotonic()
+            if now - last["update"] < PROGRESS_EVERY and event.step < event.iterations:
+                return
+            last["update"] = now
+            preview = None
+            if now - last["preview"] >= PREVIEW_EVERY:
+                preview, last["preview"] = _jpeg(event.image(), PREVIEW_SIZE), now
+            if self.store.update(job.id, event.work, f"step {event.step} of {event.iterations}", preview):
+                cancel.cancel()
+
+        self.store.update(job.id, 0.0, "loading")
+        try:
+            image = self.runner.run(self.recipe(job), folder / job.content, styles, callback=callback, cancel=cancel)
+        except StylizeInterrupted as stop:
+            if not stop.cancelled:
+                raise
+            self.store.cancelled(job.id)
+        except ImpastoError as exc:
+            self.store.fail(job.id, str(exc))
+        except (RuntimeError, MemoryError, OSError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            self.store.fail(job.id, f"out of memory; try a smaller size ({first})"
+                            if "out of memory" in first.lower() or isinstance(exc, MemoryError) else first)
+        else:
+            from ..io.image import encode_image
+
+            self.store.finish(job.id, encode_image(image, "PNG"), _jpeg(image, THUMB_SIZE))
+
+    def serve_forever(self, poll: float = 0.2) -> None:
+        while self.parent_alive():
+            job = self.store.claim()
+            if job is None:
+                time.sleep(poll)
+            else:
+                self.run(job)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m impasto.jobs.worker")
+    parser.add_argument("--data", required=True, help="the service's data folder")
+    parser.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: each job's own)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    store = JobStore(args.data)
+    with open(store.root / "worker.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker per data folder; a dying one lets go on exit
+        store.requeue_interrupted()
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C on `impasto serve`: the job reruns next time
+            Worker(store, args.parent, args.device).serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

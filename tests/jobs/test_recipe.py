@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+from impasto.errors import InputError
+from impasto.jobs.recipe import Recipe, Runner, options_from_text, parse_option
+from impasto.serve.app import WEB_OPTIONS
+
+
+def test_text_options_become_the_types_of_their_fields():
+    got = options_from_text({"size": "256", "strength": "0.5", "upsample_detail": "false", "style_layers":
+                             "relu1_1,relu2_1", "style_blend_weights": "1, 2", "seed": "", "preserve_color":
+                             "luminance"}, WEB_OPTIONS)
+    assert got == {"size": 256, "strength": 0.5, "upsample_detail": False, "style_layers": ("relu1_1", "relu2_1"),
+                   "style_blend_weights": (1.0, 2.0), "seed": None, "preserve_color": "luminance"}
+
+
+@pytest.mark.parametrize(("name", "text", "words"), [
+    ("size", "big", "size must be an integer"),
+    ("strength", "lots", "strength must be a number"),
+    ("upsample_detail", "maybe", "true or false"),
+    ("style_blend_weights", "1,x", "comma-separated numbers"),
+])
+def test_bad_text_options_name_the_field(name, text, words):
+    with pytest.raises(InputError, match=words) as info:
+        options_from_text({name: text}, WEB_OPTIONS)
+    assert info.value.fields == (name,)
+
+
+def test_unknown_and_unsafe_options_are_refused():
+    with pytest.raises(InputError, match="unknown option 'colour'"):
+        options_from_text({"colour": "red"}, WEB_OPTIONS)
+    with pytest.raises(InputError, match="unknown option 'weights'"):  # a path on the server: never from a client
+        options_from_text({"weights": "/etc/passwd"}, WEB_OPTIONS)
+
+
+def test_parse_option_keeps_plain_strings():
+    assert parse_option("style_loss", "mrf", str) == "mrf"
+
+
+def test_recipe_round_trips_through_json():
+    recipe = Recipe("optimize", {"size": 64, "style_blend_weights": (1.0, 3.0)})
+    assert Recipe.from_json(recipe.to_json()) == recipe
+
+
+def test_recipe_check_refuses_bad_combinations():
+    with pytest.raises(InputError, match="at least one style image"):
+        Recipe("optimize", {}).check(0)
+    with pytest.raises(InputError, match="size must be"):
+        Recipe("optimize", {"size": -1}).check(1)
+    with pytest.raises(InputError, match="paints only its own styles"):
+        Recipe("multistyle6", {}).check(1)
+    with pytest.raises(InputError, match="takes only"):
+        Recipe("multistyle6", {"iterations": 3}).check(0)
+
+
+def test_runner_keeps_networks_between_jobs(small_images):
+    content, style = small_images
+    runner = Runner()
+    recipe = Recipe("optimize", {"size": 24, "iterations": 1, "initial_iterations": 1, "scales": 1})
+    first = runner.run(recipe, content, [style])
+    runner.run(recipe, content, [style])
+    assert first.size == (24, 16)
+    assert len(runner._extractors) == 1
+    assert runner.model("multistyle6") is runner.model("multistyle6")
