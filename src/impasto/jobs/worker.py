@@ -71,7 +71,8 @@ class Worker:
             if self.store.update(job.id, event.work, f"step {event.step} of {event.iterations}", preview):
                 cancel.cancel()
 
-        self.store.update(job.id, 0.0, "loading")
+        if self.store.update(job.id, 0.0, "loading"):
+            cancel.cancel()  # cancelled between claim and start: stops before the first iteration
         try:
             image = self.runner.run(self.recipe(job), folder / job.content, styles, callback=callback, cancel=cancel)
         except StylizeInterrupted as stop:

@@ -5,7 +5,7 @@ streams their progress; a worker process (:mod:`impasto.jobs.worker`) runs them,
 responsive during a job. The app starts that worker and starts it again if it dies.
 
 Every bad request gets a 4xx with ``{"detail": "one line naming the problem"}``: too large (413),
-not an image (415), bad options (422), unknown job (404), queue full (429), no token (401).
+not an image (415), bad options or too many pixels (422), unknown job (404), queue full (429), no token (401).
 Uploaded file names are never used: the store names every file itself.
 """
 
@@ -90,8 +90,8 @@ def _image_extension(data: bytes, what: str, limits: Limits) -> str:
     try:
         decode_image(data, what, max_pixels=limits.max_input_pixels)
     except ImageError as exc:
-        status = 413 if "too large" in str(exc) else 415
-        raise HTTPProblem(status, str(exc)) from None
+        # over the pixel limit (a decompression bomb, or just too big): 422; not an image at all: 415
+        raise HTTPProblem(422 if "too large" in str(exc) else 415, str(exc)) from None
     with PIL.Image.open(io.BytesIO(data)) as img:  # decoded fine above; only its format is read here
         fmt = img.format or ""
     return {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp",
@@ -293,7 +293,8 @@ def create_app(settings: Settings) -> FastAPI:
                         raise InputError(f"unexpected file field {key!r}; files go in 'content' and 'style'",
                                          fields=(key,))
                 elif key == "style":
-                    names.append(value)
+                    if value.strip():  # an empty field (an unset form input) is no style
+                        names.append(value.strip())
                 elif key == "content":
                     raise InputError("content must be an image file", fields=("content",))
                 elif key in fields:

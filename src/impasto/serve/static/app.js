@@ -119,11 +119,14 @@ function follow(id) {
   if (state.source) state.source.close();
   state.job = id;
   $("job").hidden = false;
+  $("job").scrollIntoView({ block: "nearest" });
   $("download").hidden = true;
   $("cancel").disabled = false;
   $("live").removeAttribute("src");
   $("progress").value = 0;
+  $("job-title").textContent = "Painting…";
   $("status").dataset.events = "0";
+  delete $("status").dataset.final;
   let preview = 0;
   const source = new EventSource(withToken(`/api/jobs/${id}/events`));
   state.source = source;
@@ -143,6 +146,7 @@ function follow(id) {
     $("cancel").disabled = true;
     $("status").textContent = job.status === "failed" ? `failed: ${job.error}` : job.status;
     $("status").dataset.final = job.status;
+    $("job-title").textContent = { done: "Done", failed: "Failed", cancelled: "Cancelled" }[job.status];
     if (job.status === "done") {
       const url = withToken(`/api/jobs/${id}/result`);
       $("live").src = url;
@@ -165,7 +169,7 @@ async function loadJobs() {
   for (const job of jobs) {
     const li = document.createElement("li");
     const img = document.createElement("img");
-    img.alt = job.status;
+    img.alt = "";
     if (job.status === "done") img.src = withToken(`/api/jobs/${job.id}/thumbnail`);
     const text = document.createElement("div");
     text.textContent = `${job.method}, ${job.status}`;

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+
+import pytest
+from PIL import Image
+
+from impasto.serve import Limits
+from tests.serve.conftest import TINY_JOB, jpeg, make_client, run_queued
+
+
+def submit(client, data=None, files=None, **kw):
+    """A tiny optimize job (or, if data names a method, just data) with a gallery style."""
+    files = files if files is not None else [("content", ("photo.jpg", jpeg(), "image/jpeg"))]
+    base = {} if data and "method" in data else TINY_JOB
+    return client.post("/api/jobs", data={**base, "style": "starry_night", **(data or {})}, files=files, **kw)
+
+
+def test_a_job_goes_from_queued_to_done_with_a_result_and_events(client):
+    response = submit(client, data={"preserve_color": "luminance"})
+    assert response.status_code == 202
+    job_id = response.json()["id"]
+    assert client.get(f"/api/jobs/{job_id}").json()["status"] == "queued"
+    assert client.get(f"/api/jobs/{job_id}/result").status_code == 409
+    run_queued(client)
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == "done" and job["progress"] == 1.0 and "error" not in job
+    assert job["options"] == {"size": 32, "iterations": 1, "initial_iterations": 2, "scales": 1,
+                              "preserve_color": "luminance"}
+    result = client.get(f"/api/jobs/{job_id}/result")
+    assert result.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(result.content)).size == (32, 27)
+    assert client.get(f"/api/jobs/{job_id}/thumbnail").status_code == 200
+    stream = client.get(f"/api/jobs/{job_id}/events").text
+    assert stream.startswith("event: progress\n") and "event: end\n" in stream
+    assert json.loads(stream.split("event: end\ndata: ")[1])["status"] == "done"
+    assert [j["id"] for j in client.get("/api/jobs").json()] == [job_id]
+
+
+def test_uploaded_styles_and_a_fast_model(client):
+    style = ("style", ("painting.jpg", jpeg("wave.jpg", (40, 40)), "image/jpeg"))
+    photo = ("content", ("photo.jpg", jpeg(), "image/jpeg"))
+    two = client.post("/api/jobs", data={**TINY_JOB, "style": ""}, files=[photo, style, style])
+    fast = client.post("/api/jobs", data={"method": "multistyle6", "style": "the_scream", "size": "40"},
+                       files=[photo])
+    assert two.status_code == fast.status_code == 202, (two.text, fast.text)
+    run_queued(client)
+    for response in (two, fast):
+        job = client.get(f"/api/jobs/{response.json()['id']}").json()
+        assert job["status"] == "done", job
+    result = client.get(f"/api/jobs/{fast.json()['id']}/result")
+    assert Image.open(io.BytesIO(result.content)).size == (40, 33)
+
+
+def test_cancel_a_queued_and_a_running_job(client, monkeypatch):
+    from impasto.jobs import worker
+    from impasto.jobs.worker import Worker
+
+    monkeypatch.setattr(worker, "PROGRESS_EVERY", 0.0)  # report every step
+
+    store = client.app.state.store
+    queued = submit(client).json()["id"]
+    assert client.delete(f"/api/jobs/{queued}").json()["status"] == "cancelled"
+    running = submit(client, data={"iterations": "4"}).json()["id"]
+    job = store.claim()
+    assert job.id == running
+    update = store.update
+
+    def cancel_at_step_2(job_id, progress, message, preview=None):
+        if message.startswith("step 2"):
+            client.delete(f"/api/jobs/{running}")  # the API call, mid-run
+        return update(job_id, progress, message, preview)
+
+    store.update = cancel_at_step_2
+    Worker(store).run(job)  # sees the flag at its next progress report and stops
+    assert store.get(running).message == "cancelled"
+    assert client.get(f"/api/jobs/{running}").json()["status"] == "cancelled"
+    assert client.get(f"/api/jobs/{running}/result").status_code == 404
+
+
+def test_unknown_ids_get_404(client):
+    for method, path in [("get", ""), ("get", "/result"), ("get", "/events"), ("get", "/preview"), ("delete", "")]:
+        response = getattr(client, method)(f"/api/jobs/nope{path}")
+        assert response.status_code == 404 and "no job 'nope'" in response.json()["detail"]
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels (a decompression bomb's calling card)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize(("data", "files", "status", "words"), [
+    ({}, [("content", ("x.jpg", b"not an image", "image/jpeg"))], 415, "not an image"),
+    ({}, [("content", ("x.png", _png_header(60000, 60000), "image/png"))], 422, "too large"),
+    ({}, [], 422, "no content image"),
+    ({"size": "4096"}, None, 422, "above this server's limit of 2048"),
+    ({"size": "big"}, None, 422, "size must be an integer"),
+    ({"strength": "2"}, None, 422, "strength must be a number from 0 to 1"),
+    ({"iterations": "100000"}, None, 422, "iterations 100000 is above"),
+    ({"weights": "/etc/passwd"}, None, 422, "unknown option 'weights'"),
+    ({"init": "/etc/passwd"}, None, 422, "init must be content or noise"),
+    ({"style": "mona_lisa"}, None, 422, "unknown gallery painting 'mona_lisa'"),
+    ({"method": "pastiche"}, None, 422, "unknown method 'pastiche'"),
+    ({"method": "multistyle6", "style": "nope"}, None, 422, "unknown style 'nope'"),
+    ({"method": "multistyle6", "iterations": "3"}, None, 422, "unknown option 'iterations'"),
+])
+def test_bad_requests_get_a_4xx_that_names_the_problem_and_the_server_stays_up(client, data, files, status, words):
+    response = submit(client, data=data, files=files)
+    assert response.status_code == status, response.text
+    assert words in response.json()["detail"]
+    assert client.get("/api/health").json()["jobs"]["queued"] == 0
+    assert submit(client).status_code == 202  # still serving
+
+
+def test_uploads_over_the_limit_get_413(tmp_path):
+    with make_client(tmp_path, limits=Limits(max_upload_mb=0.001)) as client:
+        big = ("content", ("big.jpg", jpeg(size=(400, 300)), "image/jpeg"))
+        response = submit(client, files=[big])
+        assert response.status_code == 413 and "above the limit" in response.json()["detail"]
+
+
+def test_a_full_queue_gets_429(tmp_path):
+    with make_client(tmp_path, limits=Limits(max_active=2)) as client:
+        assert [submit(client).status_code for _ in range(3)] == [202, 202, 429]
+        assert "queue is full" in submit(client).json()["detail"]
+        assert len(list((tmp_path / "data" / "jobs").iterdir())) == 2  # the refused job left no files
+
+
+def test_uploaded_file_names_are_never_paths(client, tmp_path):
+    evil = [("content", ("../../../evil.jpg", jpeg(), "image/jpeg"))]
+    job_id = submit(client, files=evil).json()["id"]
+    assert sorted(p.name for p in (tmp_path / "data" / "jobs" / job_id).iterdir()) == ["content.jpg"]
+    assert not list(tmp_path.rglob("evil*"))
+
+
+def test_a_token_guards_every_api_call(tmp_path):
+    with make_client(tmp_path, token="s3cret") as client:
+        assert client.get("/").status_code == 200  # the page itself asks for the token
+        assert submit(client).status_code == 401
+        assert client.get("/api/jobs").status_code == 401
+        assert client.get("/api/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        job = submit(client, headers={"Authorization": "Bearer s3cret"})
+        assert job.status_code == 202
+        # EventSource and <img> cannot send headers: the token may come as a query parameter
+        assert client.get(f"/api/jobs/{job.json()['id']}?token=s3cret").status_code == 200
+
+
+def test_the_page_and_the_openapi_document(client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="content"' in page.text
+    assert client.get("/static/app.js").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/result", "/api/jobs/{job_id}/events"):
+        assert path in paths
+    assert {g["name"] for g in client.get("/api/gallery").json()} >= {"starry_night", "the_scream"}
+    assert client.get("/api/methods").json()[1]["name"] == "multistyle6"

@@ -1,0 +1,95 @@
+"""The real server: a job survives kill -9 of the server and its worker."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import time
+import uuid
+
+from PIL import Image
+
+from tests.serve.conftest import jpeg
+from tests.serve.server import Server
+
+
+def post_job(url: str, fields: dict[str, str], files: dict[str, bytes]) -> dict:
+    """A multipart POST with the standard library only (the server under test is a separate process)."""
+    import json
+    import urllib.request
+
+    boundary = uuid.uuid4().hex
+    body = io.BytesIO()
+    for name, value in fields.items():
+        body.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, data in files.items():
+        body.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}.jpg"\r\n'
+                   f"Content-Type: image/jpeg\r\n\r\n".encode() + data + b"\r\n")
+    body.write(f"--{boundary}--\r\n".encode())
+    request = urllib.request.Request(url + "/api/jobs", data=body.getvalue(), method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def wait_for(server: Server, job_id: str, ok, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = server.get(f"/api/jobs/{job_id}")
+        if ok(job):
+            return job
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id}: {job}")
+
+
+def test_a_job_interrupted_by_kill_9_finishes_after_a_restart(tmp_path):
+    data = tmp_path / "data"
+    server = Server(data).start()
+    try:
+        job_id = post_job(server.url, {"style": "the_scream", "size": "160", "iterations": "20",
+                                       "initial_iterations": "60"}, {"content": jpeg(size=(200, 160))})["id"]
+        wait_for(server, job_id, lambda j: j["status"] == "running" and j["progress"] > 0.05, 120)
+    finally:
+        server.kill9()
+    with sqlite3.connect(data / "jobs.sqlite") as con:  # the crash left it mid-run
+        assert con.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()[0] == "running"
+    with Server(data, server.port) as again:
+        job = wait_for(again, job_id, lambda j: j["status"] not in ("queued", "running"), 240)
+        assert job["status"] == "done", job
+        with sqlite3.connect(data / "jobs.sqlite") as con:
+            assert con.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()[0] == 2
+    result = Image.open(data / "jobs" / job_id / "result.png")
+    result.load()
+    assert result.size == (160, 128)
+    assert not list((data / "jobs" / job_id).glob(".impasto-*"))  # no half-written file left
+
+
+def workers_of(tmp_path) -> list[int]:
+    """Pids of live worker processes whose data folder is under tmp_path."""
+    from pathlib import Path
+
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().split(") ")[1][0]
+        except (OSError, IndexError):
+            continue
+        if b"impasto.jobs.worker" in argv and str(tmp_path).encode() in b" ".join(argv) and state != "Z":
+            found.append(int(proc.name))
+    return found
+
+
+def test_the_worker_exits_when_its_server_is_killed(tmp_path):
+    import os
+    import signal
+
+    with Server(tmp_path / "data") as server:
+        worker_pids = workers_of(tmp_path)
+        assert len(worker_pids) == 1
+        os.kill(server.proc.pid, signal.SIGKILL)  # the server alone; its worker must not linger
+        server.proc.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and workers_of(tmp_path):
+            time.sleep(0.1)
+        assert not workers_of(tmp_path), "the orphaned worker is still running"
