@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import io
 import json
@@ -98,9 +99,17 @@ def _image_extension(data: bytes, what: str, limits: Limits) -> str:
             "GIF": ".gif"}.get(fmt, ".img")
 
 
+@functools.lru_cache(maxsize=8)
+def _model(name: str) -> Any:
+    """A shipped model, loaded once per web process (only to check style names and blends)."""
+    from ..fast.model import load_model
+
+    return load_model(name)
+
+
 def build_recipe(fields: dict[str, str], n_style_files: int, style_names: list[str], limits: Limits) -> Recipe:
     """The recipe the form describes, checked against the limits; InputError names the field."""
-    from ..fast.model import load_model, shipped_models
+    from ..fast.model import shipped_models
     from ..gallery import painting
 
     method = fields.pop("method", OPTIMIZE) or OPTIMIZE
@@ -137,8 +146,7 @@ def build_recipe(fields: dict[str, str], n_style_files: int, style_names: list[s
     if options["size"] > limits.max_size:
         raise InputError(f"size {options['size']} is above this server's limit of {limits.max_size}",
                          fields=("size",))
-    model = load_model(method)
-    model.style_vector(options.get("style"), options.get("style_blend_weights"))
+    _model(method).style_vector(options.get("style"), options.get("style_blend_weights"))
     if options.get("preserve_color") not in (None, "luminance"):
         raise InputError("a fast model preserves color with luminance only", fields=("preserve_color",))
     return recipe
