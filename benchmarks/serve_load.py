@@ -21,10 +21,11 @@ from pathlib import Path
 
 import httpx
 import psutil
+
 from common import EXAMPLES, ROOT
 
 sys.path.insert(0, str(ROOT))
-from tests.serve.server import Server  # noqa: E402  (the same server harness as the tests)
+from tests.serve.server import Server
 
 PHOTO = (EXAMPLES / "lighthouse.jpg").read_bytes()
 

@@ -21,7 +21,7 @@ def test_jobs_are_claimed_oldest_first_and_only_once(tmp_path):
 def test_a_dead_workers_job_goes_back_to_the_queue_until_it_has_killed_too_many(tmp_path):
     store = JobStore(tmp_path)
     job_id = add(store)
-    for attempt in range(1, MAX_ATTEMPTS):
+    for _ in range(1, MAX_ATTEMPTS):
         assert store.claim().id == job_id  # ... and the worker dies here
         assert store.requeue_interrupted() == [job_id]
         assert store.get(job_id).status == "queued"

@@ -81,3 +81,16 @@ def test_upload_two_images_watch_progress_and_get_the_result(browser, tmp_path):
         wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#jobs img[src*=thumbnail]"), 20, "the job list")
         browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(str(shots / "serve-result.png"))
+
+        # the fast model: its styles come from the gallery; the page hides what it does not use
+        from selenium.webdriver.support.ui import Select
+
+        Select(find(By.ID, "method")).select_by_value("multistyle6")
+        assert not find(By.ID, "strength-row").is_displayed() and not find(By.ID, "style-drop").is_displayed()
+        find(By.CSS_SELECTOR, "#gallery button[data-name=udnie]").click()
+        find(By.ID, "start").click()
+        wait(lambda: status.get_attribute("data-final") is None, 20, "the second job to start")
+        assert wait(lambda: status.get_attribute("data-final"), 60, "the fast job") == "done", status.text
+        jobs = server.get("/api/jobs")
+        assert [(j["method"], j["status"]) for j in jobs] == [("multistyle6", "done"), ("optimize", "done")]
+        assert jobs[0]["options"] == {"style": "udnie", "size": 192}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import ipaddress
 import os
 import sys
@@ -55,13 +56,32 @@ def _is_local(host: str) -> bool:
         return False
 
 
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port that is taken now, with one line (uvicorn would log a traceback-like error)."""
+    import socket
+
+    from ..errors import InputError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise InputError(f"unknown --host {host!r}") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise InputError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..runtime import require
 
     require("fastapi", "serve")
     uvicorn = require("uvicorn", "serve")
-    require("multipart", "serve")
+    require("python_multipart", "serve")
     from ..serve.app import Limits, Settings, create_app
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
@@ -75,11 +95,20 @@ def _run(args: argparse.Namespace) -> int:
         data.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create the data folder {str(data)!r}: {exc.strerror}") from None
+    lock = open(data / "server.lock", "w")  # noqa: SIM115 - held for the life of the server
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise InputError(f"another impasto serve is using {str(data)!r}; stop it or give another --data") from None
+    _check_port(args.host, args.port)
     limits = Limits(max_upload_mb=args.max_upload_mb, max_size=args.max_size, max_iterations=args.max_iterations,
                     max_active=args.max_queue)
     app = create_app(Settings(data=data, token=token, limits=limits, device=args.device))
     print(f"impasto: serving http://{args.host}:{args.port}/ (data in {data})", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        lock.close()
     return EXIT_OK
 
 

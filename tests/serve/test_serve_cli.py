@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import fcntl
+import socket
+
+from impasto.cli import main
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_another_address_needs_a_token(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("IMPASTO_TOKEN", raising=False)
+    assert main(["serve", "--host", "0.0.0.0", "--data", str(tmp_path)]) == 2
+    assert "give --token" in one_line_error(capsys)
+
+
+def test_a_busy_port_and_a_busy_data_folder_are_refused(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--data", str(tmp_path / "a")]) == 2
+        assert f"cannot listen on 127.0.0.1:{port}" in one_line_error(capsys)
+    (tmp_path / "b").mkdir()
+    with open(tmp_path / "b" / "server.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as a running server holds it
+        assert main(["serve", "--data", str(tmp_path / "b")]) == 2
+        assert "another impasto serve is using" in one_line_error(capsys)
+
+
+def test_a_data_path_that_is_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["serve", "--data", str(tmp_path / "file" / "sub")]) == 2
+    assert "cannot create the data folder" in one_line_error(capsys)
