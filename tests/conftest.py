@@ -35,6 +35,14 @@ def small_images(tmp_path: Path) -> tuple[Path, Path]:
     return c, s
 
 
+def sigint_default() -> None:
+    """``preexec_fn`` for a child the test will Ctrl-C: a shell that starts jobs in the background
+    (nohup, ``cmd &``) makes them ignore SIGINT, and Python then never raises KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def files_in(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir()}
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from impasto.cli import main
 
-from ..conftest import files_in
+from ..conftest import files_in, sigint_default
 
 SMALL = ["--size", "32", "--iterations", "3", "--quiet"]
 
@@ -170,7 +170,7 @@ def test_real_sigint_saves_partial_result(tmp_path, small_images):
     out, log = tmp_path / "partial.png", tmp_path / "run.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "impasto", "stylize", c, s, "-o", out, "--size", "48",
                              "--iterations", "100000", "--quiet", "--log", log],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     deadline = time.time() + 120
     while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
         time.sleep(0.1)

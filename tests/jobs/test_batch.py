@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from impasto.cli import main
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, sigint_default
 from tests.jobs.conftest import QUICK, make_photos
 
 STYLE = str(EXAMPLES / "wave.jpg")
@@ -106,7 +106,7 @@ def test_an_interrupted_batch_keeps_whole_outputs_and_resumes(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "impasto", "batch", str(photos), STYLE, "-o", str(out), "--size", "96",
            "--iterations", "10", "--initial-iterations", "30", "--quiet"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     deadline = time.monotonic() + 120
     while not (out.exists() and outputs(out)) and time.monotonic() < deadline:
         time.sleep(0.05)
