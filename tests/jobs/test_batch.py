@@ -125,3 +125,16 @@ def test_an_interrupted_batch_keeps_whole_outputs_and_resumes(tmp_path):
     final = outputs(out)
     assert len(final) == 6
     assert all(final[name] == mtime for name, mtime in first.items())  # nothing redone
+
+
+def test_videos_in_the_folder_get_the_video_method_with_their_sound(photo_dir, tmp_path, capsys):
+    pytest.importorskip("av")
+    from tests.video.clips import make_clip, streams
+
+    make_clip(photo_dir / "clip.mp4", frames=4, size=(32, 40))
+    out = tmp_path / "out"
+    assert main(["batch", str(photo_dir), STYLE, "-o", str(out), *QUICK]) == 1  # broken.png
+    assert {"clip.mp4", "p1.png"} <= set(outputs(out))
+    got = streams(out / "clip.mp4")
+    assert got["frames"] == 4 and got["audio"] is not None
+    assert not list(out.rglob("*.frames"))  # the video's work folder stays on the worker, in a temporary folder

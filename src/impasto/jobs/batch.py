@@ -25,7 +25,11 @@ from ..io.atomic import atomic_write
 from ..io.image import output_format
 from .recipe import Recipe, Runner
 
-INPUT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+"""Videos are stylized with the video method (temporal consistency, sound kept) into the same container,
+or mp4 for containers impasto does not write."""
+INPUT_EXTENSIONS = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
 MANIFEST = ".impasto.json"
 
 
@@ -33,6 +37,14 @@ MANIFEST = ".impasto.json"
 class Task:
     source: Path
     output: Path
+
+    @property
+    def is_video(self) -> bool:
+        return is_video(self.source)
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 @dataclass
@@ -59,7 +71,8 @@ def plan(input_dir: str | os.PathLike, output_dir: str | os.PathLike, fmt: str =
         rel = path.relative_to(src)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        out = dst / rel.with_suffix(ext)
+        video_ext = path.suffix.lower() if path.suffix.lower() in (".mp4", ".mov", ".mkv", ".webm") else ".mp4"
+        out = dst / rel.with_suffix(video_ext if is_video(path) else ext)
         if out in seen:
             raise InputError(f"{str(seen[out])!r} and {str(path)!r} would both be written to {str(out)!r}; "
                              "rename one")
@@ -118,9 +131,12 @@ def _changes(old: Any, new: dict[str, Any]) -> str:
 _RUNNER: Runner | None = None
 
 
-def run_task(recipe_json: str, content: bytes, name: str, styles: Sequence[bytes], fmt: str,
+def run_task(recipe_json: str, content: bytes, name: str, styles: Sequence[bytes], out_ext: str,
              threads: int | None = None) -> tuple[bytes | None, str | None]:
-    """Stylize one photo given as bytes; returns (encoded output, None) or (None, one-line error)."""
+    """Stylize one photo (or video) given as bytes into the format of ``out_ext``.
+
+    Returns (encoded output, None) or (None, one-line error).
+    """
     global _RUNNER
     import torch
 
@@ -133,25 +149,48 @@ def run_task(recipe_json: str, content: bytes, name: str, styles: Sequence[bytes
     recipe = Recipe.from_json(recipe_json)
     try:
         style_images = [decode_image(s, f"style {i + 1}") for i, s in enumerate(styles)]
+        if is_video(name):
+            return _run_video(recipe, content, name, style_images, out_ext), None
         image = _RUNNER.run(recipe, decode_image(content, name), style_images)
-        return encode_image(image, output_format("x" + fmt)), None
+        return encode_image(image, output_format("x" + out_ext)), None
     except ImpastoError as exc:
         return None, str(exc)
     except (RuntimeError, MemoryError) as exc:  # out of memory on one huge image: report it, go on
         return None, (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+def _run_video(recipe: Recipe, content: bytes, name: str, styles: Sequence[Any], out_ext: str) -> bytes:
+    """The video method on a clip given as bytes (in a temporary folder: the task may be on another machine)."""
+    import tempfile
+
+    from ..video.pipeline import stylize_video
+
+    recipe.check(len(styles))
+    with tempfile.TemporaryDirectory(prefix="impasto-batch-") as tmp:
+        src, out = Path(tmp) / f"input{Path(name).suffix.lower()}", Path(tmp) / f"output{out_ext}"
+        src.write_bytes(content)
+        if recipe.is_model:
+            options = dict(recipe.options)
+            unused = sorted(set(options) - {"style", "size", "device"})
+            if unused:
+                raise InputError(f"videos with a fast model take style and size only; not {', '.join(unused)}")
+            stylize_video(src, [], out, model=recipe.method, **options)
+        else:
+            stylize_video(src, list(styles), out, config=recipe.config())
+        return out.read_bytes()
+
+
 # --- executors: submit tasks, yield (task, result) as they finish ------------------------------------
 
 
 class _Serial:
-    def __init__(self, recipe_json: str, styles: list[bytes], fmt: str) -> None:
-        self.args = (recipe_json, styles, fmt)
+    def __init__(self, recipe_json: str, styles: list[bytes]) -> None:
+        self.args = (recipe_json, styles)
 
     def map(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, tuple[bytes | None, str | None]]]:
-        recipe_json, styles, fmt = self.args
+        recipe_json, styles = self.args
         for task in tasks:
-            yield task, run_task(recipe_json, task.source.read_bytes(), task.source.name, styles, fmt)
+            yield task, run_task(recipe_json, task.source.read_bytes(), task.source.name, styles, task.output.suffix)
 
     def close(self) -> None:
         pass
@@ -160,18 +199,18 @@ class _Serial:
 class _Pool:
     """N processes on this machine (spawned, each with its share of the CPU threads)."""
 
-    def __init__(self, recipe_json: str, styles: list[bytes], fmt: str, workers: int) -> None:
+    def __init__(self, recipe_json: str, styles: list[bytes], workers: int) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self.args = (recipe_json, styles, fmt, max(1, (os.cpu_count() or 1) // workers))
+        self.args = (recipe_json, styles, max(1, (os.cpu_count() or 1) // workers))
         self.workers = workers
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
     def map(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, tuple[bytes | None, str | None]]]:
         from concurrent.futures import FIRST_COMPLETED, wait
 
-        recipe_json, styles, fmt, threads = self.args
+        recipe_json, styles, threads = self.args
         pending: dict[Any, Task] = {}
         queue = iter(tasks)
         while True:
@@ -180,7 +219,7 @@ class _Pool:
                 if task is None:
                     break
                 pending[self.pool.submit(run_task, recipe_json, task.source.read_bytes(), task.source.name,
-                                         styles, fmt, threads)] = task
+                                         styles, task.output.suffix, threads)] = task
             if not pending:
                 return
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -194,7 +233,7 @@ class _Pool:
 class _Ray:
     """Ray tasks: one GPU each on a cluster with GPUs, else one CPU each."""
 
-    def __init__(self, recipe_json: str, styles: list[bytes], fmt: str, address: str) -> None:
+    def __init__(self, recipe_json: str, styles: list[bytes], address: str) -> None:
         from ..runtime import require
 
         ray = require("ray", "ray")
@@ -214,7 +253,7 @@ class _Ray:
             recipe_json = Recipe(recipe.method, {**recipe.options, "device": "cuda"}).to_json()
         self.remote = ray.remote(num_gpus=1 if gpu else 0, num_cpus=1, max_retries=2)(run_task)
         self.slots = int(resources.get("GPU", 0) if gpu else resources.get("CPU", 1))
-        self.recipe_json, self.styles, self.fmt = recipe_json, ray.put(styles), fmt
+        self.recipe_json, self.styles = recipe_json, ray.put(styles)
 
     def map(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, tuple[bytes | None, str | None]]]:
         pending: dict[Any, Task] = {}
@@ -225,7 +264,7 @@ class _Ray:
                 if task is None:
                     break
                 ref = self.remote.remote(self.recipe_json, task.source.read_bytes(), task.source.name,
-                                         self.styles, self.fmt, 1)
+                                         self.styles, task.output.suffix, 1)
                 pending[ref] = task
             if not pending:
                 return
@@ -259,6 +298,11 @@ def run_batch(input_dir: str | os.PathLike, styles: Sequence[str | os.PathLike],
         open_pil(path)  # a bad style fails the whole batch, at once
         style_bytes.append(Path(path).read_bytes())
     tasks = plan(input_dir, output_dir, fmt)
+    if any(t.is_video for t in tasks):
+        from ..runtime import require
+
+        require("av", "video")
+        require("cv2", "video")
     prepare_output(output_dir, recipe, styles, fmt)
     report = BatchReport(total=len(tasks))
     todo = [t for t in tasks if not t.output.exists()]
@@ -269,11 +313,11 @@ def run_batch(input_dir: str | os.PathLike, styles: Sequence[str | os.PathLike],
         return report
     executor: Any
     if ray:
-        executor = _Ray(recipe.to_json(), style_bytes, fmt, ray)
+        executor = _Ray(recipe.to_json(), style_bytes, ray)
     elif workers > 1:
-        executor = _Pool(recipe.to_json(), style_bytes, fmt, min(workers, len(todo)))
+        executor = _Pool(recipe.to_json(), style_bytes, min(workers, len(todo)))
     else:
-        executor = _Serial(recipe.to_json(), style_bytes, fmt)
+        executor = _Serial(recipe.to_json(), style_bytes)
     try:
         for task, (data, error) in executor.map(todo):
             if data is None:
