@@ -16,9 +16,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Repaint every image under INPUT_DIR (sub-folders too) into OUTPUT_DIR, keeping the folder "
                     "layout. Videos there (.mp4, .mov, .mkv, .webm, .avi) are stylized with the video method "
-                    "(temporal consistency, sound kept; needs impasto[video]). Outputs are written atomically and existing ones are skipped, so after an "
-                    "interruption the same command resumes where it stopped. A bad image is reported and "
-                    "skipped. With --model, STYLE is not given: the model's --style is used.",
+                    "(temporal consistency, sound kept; needs impasto[video]). Outputs are written atomically "
+                    "and existing ones are skipped, so after an interruption the same command resumes where it "
+                    "stopped. A bad image is reported and skipped. With --model, STYLE is not given: the "
+                    "model's --style is used.",
         epilog="Exit codes: 0 all done, 1 some images failed (listed), 2 usage error, 130 interrupted "
                "(finished outputs are kept; rerun to resume).",
     )

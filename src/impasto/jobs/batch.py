@@ -23,13 +23,13 @@ from typing import Any
 from ..errors import ImpastoError, InputError
 from ..io.atomic import atomic_write
 from ..io.image import output_format
+from ..video.io import INPUT_EXTENSIONS as VIDEO_EXTENSIONS
+from ..video.io import is_video, video_output_extension
 from .recipe import Recipe, Runner
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
-"""Videos are stylized with the video method (temporal consistency, sound kept) into the same container,
-or mp4 for containers impasto does not write."""
 INPUT_EXTENSIONS = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+"""Videos are stylized with the video method (temporal consistency, sound kept)."""
 MANIFEST = ".impasto.json"
 
 
@@ -43,8 +43,6 @@ class Task:
         return is_video(self.source)
 
 
-def is_video(path: str | os.PathLike) -> bool:
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 @dataclass
@@ -71,8 +69,7 @@ def plan(input_dir: str | os.PathLike, output_dir: str | os.PathLike, fmt: str =
         rel = path.relative_to(src)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        video_ext = path.suffix.lower() if path.suffix.lower() in (".mp4", ".mov", ".mkv", ".webm") else ".mp4"
-        out = dst / rel.with_suffix(video_ext if is_video(path) else ext)
+        out = dst / rel.with_suffix(video_output_extension(path) if is_video(path) else ext)
         if out in seen:
             raise InputError(f"{str(seen[out])!r} and {str(path)!r} would both be written to {str(out)!r}; "
                              "rename one")
@@ -163,20 +160,11 @@ def _run_video(recipe: Recipe, content: bytes, name: str, styles: Sequence[Any],
     """The video method on a clip given as bytes (in a temporary folder: the task may be on another machine)."""
     import tempfile
 
-    from ..video.pipeline import stylize_video
-
-    recipe.check(len(styles))
+    assert _RUNNER is not None
     with tempfile.TemporaryDirectory(prefix="impasto-batch-") as tmp:
         src, out = Path(tmp) / f"input{Path(name).suffix.lower()}", Path(tmp) / f"output{out_ext}"
         src.write_bytes(content)
-        if recipe.is_model:
-            options = dict(recipe.options)
-            unused = sorted(set(options) - {"style", "size", "device"})
-            if unused:
-                raise InputError(f"videos with a fast model take style and size only; not {', '.join(unused)}")
-            stylize_video(src, [], out, model=recipe.method, **options)
-        else:
-            stylize_video(src, list(styles), out, config=recipe.config())
+        _RUNNER.run_video(recipe, src, styles, out)
         return out.read_bytes()
 
 

@@ -161,3 +161,22 @@ class Runner:
         cfg = recipe.config()
         return stylize(content, list(styles), config=cfg, callback=callback, cancel=cancel,
                        extractor=self.extractor(cfg))
+
+    def run_video(self, recipe: Recipe, source: Any, styles: Sequence[Any], output: Any, *, callback: Any = None,
+                  cancel: Any = None) -> None:
+        """The video method (Ruder et al., or a fast model blended along the flow) from file to file.
+
+        Resumable: an interrupted run picks up from the frames in ``OUTPUT.frames/``.
+        """
+        from ..video.pipeline import stylize_video
+
+        recipe.check(len(styles))
+        if recipe.is_model:
+            unused = sorted(set(recipe.options) - {"style", "size", "device"})
+            if unused:
+                raise InputError(f"videos with a fast model take style and size only; not {', '.join(unused)}",
+                                 fields=tuple(unused))
+            stylize_video(source, [], output, model=recipe.method, callback=callback, cancel=cancel,
+                          **recipe.options)
+        else:
+            stylize_video(source, list(styles), output, config=recipe.config(), callback=callback, cancel=cancel)

@@ -33,6 +33,8 @@ from ..runtime import require
 
 VIDEO_EXTENSIONS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
                     ".gif": "gif"}
+INPUT_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+"""Files that batch jobs and the service treat as videos (a .gif stays an image there)."""
 FRAME_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 AUDIO_CODECS = {"mp4": {"aac", "mp3", "ac3", "alac", "opus", "flac"}, "mov": {"aac", "mp3", "ac3", "alac", "pcm_s16le"},
                 "matroska": None, "webm": {"opus", "vorbis"}}  # None: anything
@@ -62,6 +64,16 @@ class VideoInfo:
     rotation: int
     has_audio: bool
     folder: bool
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in INPUT_EXTENSIONS
+
+
+def video_output_extension(path: str | os.PathLike) -> str:
+    """A stylized video keeps its container, or becomes mp4 (for containers impasto does not write)."""
+    ext = Path(path).suffix.lower()
+    return ext if ext in (".mp4", ".mov", ".mkv", ".webm") else ".mp4"
 
 
 def _is_frame_folder(path: str | os.PathLike) -> bool:
