@@ -54,6 +54,6 @@ def test_finish_writes_the_result_before_the_status(tmp_path):
     store.claim()
     assert store.update(job_id, 0.5, "half", preview=b"jpeg") is False
     assert store.get(job_id).preview == 1
-    store.finish(job_id, b"result", b"thumb")
+    store.finish(job_id, b"thumb", b"result")
     assert (store.folder(job_id) / "result.png").read_bytes() == b"result"
     assert store.get(job_id).status == "done" and store.get(job_id).progress == 1.0

@@ -96,7 +96,7 @@ def _png_header(width: int, height: int) -> bytes:
 
 
 @pytest.mark.parametrize(("data", "files", "status", "words"), [
-    ({}, [("content", ("x.jpg", b"not an image", "image/jpeg"))], 415, "not an image"),
+    ({}, [("content", ("x.jpg", b"not an image", "image/jpeg"))], 415, "neither an image nor a video"),
     ({}, [("content", ("x.png", _png_header(60000, 60000), "image/png"))], 422, "too large"),
     ({}, [], 422, "no content image"),
     ({"size": "4096"}, None, 422, "above this server's limit of 2048"),
@@ -160,3 +160,33 @@ def test_the_page_and_the_openapi_document(client):
         assert path in paths
     assert {g["name"] for g in client.get("/api/gallery").json()} >= {"starry_night", "the_scream"}
     assert client.get("/api/methods").json()[1]["name"] == "multistyle6"
+
+
+def test_a_video_job_gets_the_video_method_and_its_sound(client, tmp_path):
+    pytest.importorskip("av")
+    from tests.video.clips import make_clip, streams
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=4, size=(32, 40)).read_bytes()
+    response = submit(client, files=[("content", ("clip.mp4", clip, "video/mp4"))])
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    run_queued(client)
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == "done" and job["kind"] == "video", job
+    result = client.get(f"/api/jobs/{job_id}/result")
+    assert result.headers["content-type"] == "video/mp4"
+    (tmp_path / "out.mp4").write_bytes(result.content)
+    got = streams(tmp_path / "out.mp4")
+    assert got["frames"] == 4 and got["audio"] is not None and got["video"] == (26, 32)
+    assert client.get(f"/api/jobs/{job_id}/thumbnail").status_code == 200
+    assert not list((tmp_path / "data" / "jobs" / job_id).glob("*.frames"))  # the work folder is gone
+
+
+def test_a_video_over_the_length_limit_gets_422(tmp_path):
+    pytest.importorskip("av")
+    from tests.video.clips import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=4, size=(32, 40)).read_bytes()
+    with make_client(tmp_path, limits=Limits(max_video_seconds=0.1)) as client:
+        response = submit(client, files=[("content", ("clip.mp4", clip, "video/mp4"))])
+        assert response.status_code == 422 and "longer than this server's limit" in response.json()["detail"]

@@ -7,6 +7,7 @@ import sqlite3
 import time
 import uuid
 
+import pytest
 from PIL import Image
 
 from tests.serve.conftest import jpeg
@@ -93,3 +94,28 @@ def test_the_worker_exits_when_its_server_is_killed(tmp_path):
         while time.monotonic() < deadline and workers_of(tmp_path):
             time.sleep(0.1)
         assert not workers_of(tmp_path), "the orphaned worker is still running"
+
+
+def test_a_video_job_killed_mid_way_resumes_from_its_saved_frames(tmp_path):
+    pytest.importorskip("av")
+    from tests.video.clips import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=12, size=(64, 80)).read_bytes()
+    data = tmp_path / "data"
+    server = Server(data).start()
+    try:
+        job_id = post_job(server.url, {"style": "wave_crop", "size": "64"}, {"content": clip})["id"]
+        wait_for(server, job_id, lambda j: j["message"].startswith(("frame 4 ", "frame 5 ", "frame 6 ")), 120)
+    finally:
+        server.kill9()
+    kept = sorted((data / "jobs" / job_id / "result.mp4.frames").glob("*.png"))
+    assert len(kept) >= 4
+    messages = set()
+    with Server(data, server.port) as again:
+        job = wait_for(again, job_id, lambda j: messages.add(j["message"]) or j["status"] not in ("queued", "running"),
+                       240)
+    assert job["status"] == "done", job
+    assert any(f"{len(kept)} resumed" in m for m in messages), messages  # the kept frames were not redone
+    from tests.video.clips import streams
+
+    assert streams(data / "jobs" / job_id / "result.mp4")["frames"] == 12

@@ -75,10 +75,24 @@ class Job:
     cancel: int
     attempts: int
 
+    @property
+    def kind(self) -> str:
+        """'video' for a video content (the video method), else 'image'."""
+        from ..video.io import is_video
+
+        return "video" if is_video(self.content) else "image"
+
+    @property
+    def result_name(self) -> str:
+        """The result's file name in the job's folder."""
+        from ..video.io import video_output_extension
+
+        return f"result{video_output_extension(self.content)}" if self.kind == "video" else "result.png"
+
     def public(self) -> dict[str, Any]:
         """What the API shows."""
         recipe = json.loads(self.recipe)
-        out = {"id": self.id, "status": self.status, "progress": round(self.progress, 4),
+        out = {"id": self.id, "status": self.status, "kind": self.kind, "progress": round(self.progress, 4),
                "message": self.message, "method": recipe["method"], "options": recipe["options"],
                "created": self.created, "started": self.started, "finished": self.finished,
                "preview": self.preview}
@@ -219,11 +233,15 @@ class JobStore:
             row = con.execute("SELECT cancel FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return bool(row and row["cancel"])
 
-    def finish(self, job_id: str, result: bytes, thumbnail: bytes) -> None:
-        """Write the result atomically, then mark the job done (so 'done' always has its file)."""
+    def finish(self, job_id: str, thumbnail: bytes, result: bytes | None = None) -> None:
+        """Write the result (unless a writer already put it in place atomically, as the video encoder
+        does) and the thumbnail, then mark the job done: 'done' always has its whole file."""
+        job = self.get(job_id)
+        assert job is not None
         folder = self.folder(job_id)
-        with atomic_write(folder / "result.png") as fh:
-            fh.write(result)
+        if result is not None:
+            with atomic_write(folder / job.result_name) as fh:
+                fh.write(result)
         with atomic_write(folder / "thumb.jpg") as fh:
             fh.write(thumbnail)
         self._end(job_id, "done", None, "done", progress=1.0)

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import fcntl
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -74,6 +75,9 @@ class Worker:
         if self.store.update(job.id, 0.0, "loading"):
             cancel.cancel()  # cancelled between claim and start: stops before the first iteration
         try:
+            if job.kind == "video":
+                self._video(job, styles, cancel)
+                return
             image = self.runner.run(self.recipe(job), folder / job.content, styles, callback=callback, cancel=cancel)
         except StylizeInterrupted as stop:
             if not stop.cancelled:
@@ -88,7 +92,43 @@ class Worker:
         else:
             from ..io.image import encode_image
 
-            self.store.finish(job.id, encode_image(image, "PNG"), _jpeg(image, THUMB_SIZE))
+            self.store.finish(job.id, _jpeg(image, THUMB_SIZE), encode_image(image, "PNG"))
+
+    def _video(self, job: Job, styles: list[Any], cancel: CancelToken) -> None:
+        """The video method; a rerun after a crash resumes from the frames already in its work folder."""
+        from PIL import Image
+
+        from ..io.image import to_pil
+        from ..video.io import read_frames
+        from ..video.pipeline import work_folder
+
+        output = self.store.folder(job.id) / job.result_name
+        frames = work_folder(output)
+        last = {"preview": 0.0}
+
+        def callback(event: Any) -> None:
+            if not self.parent_alive():
+                os._exit(0)
+            now = time.monotonic()
+            preview = None
+            if now - last["preview"] >= PREVIEW_EVERY:
+                newest = max(frames.glob("*.png"), default=None)
+                if newest is not None:
+                    with Image.open(newest) as frame:
+                        preview, last["preview"] = _jpeg(frame.convert("RGB"), PREVIEW_SIZE), now
+            total = f" of {event.frames}" if event.frames else ""
+            progress = min(event.frame / event.frames, 0.99) if event.frames else 0.0
+            resumed = f", {event.resumed} resumed" if event.resumed else ""  # after a crash: kept frames
+            if self.store.update(job.id, progress, f"frame {event.frame}{total}{resumed}", preview):
+                cancel.cancel()
+
+        self.runner.run_video(self.recipe(job), self.store.folder(job.id) / job.content, styles, output,
+                              callback=callback, cancel=cancel)
+        for first in read_frames(output):  # the first frame makes the thumbnail
+            self.store.finish(job.id, _jpeg(to_pil(first.image), THUMB_SIZE))
+            break
+        else:
+            raise ImpastoError(f"the encoded video {output.name} has no frames")
 
     def serve_forever(self, poll: float = 0.2) -> None:
         while self.parent_alive():
@@ -110,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a clean stop; an unfinished job reruns next start
     store = JobStore(args.data)
     with open(store.root / "worker.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one worker per data folder; a dying one lets go on exit

@@ -62,6 +62,8 @@ class Limits:
     """Largest output long edge."""
     max_iterations: int = 1000
     """Most iterations per scale."""
+    max_video_seconds: float = 20.0
+    """Longest video a job may stylize."""
     max_styles: int = 4
     max_active: int = 64
     """Most jobs queued or running at once; more get 429."""
@@ -105,6 +107,41 @@ def _model(name: str) -> Any:
     from ..fast.model import load_model
 
     return load_model(name)
+
+
+VIDEO_CONTAINERS = {"mp4": ".mp4", "mov": ".mov", "matroska": ".mkv", "webm": ".webm", "avi": ".avi"}
+MEDIA_TYPES = {".png": "image/png", ".mp4": "video/mp4", ".mov": "video/quicktime", ".mkv": "video/x-matroska",
+               ".webm": "video/webm"}
+
+
+def _content_extension(data: bytes, limits: Limits) -> str:
+    """The content is an image, or else a video (the video method); its file extension."""
+    try:
+        return _image_extension(data, "content", limits)
+    except HTTPProblem as problem:
+        if problem.status != 415:
+            raise
+    try:
+        import av
+    except ImportError:
+        raise HTTPProblem(415, "content is not an image (videos need impasto[video] on the server)") from None
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.video:
+                raise HTTPProblem(415, "content is neither an image nor a video")
+            stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            seconds = (container.duration or 0) / 1_000_000 or float((stream.duration or 0) * (stream.time_base or 0))
+            names = container.format.name.split(",")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError):
+        raise HTTPProblem(415, "content is neither an image nor a video Pillow or FFmpeg can read") from None
+    if width * height > limits.max_input_pixels:
+        raise HTTPProblem(422, f"video frames of {width}x{height} are over the limit of "
+                               f"{limits.max_input_pixels / 1e6:.0f} Mpx")
+    if seconds > limits.max_video_seconds:
+        raise HTTPProblem(422, f"video of {seconds:.1f} s is longer than this server's limit of "
+                               f"{limits.max_video_seconds:g} s")
+    return next((ext for name, ext in VIDEO_CONTAINERS.items() if name in names), ".mp4")  # mp4 before mov
 
 
 def build_recipe(fields: dict[str, str], n_style_files: int, style_names: list[str], limits: Limits) -> Recipe:
@@ -173,6 +210,8 @@ class WorkerProcess:
             self.proc = self._start()
             while self.proc.poll() is None and not self.stopping.wait(0.5):
                 pass
+            if self.proc.returncode == 0:  # asked to stop (SIGTERM, as on shutdown): not a crash
+                return
             if not self.stopping.is_set():
                 print(f"impasto: the worker exited ({self.proc.returncode}); starting it again", file=sys.stderr)
                 self.stopping.wait(1.0)
@@ -267,7 +306,8 @@ def create_app(settings: Settings) -> FastAPI:
         return dict(limits.__dict__)
 
     @app.post("/api/jobs", dependencies=auth, status_code=202, summary="Submit a job",
-              description="Multipart form: file `content`; `style` one or more times, each a file or the "
+              description="Multipart form: file `content` (an image, or a video for the video method); `style` "
+                          "one or more times, each a file or the "
                           "name of a gallery painting; `method` (optimize or a shipped model); and options "
                           "named like the config fields (size, strength, style_weight, preserve_color...). "
                           "Answers 202 with {\"id\": ...}.")
@@ -316,7 +356,7 @@ def create_app(settings: Settings) -> FastAPI:
         if len(styles) + len(names) > limits.max_styles:
             raise InputError(f"at most {limits.max_styles} styles", fields=("style",))
         recipe = await asyncio.to_thread(build_recipe, fields, len(styles), names, limits)
-        content_ext = await asyncio.to_thread(_image_extension, content, "content", limits)
+        content_ext = await asyncio.to_thread(_content_extension, content, limits)
         style_files = [(await asyncio.to_thread(_image_extension, s, f"style {i + 1}", limits), s)
                        for i, s in enumerate(styles)]
         try:
@@ -349,14 +389,15 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPProblem(404, f"job {job_id} has no {what} yet")
         return FileResponse(path, media_type=media, headers={"Cache-Control": "no-store"})
 
-    @app.get("/api/jobs/{job_id}/result", dependencies=auth, summary="The finished image (PNG)")
+    @app.get("/api/jobs/{job_id}/result", dependencies=auth, summary="The finished image (PNG) or video")
     def result(job_id: str) -> Response:
         job = job_or_404(job_id)
         if job.status != "done":
             raise HTTPProblem(409 if job.status in ("queued", "running") else 404,
                               f"job {job_id} is {job.status}; no result")
-        return FileResponse(store.folder(job_id) / "result.png", media_type="image/png",
-                            filename=f"impasto-{job_id[:8]}.png")
+        ext = Path(job.result_name).suffix
+        return FileResponse(store.folder(job_id) / job.result_name, media_type=MEDIA_TYPES[ext],
+                            filename=f"impasto-{job_id[:8]}{ext}")
 
     @app.get("/api/jobs/{job_id}/preview", dependencies=auth, summary="The image as it forms (JPEG)")
     def preview(job_id: str) -> FileResponse:

@@ -23,12 +23,14 @@ async function api(path, options = {}) {
 }
 
 // --- inputs: drop zones, gallery, method -------------------------------------------------------------
-function dropZone(zone, input, preview, onFile) {
+function dropZone(zone, input, preview, onFile, videoPreview = null) {
   const show = (file) => {
     if (!file) return;
     onFile(file);
-    preview.src = URL.createObjectURL(file);
-    preview.hidden = false;
+    const isVideo = videoPreview !== null && file.type.startsWith("video/");
+    preview.hidden = isVideo;
+    if (videoPreview) videoPreview.hidden = !isVideo;
+    (isVideo ? videoPreview : preview).src = URL.createObjectURL(file);
   };
   input.addEventListener("change", () => show(input.files[0]));
   zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
@@ -123,6 +125,9 @@ function follow(id) {
   $("download").hidden = true;
   $("cancel").disabled = false;
   $("live").removeAttribute("src");
+  $("live").hidden = false;
+  $("live-video").hidden = true;
+  $("live-video").removeAttribute("src");
   $("progress").value = 0;
   $("job-title").textContent = "Painting…";
   $("status").dataset.events = "0";
@@ -149,7 +154,13 @@ function follow(id) {
     $("job-title").textContent = { done: "Done", failed: "Failed", cancelled: "Cancelled" }[job.status];
     if (job.status === "done") {
       const url = withToken(`/api/jobs/${id}/result`);
-      $("live").src = url;
+      if (job.kind === "video") {
+        $("live").hidden = true;
+        $("live-video").hidden = false;
+        $("live-video").src = url;
+      } else {
+        $("live").src = url;
+      }
       $("download").href = url;
       $("download").hidden = false;
     }
@@ -180,7 +191,7 @@ async function loadJobs() {
 }
 
 window.addEventListener("DOMContentLoaded", async () => {
-  dropZone($("content-drop"), $("content"), $("content-preview"), (f) => { state.content = f; });
+  dropZone($("content-drop"), $("content"), $("content-preview"), (f) => { state.content = f; }, $("content-video"));
   dropZone($("style-drop"), $("style"), $("style-preview"), (f) => { state.styleFile = f; selectGallery(null); });
   $("strength").addEventListener("input", () => { $("strength-value").textContent = Number($("strength").value).toFixed(2); });
   $("form").addEventListener("submit", submit);
