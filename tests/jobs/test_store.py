@@ -57,3 +57,14 @@ def test_finish_writes_the_result_before_the_status(tmp_path):
     store.finish(job_id, b"thumb", b"result")
     assert (store.folder(job_id) / "result.png").read_bytes() == b"result"
     assert store.get(job_id).status == "done" and store.get(job_id).progress == 1.0
+
+
+def test_prune_deletes_only_old_finished_jobs(tmp_path):
+    store = JobStore(tmp_path)
+    done, queued = add(store), add(store)
+    store.claim()
+    store.finish(done, b"thumb", b"result")
+    assert store.prune(older_than=3600) == 0  # finished just now
+    assert store.prune(older_than=-1) == 1  # everything finished before "now + 1 s"
+    assert store.get(done) is None and not store.folder(done).exists()
+    assert store.get(queued).status == "queued" and store.folder(queued).exists()

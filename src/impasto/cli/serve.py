@@ -36,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--data", default=_default_data(), help="folder for the queue and the jobs' files")
     p.add_argument("--token", default=None,
                    help=f"bearer token every API call must carry (default: ${TOKEN_ENV} if set)")
+    p.add_argument("--keep-days", type=number, default=30.0,
+                   help="delete finished jobs (their files and records) this many days after they end; 0 = never")
     p.add_argument("--device", default=None, help="device for the jobs: cpu, cuda, cuda:N or auto (default: cpu)")
     g = p.add_argument_group("limits")
     g.add_argument("--max-upload-mb", type=number, default=d.max_upload_mb, help="largest upload (413 above)")
@@ -104,7 +106,9 @@ def _run(args: argparse.Namespace) -> int:
     _check_port(args.host, args.port)
     limits = Limits(max_upload_mb=args.max_upload_mb, max_size=args.max_size, max_iterations=args.max_iterations,
                     max_video_seconds=args.max_video_seconds, max_active=args.max_queue)
-    app = create_app(Settings(data=data, token=token, limits=limits, device=args.device))
+    if args.keep_days < 0:
+        raise InputError("--keep-days must be 0 (never delete) or more")
+    app = create_app(Settings(data=data, token=token, limits=limits, device=args.device, keep_days=args.keep_days))
     print(f"impasto: serving http://{args.host}:{args.port}/ (data in {data})", file=sys.stderr)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

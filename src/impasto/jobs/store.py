@@ -188,6 +188,19 @@ class JobStore:
             con.execute("UPDATE jobs SET cancel = 1 WHERE id = ? AND status = 'running'", (job_id,))
         return self.get(job_id)
 
+    def prune(self, older_than: float) -> int:
+        """Delete finished jobs (done, failed, cancelled) that ended more than ``older_than`` seconds
+        ago, files first and then rows; returns how many. Queued and running jobs are never touched."""
+        cutoff = time.time() - older_than
+        with self._connect() as con:
+            ids = [r[0] for r in con.execute("SELECT id FROM jobs WHERE status IN ('done', 'failed', 'cancelled') "
+                                             "AND finished < ?", (cutoff,)).fetchall()]
+        for job_id in ids:
+            shutil.rmtree(self.folder(job_id), ignore_errors=True)
+            with self._connect() as con:
+                con.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        return len(ids)
+
     # --- the worker side -------------------------------------------------------------------------
 
     def requeue_interrupted(self) -> list[str]:

@@ -37,10 +37,15 @@ def _jpeg(image: Any, edge: int) -> bytes:
     return encode_image(small, "JPEG", quality=85)
 
 
+PRUNE_EVERY = 3600.0
+
+
 class Worker:
-    def __init__(self, store: JobStore, parent: int | None = None, device: str | None = None) -> None:
-        self.store, self.parent, self.device = store, parent, device
+    def __init__(self, store: JobStore, parent: int | None = None, device: str | None = None,
+                 keep_days: float = 0.0) -> None:
+        self.store, self.parent, self.device, self.keep_days = store, parent, device, keep_days
         self.runner = Runner()
+        self.pruned = -PRUNE_EVERY
 
     def parent_alive(self) -> bool:
         return self.parent is None or os.getppid() == self.parent
@@ -132,6 +137,9 @@ class Worker:
 
     def serve_forever(self, poll: float = 0.2) -> None:
         while self.parent_alive():
+            if self.keep_days > 0 and time.monotonic() - self.pruned >= PRUNE_EVERY:
+                self.store.prune(self.keep_days * 86400)  # finished jobs past their days: files and rows
+                self.pruned = time.monotonic()
             job = self.store.claim()
             if job is None:
                 time.sleep(poll)
@@ -145,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: each job's own)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--keep-days", type=float, default=0.0, help="delete finished jobs after this many days")
     args = parser.parse_args(argv)
     import torch
 
@@ -156,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one worker per data folder; a dying one lets go on exit
         store.requeue_interrupted()
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C on `impasto serve`: the job reruns next time
-            Worker(store, args.parent, args.device).serve_forever()
+            Worker(store, args.parent, args.device, args.keep_days).serve_forever()
     return 0
 
 

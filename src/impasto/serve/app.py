@@ -78,6 +78,8 @@ class Settings:
     """Device for every job (None: the config default, the CPU)."""
     worker: bool = True
     """Start the worker process (tests of the API alone turn it off)."""
+    keep_days: float = 30.0
+    """Finished jobs (their files and rows) are deleted this many days after they end; 0 = never."""
 
 
 class HTTPProblem(Exception):
@@ -203,6 +205,7 @@ class WorkerProcess:
                "--parent", str(os.getpid())]
         if self.settings.device:
             cmd += ["--device", self.settings.device]
+        cmd += ["--keep-days", str(self.settings.keep_days)]
         return subprocess.Popen(cmd)
 
     def _supervise(self) -> None:
