@@ -35,10 +35,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--port", type=positive_int, default=8000, help="port")
     p.add_argument("--data", default=_default_data(), help="folder for the queue and the jobs' files")
     p.add_argument("--token", default=None,
-                   help=f"bearer token every API call must carry (default: ${TOKEN_ENV} if set)")
+                   help=f"bearer token every API call must carry; None: ${TOKEN_ENV} if set")
     p.add_argument("--keep-days", type=number, default=30.0,
                    help="delete finished jobs (their files and records) this many days after they end; 0 = never")
-    p.add_argument("--device", default=None, help="device for the jobs: cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--device", default=None, help="device for the jobs: cpu, cuda, cuda:N or auto; None: the CPU")
     g = p.add_argument_group("limits")
     g.add_argument("--max-upload-mb", type=number, default=d.max_upload_mb, help="largest upload (413 above)")
     g.add_argument("--max-size", type=positive_int, default=d.max_size, help="largest output long edge")
