@@ -45,6 +45,10 @@ class Task:
 
 
 
+Result = tuple[bytes | None, str | None]
+"""What a task returns: (the encoded output, None) or (None, a one-line reason it failed)."""
+
+
 @dataclass
 class BatchReport:
     total: int = 0
@@ -129,7 +133,7 @@ _RUNNER: Runner | None = None
 
 
 def run_task(recipe_json: str, content: bytes, name: str, styles: Sequence[bytes], out_ext: str,
-             threads: int | None = None) -> tuple[bytes | None, str | None]:
+             threads: int | None = None) -> Result:
     """Stylize one photo (or video) given as bytes into the format of ``out_ext``.
 
     Returns (encoded output, None) or (None, one-line error).
@@ -170,15 +174,39 @@ def _run_video(recipe: Recipe, content: bytes, name: str, styles: Sequence[Any],
 
 # --- executors: submit tasks, yield (task, result) as they finish ------------------------------------
 
+def _inputs(task: Task, styles: Any) -> tuple[bytes, str, Any, str]:
+    """run_task's arguments after the recipe: the photo's bytes (read only now), its name, the styles,
+    and the output's extension."""
+    return task.source.read_bytes(), task.source.name, styles, task.output.suffix
+
+
+def _bounded(tasks: Sequence[Task], slots: int, submit: Callable[[Task], Any],
+             wait_any: Callable[[list[Any]], list[tuple[Any, Result]]]) -> Iterator[tuple[Task, Result]]:
+    """Keep at most twice ``slots`` tasks in flight, so a folder of 100,000 photos is never read into
+    memory at once; yield each (task, result) as it finishes. ``submit(task)`` returns a handle
+    (a future, a Ray reference); ``wait_any(handles)`` blocks until some finish: [(handle, result)]."""
+    pending: dict[Any, Task] = {}
+    queue = iter(tasks)
+    while True:
+        while len(pending) < 2 * max(1, slots):
+            task = next(queue, None)
+            if task is None:
+                break
+            pending[submit(task)] = task
+        if not pending:
+            return
+        for handle, result in wait_any(list(pending)):
+            yield pending.pop(handle), result
+
 
 class _Serial:
     def __init__(self, recipe_json: str, styles: list[bytes]) -> None:
         self.args = (recipe_json, styles)
 
-    def map(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, tuple[bytes | None, str | None]]]:
+    def map(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, Result]]:
         recipe_json, styles = self.args
         for task in tasks:
-            yield task, run_task(recipe_json, task.source.read_bytes(), task.source.name, styles, task.output.suffix)
+            yield task, run_task(recipe_json, *_inputs(task, styles))
 
     def close(self) -> None:
         pass
@@ -195,24 +223,13 @@ class _Pool:
         self.workers = workers
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
-    def map(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, tuple[bytes | None, str | None]]]:
+    def map(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, Result]]:
         from concurrent.futures import FIRST_COMPLETED, wait
 
         recipe_json, styles, threads = self.args
-        pending: dict[Any, Task] = {}
-        queue = iter(tasks)
-        while True:
-            while len(pending) < 2 * self.workers:  # bounded: inputs are read as they are needed
-                task = next(queue, None)
-                if task is None:
-                    break
-                pending[self.pool.submit(run_task, recipe_json, task.source.read_bytes(), task.source.name,
-                                         styles, task.output.suffix, threads)] = task
-            if not pending:
-                return
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield pending.pop(future), future.result()
+        return _bounded(tasks, self.workers,
+                        lambda task: self.pool.submit(run_task, recipe_json, *_inputs(task, styles), threads),
+                        lambda futures: [(f, f.result()) for f in wait(futures, return_when=FIRST_COMPLETED)[0]])
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -243,22 +260,11 @@ class _Ray:
         self.slots = int(resources.get("GPU", 0) if gpu else resources.get("CPU", 1))
         self.recipe_json, self.styles = recipe_json, ray.put(styles)
 
-    def map(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, tuple[bytes | None, str | None]]]:
-        pending: dict[Any, Task] = {}
-        queue = iter(tasks)
-        while True:
-            while len(pending) < 2 * max(1, self.slots):
-                task = next(queue, None)
-                if task is None:
-                    break
-                ref = self.remote.remote(self.recipe_json, task.source.read_bytes(), task.source.name,
-                                         self.styles, task.output.suffix, 1)
-                pending[ref] = task
-            if not pending:
-                return
-            done, _ = self.ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                yield pending.pop(ref), self.ray.get(ref)
+    def map(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, Result]]:
+        ray = self.ray
+        return _bounded(tasks, self.slots,
+                        lambda task: self.remote.remote(self.recipe_json, *_inputs(task, self.styles), 1),
+                        lambda refs: [(r, ray.get(r)) for r in ray.wait(refs, num_returns=1)[0]])
 
     def close(self) -> None:
         self.ray.shutdown()
