@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import ImpastoError, StylizeInterrupted
@@ -40,6 +41,32 @@ def _jpeg(image: Any, edge: int) -> bytes:
 PRUNE_EVERY = 3600.0
 
 
+class _Reporter:
+    """One job's progress to the store: at most every PROGRESS_EVERY seconds (unless ``every_time``),
+    with a preview at most every PREVIEW_EVERY seconds (``render()`` is called only then). Sets the
+    cancel token when the job was cancelled; exits the process when its service is gone (the next
+    start reruns the job)."""
+
+    def __init__(self, worker: Worker, job_id: str, cancel: CancelToken) -> None:
+        self.worker, self.job_id, self.cancel = worker, job_id, cancel
+        self.last_update = self.last_preview = -float("inf")
+
+    def __call__(self, progress: float, message: str, render: Callable[[], Any], every_time: bool = False) -> None:
+        if not self.worker.parent_alive():
+            os._exit(0)
+        now = time.monotonic()
+        if now - self.last_update < PROGRESS_EVERY and not every_time:
+            return
+        self.last_update = now
+        preview = None
+        if now - self.last_preview >= PREVIEW_EVERY:
+            image = render()
+            if image is not None:
+                preview, self.last_preview = _jpeg(image, PREVIEW_SIZE), now
+        if self.worker.store.update(self.job_id, progress, message, preview):
+            self.cancel.cancel()
+
+
 class Worker:
     def __init__(self, store: JobStore, parent: int | None = None, device: str | None = None,
                  keep_days: float = 0.0) -> None:
@@ -62,20 +89,11 @@ class Worker:
         folder = self.store.folder(job.id)
         styles = [painting(s.split(":", 1)[1]) if s.startswith("gallery:") else folder / s for s in job.styles]
         cancel = CancelToken()
-        last = {"update": 0.0, "preview": 0.0}
+        report = _Reporter(self, job.id, cancel)
 
         def callback(event: Any) -> None:
-            if not self.parent_alive():  # the service was killed: stop now, the next start reruns this job
-                os._exit(0)
-            now = time.monotonic()
-            if now - last["update"] < PROGRESS_EVERY and event.step < event.iterations:
-                return
-            last["update"] = now
-            preview = None
-            if now - last["preview"] >= PREVIEW_EVERY:
-                preview, last["preview"] = _jpeg(event.image(), PREVIEW_SIZE), now
-            if self.store.update(job.id, event.work, f"step {event.step} of {event.iterations}", preview):
-                cancel.cancel()
+            report(event.work, f"step {event.step} of {event.iterations}", event.image,
+                   every_time=event.step == event.iterations)
 
         if self.store.update(job.id, 0.0, "loading"):
             cancel.cancel()  # cancelled between claim and start: stops before the first iteration
@@ -109,23 +127,20 @@ class Worker:
 
         output = self.store.folder(job.id) / job.result_name
         frames = work_folder(output)
-        last = {"preview": 0.0}
+        report = _Reporter(self, job.id, cancel)
+
+        def newest_frame() -> Any:
+            newest = max(frames.glob("*.png"), default=None)
+            if newest is None:
+                return None
+            with Image.open(newest) as frame:
+                return frame.convert("RGB")
 
         def callback(event: Any) -> None:
-            if not self.parent_alive():
-                os._exit(0)
-            now = time.monotonic()
-            preview = None
-            if now - last["preview"] >= PREVIEW_EVERY:
-                newest = max(frames.glob("*.png"), default=None)
-                if newest is not None:
-                    with Image.open(newest) as frame:
-                        preview, last["preview"] = _jpeg(frame.convert("RGB"), PREVIEW_SIZE), now
             total = f" of {event.frames}" if event.frames else ""
             progress = min(event.frame / event.frames, 0.99) if event.frames else 0.0
             resumed = f", {event.resumed} resumed" if event.resumed else ""  # after a crash: kept frames
-            if self.store.update(job.id, progress, f"frame {event.frame}{total}{resumed}", preview):
-                cancel.cancel()
+            report(progress, f"frame {event.frame}{total}{resumed}", newest_frame, every_time=True)
 
         self.runner.run_video(self.recipe(job), self.store.folder(job.id) / job.content, styles, output,
                               callback=callback, cancel=cancel)
