@@ -146,6 +146,11 @@ def _content_extension(data: bytes, limits: Limits) -> str:
     return next((ext for name, ext in VIDEO_CONTAINERS.items() if name in names), ".mp4")  # mp4 before mov
 
 
+def _at_most(name: str, value: int, limit: int) -> None:
+    if value > limit:
+        raise InputError(f"{name} {value} is above this server's limit of {limit}", fields=(name,))
+
+
 def build_recipe(fields: dict[str, str], n_style_files: int, style_names: list[str], limits: Limits) -> Recipe:
     """The recipe the form describes, checked against the limits; InputError names the field."""
     from ..fast.model import shipped_models
@@ -164,27 +169,19 @@ def build_recipe(fields: dict[str, str], n_style_files: int, style_names: list[s
         recipe = Recipe(OPTIMIZE, options)
         recipe.check(n_style_files + len(style_names))
         cfg = recipe.config()
-        if cfg.optimize.size > limits.max_size:
-            raise InputError(f"size {cfg.optimize.size} is above this server's limit of {limits.max_size}",
-                             fields=("size",))
-        top = max(cfg.optimize.iterations, cfg.optimize.initial_iterations or 0)
-        if top > limits.max_iterations:
-            raise InputError(f"iterations {top} is above this server's limit of {limits.max_iterations}",
-                             fields=("iterations",))
+        _at_most("size", cfg.optimize.size, limits.max_size)
+        _at_most("iterations", max(cfg.optimize.iterations, cfg.optimize.initial_iterations or 0),
+                 limits.max_iterations)
         return recipe
     options = options_from_text(fields, WEB_MODEL_OPTIONS)
-    if n_style_files:
-        raise InputError(f"the fast model {method!r} paints only its own styles; pick one by name", fields=("style",))
     if len(style_names) > 1:
         raise InputError("a fast model takes one style name (or style_blend_weights)", fields=("style",))
     if style_names:
         options["style"] = style_names[0]
     options.setdefault("size", min(512, limits.max_size))
     recipe = Recipe(method, options)
-    recipe.check(0)
-    if options["size"] > limits.max_size:
-        raise InputError(f"size {options['size']} is above this server's limit of {limits.max_size}",
-                         fields=("size",))
+    recipe.check(n_style_files)
+    _at_most("size", options["size"], limits.max_size)
     _model(method).style_vector(options.get("style"), options.get("style_blend_weights"))
     if options.get("preserve_color") not in (None, "luminance"):
         raise InputError("a fast model preserves color with luminance only", fields=("preserve_color",))
