@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import EXIT_FAILURE, EXIT_OK, ProgressBar, numbers, positive_int, report_errors
+from .common import EXIT_FAILURE, EXIT_OK, ProgressBar, add_precision, numbers, positive_int, report_errors
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -35,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="run through PyTorch or through onnxruntime (exported on the fly)")
     p.add_argument("--format", default=".png", help="extension of the outputs written to a folder")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto (torch runtime)")
+    add_precision(p, where=" (torch runtime)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=lambda args: run(args, p))
     return p
@@ -71,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..runtime import resolve_device
 
     outs = _outputs(args)
-    model = load_model(args.model, device=resolve_device(args.device))
+    model = load_model(args.model, device=resolve_device(args.device), precision=args.precision)
     model.style_vector(args.style, args.style_blend_weights)  # refuse a bad style before any work
     tmp = None
     if args.runtime == "onnx":

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+
 class Parser(argparse.ArgumentParser):
     """argparse with a one-line error message (no usage dump)."""
 
@@ -48,6 +49,16 @@ def numbers(text: str) -> tuple[float, ...]:
         return tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def add_precision(group: Any, default: str = "auto", where: str = "") -> None:
+    """The --precision flag, the same for every command that runs a network."""
+    from ..config import PRECISIONS
+
+    group.add_argument("--precision", choices=PRECISIONS, default=default,
+                       help="auto: bfloat16 mixed precision on CUDA GPUs and on CPUs with bfloat16 units (AMX, "
+                            "AVX512-BF16, Arm BF16), float32 elsewhere; Grams, losses and the optimizer stay "
+                            f"float32{where}")
 
 
 def flag(field: str) -> str:

@@ -20,7 +20,7 @@ def _default_data() -> str:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from ..serve.app import Limits
+    from ..serve.settings import Limits
 
     d = Limits()
     p = sub.add_parser(
@@ -85,7 +85,8 @@ def _run(args: argparse.Namespace) -> int:
     require("fastapi", "serve")
     uvicorn = require("uvicorn", "serve")
     require("python_multipart", "serve")
-    from ..serve.app import Limits, Settings, create_app
+    from ..serve.app import create_app
+    from ..serve.settings import Limits, Settings
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
     if not _is_local(args.host) and token is None:

@@ -14,6 +14,7 @@ from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     ProgressBar,
+    add_precision,
     format_losses,
     names,
     number,
@@ -30,7 +31,7 @@ ALPHA_HELP = (
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of every StylizeConfig field (shared by ``stylize``, ``video`` and ``batch``)."""
-    from ..config import DEFAULT_STYLE_WEIGHT, DEVICE_CHOICES, PRECISIONS, PRESERVE_COLOR_CHOICES
+    from ..config import DEFAULT_STYLE_WEIGHT, DEVICE_CHOICES, PRESERVE_COLOR_CHOICES
     from ..losses import NORMALIZATIONS, STYLE_LOSSES
     from ..nets.vgg import POOLING_CHOICES, WEIGHT_CHOICES
     from ..optimize.config import INIT_CHOICES, StylizeConfig
@@ -109,8 +110,7 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weights", default=d.weights,
                    help=f"network weights: {', '.join(WEIGHT_CHOICES)} or a torchvision VGG16/19 .pth file")
     g.add_argument("--device", default=d.device, help=f"{', '.join(DEVICE_CHOICES)} or cuda:N")
-    g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
-                   help="auto: bfloat16 mixed precision on CUDA GPUs (Grams stay float32), float32 elsewhere")
+    add_precision(g, d.precision)
 
     g = p.add_argument_group("print size")
     g.add_argument("--tile", type=int, default=d.tile, metavar="PX",

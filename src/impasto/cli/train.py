@@ -8,7 +8,16 @@ import warnings
 from types import SimpleNamespace
 from typing import Any
 
-from .common import EXIT_INTERRUPTED, EXIT_OK, ProgressBar, format_losses, number, positive_int, report_errors
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ProgressBar,
+    add_precision,
+    format_losses,
+    number,
+    positive_int,
+    report_errors,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -50,6 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=d.workers, help="data-loading processes")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed")
     p.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N, mps or auto")
+    add_precision(p, d.precision)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=lambda args: run(args, p))
     return p

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..config import PRECISIONS, choice
 from ..errors import InputError
 from ..io.atomic import atomic_path
 from ..io.image import ImageLike, load_image, to_pil
@@ -27,6 +28,7 @@ from ..nets.transformer import TransformerNet
 from ..ops import color
 from ..ops.geometry import fit_long_edge, resize, spatial_size
 from ..ops.tiles import Canvas, aligned, grid
+from ..runtime import autocast_dtype
 
 FORMAT = "impasto-model"
 VERSION = 1
@@ -46,6 +48,9 @@ class StyleModel:
     name: str = ""
     runtime: Any = None
     """None: PyTorch; or an :class:`impasto.fast.export.OnnxModel` (see :meth:`use_onnx`)."""
+    precision: str = "auto"
+    """PyTorch runtime: 'auto' (bfloat16 autocast on CUDA GPUs and CPUs with bfloat16 units, see
+    :func:`impasto.runtime.autocast_dtype`), 'fp32' or 'bf16'. The output is float32 either way."""
 
     @property
     def device(self) -> torch.device:
@@ -98,7 +103,10 @@ class StyleModel:
         """One pass: (1, 3, H, W) and a (n_styles,) mix -> (1, 3, H, W)."""
         if self.runtime is not None:
             return self.runtime.run(image, weights)
-        return self.net(image.to(self.device), weights.to(self.device)[None])
+        device = self.device
+        dtype = autocast_dtype(self.precision, device)
+        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            return self.net(image.to(device), weights.to(device)[None])
 
     @torch.no_grad()
     def run(self, image: Tensor, weights: Tensor, *, tile: int | None = None, overlap: int = 64,
@@ -191,8 +199,10 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def load_model(model: str | os.PathLike, *, device: str | torch.device = "cpu") -> StyleModel:
-    """A shipped model by name (see :func:`shipped_models`) or a model file, ready for inference."""
+def load_model(model: str | os.PathLike, *, device: str | torch.device = "cpu", precision: str = "auto") -> StyleModel:
+    """A shipped model by name (see :func:`shipped_models`) or a model file, ready for inference
+    (``precision``: see :attr:`StyleModel.precision`)."""
+    choice("precision", precision, PRECISIONS)
     shipped = shipped_models()
     if isinstance(model, str) and model in shipped:
         path, name = shipped[model], model
@@ -210,4 +220,4 @@ def load_model(model: str | os.PathLike, *, device: str | torch.device = "cpu") 
         first = str(exc).splitlines()[0]
         raise InputError(f"model file {str(path)!r} does not match its architecture: {first}") from None
     return StyleModel(net.eval().requires_grad_(False), list(data["styles"]), dict(data.get("training", {})),
-                      name).to(device)
+                      name, precision=precision).to(device)

@@ -32,12 +32,20 @@ from ..config import LossConfig, choice, non_negative, positive, positive_int
 from ..errors import InputError, NonFiniteLossError, StylizeInterrupted
 from ..io.atomic import atomic_path
 from ..io.image import ImageLike, load_image, save_image, to_pil
-from ..losses.basic import tv_loss
-from ..losses.objective import ContentTerm, StyleLayerTerm, StyleTerm, style_targets
+from ..losses.objective import (
+    BatchContentTerm,
+    BatchContext,
+    BatchStyleTerm,
+    Objective,
+    Term,
+    TVTerm,
+    style_targets,
+)
 from ..nets.transformer import TransformerNet
 from ..nets.vgg import build_extractor
 from ..ops.geometry import fit_long_edge, resize, spatial_size
 from ..progress import CancelToken
+from ..runtime import autocast_dtype
 from .data import Photos, endless
 from .model import StyleModel, load_model
 
@@ -73,7 +81,7 @@ class TrainConfig:
     workers: int = 2
     device: str = "auto"
     precision: str = "auto"
-    """'auto': bfloat16 autocast on CUDA, float32 elsewhere; 'fp32'; 'bf16'."""
+    """'auto': bfloat16 autocast on CUDA GPUs and on CPUs with bfloat16 units, float32 elsewhere; 'fp32'; 'bf16'."""
 
     def __post_init__(self) -> None:
         for name in ("size", "batch_size", "steps", "blocks", "style_size", "checkpoint_every", "sample_every"):
@@ -142,15 +150,16 @@ def _device(name: str) -> torch.device:
     return resolve_device(name)
 
 
-def build_style_terms(extractor: Any, styles: Sequence[Tensor], loss: LossConfig) -> list[StyleTerm]:
-    """One style term per style image (its targets and auto layer weights), shared by all its crops."""
-    terms = []
-    for style in styles:
-        targets = style_targets(extractor, [[style]], loss)
-        parts = [StyleLayerTerm(targets.kind, layer, target, weight, None)
-                 for layer, target, weight in targets.per_style[0]]
-        terms.append(StyleTerm(parts))
-    return terms
+def build_objective(extractor: Any, styles: Sequence[Tensor], loss: LossConfig,
+                    autocast: torch.dtype | None) -> Objective:
+    """The training objective: content against each crop's photo, each crop's own style (the
+    styles' targets and auto layer weights computed once, stacked), TV; named terms as in the
+    optimization (:mod:`impasto.losses.objective`)."""
+    targets = [style_targets(extractor, [[style]], loss) for style in styles]
+    terms: dict[str, Term] = {"content": BatchContentTerm(loss.content_layers, loss.normalization),
+                              "style": BatchStyleTerm(targets[0].kind, targets), "tv": TVTerm()}
+    weights = {"content": loss.content_weight, "style": loss.effective_style_weight, "tv": loss.tv_weight}
+    return Objective(extractor, terms, weights, autocast_dtype=autocast)
 
 
 def train(
@@ -201,11 +210,11 @@ def train(
         _load_checkpoint(ckpt, state, model.styles, cfg)
     loss_cfg = cfg.loss()
     extractor = build_extractor(loss_cfg.layers, device=device)
+    autocast = autocast_dtype(cfg.precision, device)
     with torch.no_grad():
         scaled = [resize(s.flat_rgb(), fit_long_edge(s.size, cfg.style_size)).to(device) for s in style_images]
-        style_terms = build_style_terms(extractor, scaled, loss_cfg)
+        objective = build_objective(extractor, scaled, loss_cfg, autocast)
     sample_image = _sample_input(sample, photos)
-    autocast = (device.type == "cuda" and cfg.precision != "fp32") or cfg.precision == "bf16"
     batches = endless(photos, cfg.batch_size, cfg.workers, cfg.seed)
     model.training = {**dataclasses.asdict(cfg), "data_images": len(photos), "device": str(device),
                       **({"base": str(base)} if base else {})}
@@ -218,7 +227,7 @@ def train(
             t0 = time.perf_counter()
             batch = next(batches).to(device, non_blocking=True)
             which = torch.randint(first_new, first_new + n_new, (batch.shape[0],))
-            losses = _step(state, extractor, style_terms, batch, which, first_new, loss_cfg, autocast)
+            losses = _step(state, objective, batch, which, first_new)
             if not math.isfinite(losses["total"]):
                 raise NonFiniteLossError(f"training diverged at step {state.step + 1} (the loss is not finite); "
                                          "try a lower lr; the last checkpoint is kept")
@@ -271,31 +280,24 @@ def _network(names: list[str], base: str | os.PathLike | None, cfg: TrainConfig,
     return StyleModel(net, old.styles + list(names)), trainable, n_old
 
 
-def _step(state: _State, extractor: Any, style_terms: list[StyleTerm], batch: Tensor, which: Tensor,
-          first: int, loss: LossConfig, autocast: bool) -> dict[str, float]:
+def _step(state: _State, objective: Objective, batch: Tensor, which: Tensor, first: int) -> dict[str, float]:
+    """One optimizer step on ``batch``; ``which`` is each crop's style (index into the network's
+    styles, of which the objective holds those from ``first`` on)."""
     net = state.net
     net.train()
     style_vec = torch.nn.functional.one_hot(which, net.n_styles).float().to(batch.device)
-    with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=autocast):
+    dtype = objective.autocast_dtype
+    with torch.autocast(batch.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         out = net(batch, style_vec)
-        layers = sorted(set(loss.content_layers) | {layer for t in style_terms for layer in t.layers})
-        feats = extractor(out, layers)
-        with torch.no_grad():
-            content_feats = extractor(batch, loss.content_layers)
-    content = ContentTerm({k: v.float() for k, v in content_feats.items()}, loss.normalization).to(batch.device)
-    c = content(out, feats)
-    s = out.new_zeros(())
-    for index in which.unique().tolist():
-        rows = (which == index).nonzero().flatten().to(batch.device)
-        part = {k: v.index_select(0, rows) for k, v in feats.items()}
-        s = s + style_terms[index - first](out, part) * (len(rows) / len(which))
-    tv = tv_loss(out.float())
-    total = loss.content_weight * c + loss.effective_style_weight * s + loss.tv_weight * tv
+    with torch.no_grad():
+        content = objective.features(batch, objective.content_layers)
+    total, parts = objective(out, BatchContext(style_index=which - first, content=content))
     state.optimizer.zero_grad(set_to_none=True)
     total.backward()
     state.optimizer.step()
-    values = torch.stack([c.detach(), s.detach(), tv.detach(), total.detach()]).float().tolist()  # one sync
-    return dict(zip(("content", "style", "tv", "total"), values))
+    names = list(parts)
+    values = torch.stack([*(parts[k] for k in names), total.detach()]).float().tolist()  # one sync
+    return dict(zip([*names, "total"], values))
 
 
 def _sample_input(sample: ImageLike | None, photos: Photos) -> Tensor:

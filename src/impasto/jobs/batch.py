@@ -292,9 +292,11 @@ def run_batch(input_dir: str | os.PathLike, styles: Sequence[str | os.PathLike],
         open_pil(path)  # a bad style fails the whole batch, at once
         style_bytes.append(Path(path).read_bytes())
     tasks = plan(input_dir, output_dir, fmt)
-    if any(t.is_video for t in tasks):
-        from ..runtime import require
+    from ..runtime import require
 
+    if ray:  # refuse a missing extra before any output folder is made
+        require("ray", "ray")
+    if any(t.is_video for t in tasks):
         require("av", "video")
         require("cv2", "video")
     prepare_output(output_dir, recipe, styles, fmt)

@@ -64,9 +64,9 @@ class MeanCovLoss(StyleLossKind):
         return {"mean": mu.float()[None], "cov_sqrt": sym_sqrt(cov).float()[None],
                 "cov_trace": cov.trace().float()[None]}
 
-    def loss(self, features: Tensor, target: Target, mask: Tensor | None = None) -> Tensor:
+    def per_sample(self, features: Tensor, target: Target, mask: Tensor | None = None) -> Tensor:
         mu, cov = mean_cov(features, mask)
-        return wasserstein2(mu, cov, target).mean() / features.shape[1]
+        return wasserstein2(mu, cov, target) / features.shape[1]
 
     def scale(self, target: Target) -> float:
         mean, trace = target["mean"][0], target["cov_trace"][0]

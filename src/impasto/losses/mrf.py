@@ -66,11 +66,11 @@ class MRFLoss(StyleLossKind):
         return {"patches": patches.contiguous(), "kernels": kernels, "sq_norms": sq_norms,
                 "energy": patches.square().mean()[None]}
 
-    def loss(self, features: Tensor, target: Target, mask: Tensor | None = None) -> Tensor:
+    def per_sample(self, features: Tensor, target: Target, mask: Tensor | None = None) -> Tensor:
         losses = [self._one(features[i:i + 1], target,
                             None if mask is None else mask[min(i, mask.shape[0] - 1)][None])
                   for i in range(features.shape[0])]
-        return torch.stack(losses).mean()
+        return torch.stack(losses)
 
     def _one(self, features: Tensor, target: Target, mask: Tensor | None) -> Tensor:
         k = self.options.patch_size

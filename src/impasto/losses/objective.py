@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -18,14 +19,31 @@ from torch import Tensor, nn
 from ..config import LossConfig
 from ..nets.vgg import VGGFeatures, layer_mask, layer_size
 from ..ops.geometry import spatial_size
-from .basic import ContentLoss, tv_loss
-from .style import StyleLossKind, StyleLossOptions, Target, get_style_loss
+from .basic import ContentLoss, content_loss, relative_weight, tv_loss
+from .style import StyleLossKind, StyleLossOptions, Target, get_style_loss, stack_targets
+
+
+@dataclass
+class BatchContext:
+    """What a batch brings besides its images, for terms that need it (training, see fast/train.py).
+
+    ``style_index``: (N,) which style each image is to take; ``content``: the features of the
+    photos the images are made from, {layer: (N, C, H, W)}.
+    """
+
+    style_index: Tensor | None = None
+    content: Mapping[str, Tensor] | None = None
 
 
 class Term(nn.Module):
-    """Base class of objective terms; ``layers`` are the features it needs."""
+    """Base class of objective terms; ``layers`` are the features it needs.
+
+    ``forward(image, features) -> scalar``; a term with ``uses_context = True`` is called as
+    ``forward(image, features, context)`` with the :class:`BatchContext` of the batch.
+    """
 
     layers: tuple[str, ...] = ()
+    uses_context: ClassVar[bool] = False
 
     def forward(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
         raise NotImplementedError
@@ -84,6 +102,65 @@ class TVTerm(Term):
         return tv_loss(image)
 
 
+class BatchContentTerm(Term):
+    """The content term of a batch whose photos change every step (``context.content``).
+
+    Each layer's error is relative to its target, as :class:`ContentTerm`'s auto weights make it,
+    and the layers are averaged.
+    """
+
+    uses_context = True
+
+    def __init__(self, layers: Sequence[str], normalization: str = "chw") -> None:
+        super().__init__()
+        self.layers, self.normalization = tuple(layers), normalization
+
+    def forward(self, image: Tensor, features: Mapping[str, Tensor],
+                context: BatchContext | None = None) -> Tensor:
+        assert context is not None and context.content is not None, "BatchContentTerm needs context.content"
+        total = image.new_zeros(())
+        for layer in self.layers:
+            target = context.content[layer].detach().float()
+            weight = relative_weight(target, content_loss, self.normalization)
+            total = total + weight * content_loss(features[layer], target, self.normalization) / len(self.layers)
+        return total
+
+
+class BatchStyleTerm(Term):
+    """The style term of a batch whose images each take one of S styles (``context.style_index``).
+
+    The S styles' targets are stacked per layer (:func:`stack_targets`) and each image's are picked
+    by its index, so the statistics of the whole batch are computed at once and only the small
+    targets are indexed (indexing the features instead would copy them, and scatter their
+    gradients back). ``weights`` (S, L): each style's auto weight at each layer.
+    """
+
+    weights: Tensor
+    uses_context = True
+
+    def __init__(self, kind: StyleLossKind, targets: Sequence[StyleTargets]) -> None:
+        super().__init__()
+        self.kind = kind
+        self.layers = tuple(layer for layer, _, _ in targets[0].per_style[0])
+        self.keys: dict[str, tuple[str, ...]] = {}
+        for i, layer in enumerate(self.layers):
+            stacked = stack_targets([t.per_style[0][i][1] for t in targets])
+            self.keys[layer] = tuple(stacked)
+            for k, v in stacked.items():
+                self.register_buffer(f"{layer}_{k}", v)
+        self.register_buffer("weights", torch.tensor([[w for _, _, w in t.per_style[0]] for t in targets]))
+
+    def forward(self, image: Tensor, features: Mapping[str, Tensor],
+                context: BatchContext | None = None) -> Tensor:
+        assert context is not None and context.style_index is not None, "BatchStyleTerm needs context.style_index"
+        which = context.style_index.to(self.weights.device)
+        total = image.new_zeros(features[self.layers[0]].shape[0])
+        for i, layer in enumerate(self.layers):
+            target = {k: getattr(self, f"{layer}_{k}").index_select(0, which) for k in self.keys[layer]}
+            total = total + self.weights.index_select(0, which)[:, i] * self.kind.per_sample(features[layer], target)
+        return total.mean()
+
+
 class Objective(nn.Module):
     """sum_k weights[k] * terms[k](image, features); returns (total, {name: unweighted value})."""
 
@@ -96,22 +173,30 @@ class Objective(nn.Module):
         self.autocast_dtype = autocast_dtype
         self.layers = sorted({layer for t in terms.values() for layer in t.layers})
 
+    @property
+    def content_layers(self) -> tuple[str, ...]:
+        """The layers of the content term (none without one)."""
+        term = self.terms["content"] if "content" in self.terms else None
+        return tuple(term.layers) if isinstance(term, Term) else ()
+
     def add(self, name: str, term: Term, weight: float) -> None:
         """Add (or replace) a named term."""
         self.terms[name] = term
         self.weights[name] = float(weight)
         self.layers = sorted(set(self.layers) | set(term.layers))
 
-    def features(self, image: Tensor) -> dict[str, Tensor]:
+    def features(self, image: Tensor, layers: Sequence[str] | None = None) -> dict[str, Tensor]:
+        """The network's features of ``image`` at ``layers`` (default: every layer a term reads)."""
         # Mixed precision covers the network only; the losses upcast to float32 (Gram matrices
         # included: float16 Grams overflow, neural-style-pt issue 97).
         with torch.autocast(image.device.type, dtype=self.autocast_dtype or torch.bfloat16,
                             enabled=self.autocast_dtype is not None):
-            return self.extractor(image, self.layers)
+            return self.extractor(image, self.layers if layers is None else layers)
 
-    def forward(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, image: Tensor, context: BatchContext | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         feats = self.features(image)
-        values = {k: term(image, feats) for k, term in self.terms.items()}
+        values = {k: term(image, feats, context) if term.uses_context else term(image, feats)
+                  for k, term in self.terms.items()}
         total = sum((self.weights[k] * v for k, v in values.items() if self.weights[k]), image.new_zeros(()))
         return total, {k: v.detach() for k, v in values.items()}
 

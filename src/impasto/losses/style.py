@@ -7,7 +7,8 @@ A style loss is a class with three methods, registered with ``@register_style_lo
   tensors whose first dimension is 1. The objective keeps them as registered buffers, so
   ``.to(device)`` moves them; :func:`stack_targets` makes per-sample targets (first dimension N)
   for a batch whose images each have their own style;
-* ``loss(features, target, mask)`` -> a scalar, the mean over the batch; ``features`` is
+* ``per_sample(features, target, mask)`` -> the loss of each image, (N,) (``loss`` is its mean over
+  the batch); ``features`` is
   (N, C, H, W), ``target`` has first dimension 1 (shared) or N (one per image), ``mask``
   (1 or N, 1, H, W) in [0, 1] restricts it to a region of the image (None = everywhere);
 * ``scale(target)`` -> the loss of a blank image, so that the auto layer weight 1/scale turns the
@@ -61,8 +62,12 @@ class StyleLossKind:
     def target(self, style_features: list[Tensor]) -> Target:
         raise NotImplementedError
 
-    def loss(self, features: Tensor, target: Target, mask: Tensor | None = None) -> Tensor:
+    def per_sample(self, features: Tensor, target: Target, mask: Tensor | None = None) -> Tensor:
+        """The loss of each image of the batch, (N,)."""
         raise NotImplementedError
+
+    def loss(self, features: Tensor, target: Target, mask: Tensor | None = None) -> Tensor:
+        return self.per_sample(features, target, mask).mean()
 
     def scale(self, target: Target) -> float:
         raise NotImplementedError
@@ -95,8 +100,8 @@ class GramLoss(StyleLossKind):
     def target(self, style_features: list[Tensor]) -> Target:
         return {"gram": torch.stack([gram_matrix(f) for f in style_features]).mean(0)}
 
-    def loss(self, features: Tensor, target: Target, mask: Tensor | None = None) -> Tensor:
-        return style_loss(gram_matrix(features, mask), target["gram"], self.options.normalization)
+    def per_sample(self, features: Tensor, target: Target, mask: Tensor | None = None) -> Tensor:
+        return style_loss(gram_matrix(features, mask), target["gram"], self.options.normalization, per_sample=True)
 
     def scale(self, target: Target) -> float:
         gram = target["gram"]

@@ -24,6 +24,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def reflect_pad(x: Tensor, pad: list[int]) -> Tensor:
+    """Reflection padding in ``x``'s own dtype.
+
+    CPU autocast lists reflection_pad2d among its float32 ops, so under bfloat16 autocast every
+    padding before a convolution would cast its input up to float32 and the convolution would cast
+    it back down: two copies of every activation, for a result that is the same in any dtype
+    (padding only copies values).
+    """
+    with torch.autocast(x.device.type, enabled=False):
+        return F.pad(x, pad, mode="reflect")
+
+
 class CondInstanceNorm(nn.Module):
     """Instance normalization with a (scale, shift) per style, mixed by the style vector.
 
@@ -69,7 +81,7 @@ class ConvNorm(nn.Module):
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
         if self.upsample:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        x = self.norm(self.conv(F.pad(x, [self.pad] * 4, mode="reflect")), style)
+        x = self.norm(self.conv(reflect_pad(x, [self.pad] * 4)), style)
         return F.relu(x) if self.relu else x
 
 
@@ -110,14 +122,14 @@ class TransformerNet(nn.Module):
         h, w = image.shape[-2:]
         # no Python branch on the size, so that an exported graph pads any input size correctly
         ph, pw = (self.stride - h % self.stride) % self.stride, (self.stride - w % self.stride) % self.stride
-        x = F.pad(image, [0, pw, 0, ph], mode="reflect")
+        x = reflect_pad(image, [0, pw, 0, ph])
         for layer in self.down:
             x = layer(x, style)
         for block in self.res:
             x = block(x, style)
         for layer in self.up:
             x = layer(x, style)
-        x = torch.sigmoid(self.out(F.pad(x, [4] * 4, mode="reflect")))
+        x = torch.sigmoid(self.out(reflect_pad(x, [4] * 4)).float())  # the image in float32, whatever autocast
         return x[..., :h, :w]
 
     @contextlib.contextmanager

@@ -110,6 +110,23 @@ class VGGFeatures(nn.Module):
             mean, scale = torch.tensor(TORCHVISION_MEAN), 1.0 / torch.tensor(TORCHVISION_STD)
         self.register_buffer("mean", mean.view(1, 3, 1, 1))
         self.register_buffer("scale", scale.view(1, 3, 1, 1))
+        self._cast: dict[torch.dtype, list[tuple[Tensor, Tensor]]] = {}
+
+    def _convs(self, dtype: torch.dtype | None) -> list[tuple[Tensor, Tensor]]:
+        """(weight, bias) of every conv; under autocast, copies in its dtype made once and kept
+        (autocast would otherwise cast all the weights again at every forward: buffers are not
+        in its cache)."""
+        n = len([k for k in self._buffers if k.startswith("w")])
+        own = [(getattr(self, f"w{i}"), getattr(self, f"b{i}")) for i in range(n)]
+        if dtype is None or own[0][0].dtype == dtype:
+            return own
+        if dtype not in self._cast:
+            self._cast[dtype] = [(w.to(dtype), b.to(dtype)) for w, b in own]
+        return self._cast[dtype]
+
+    def _apply(self, fn, recurse=True):  # .to() and friends: drop the copies
+        self._cast.clear()
+        return super()._apply(fn, recurse)
 
     def preprocess(self, image: Tensor) -> Tensor:
         """RGB [0, 1] to the network's input space."""
@@ -128,12 +145,13 @@ class VGGFeatures(nn.Module):
             return {}
         last = max(self.names.index(n) for n in wanted)
         x = self.preprocess(image).contiguous(memory_format=torch.channels_last)
+        convs = self._convs(autocast_dtype(x.device.type))
         out: dict[str, Tensor] = {}
         conv = 0
         for name in self.names[: last + 1]:
             kind = name[:4]
             if kind == "conv":
-                x = F.conv2d(x, getattr(self, f"w{conv}"), getattr(self, f"b{conv}"), padding=1)
+                x = F.conv2d(x, *convs[conv], padding=1)
                 conv += 1
             elif kind == "relu":
                 # In place unless the conv output it would overwrite was asked for.
@@ -145,6 +163,13 @@ class VGGFeatures(nn.Module):
             if name in wanted:
                 out[name] = x
         return out
+
+
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast runs convolutions in on ``device_type`` right now; None when it is off."""
+    if not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
 
 
 def _truncate(names: tuple[str, ...], n_convs: int) -> tuple[str, ...]:

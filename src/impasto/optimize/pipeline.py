@@ -225,8 +225,8 @@ def stylize(
             if tiles:
                 x = run.tiled(init, extractor, scale_targets, prepared, count, scale, tiles)
             else:
-                objective = build_objective(extractor, prepared.content, scale_targets, cfg.loss,
-                                            masks=prepared.masks, autocast_dtype=autocast_dtype(cfg.network, device))
+                objective = build_objective(extractor, prepared.content, scale_targets, cfg.loss, masks=prepared.masks,
+                                            autocast_dtype=autocast_dtype(cfg.network.precision, device))
                 if extra_terms and scale == len(edges) - 1:
                     for name, (term, weight) in extra_terms.items():
                         objective.add(name, term.to(device), weight)
@@ -316,7 +316,7 @@ class _Run:
               count: int, scale: int, tiles: list[Tile]) -> Tensor:
         """Optimize tile by tile against the shared style targets, pasting each with a feather."""
         canvas = Canvas(init, self.cfg.optimize.tile_overlap)
-        dtype = autocast_dtype(self.cfg.network, init.device)
+        dtype = autocast_dtype(self.cfg.network.precision, init.device)
         for tile in tiles:
             def crop(t: Tensor, tile: Tile = tile) -> Tensor:
                 return t[..., tile.y0:tile.y1, tile.x0:tile.x1]

@@ -11,6 +11,10 @@ __all__ = ["Limits", "Settings", "create_app"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: `impasto --help` must not import FastAPI
+    if name in ("Limits", "Settings"):
+        from . import settings
+
+        return getattr(settings, name)
     if name in __all__:
         from . import app
 

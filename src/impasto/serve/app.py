@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from starlette.datastructures import UploadFile
 from ..errors import ImageError, InputError
 from ..jobs.recipe import MODEL_OPTIONS, OPTIMIZE, Recipe, options_from_text
 from ..jobs.store import JobStore, QueueFull
+from .settings import Limits, Settings
 
 STATIC = Path(__file__).with_name("static")
 
@@ -48,38 +48,6 @@ WEB_OPTIONS = (
     "style_scales", "optimizer", "learning_rate", "ema_decay", "init", "seed", "preserve_color", "pooling",
 )
 WEB_MODEL_OPTIONS = tuple(o for o in MODEL_OPTIONS if o not in ("tile", "device"))
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one request may ask for."""
-
-    max_upload_mb: float = 25.0
-    """Largest request body (all files together)."""
-    max_input_pixels: int = 40_000_000
-    """Largest image an upload may decode to (decompression bombs are refused from the header)."""
-    max_size: int = 2048
-    """Largest output long edge."""
-    max_iterations: int = 1000
-    """Most iterations per scale."""
-    max_video_seconds: float = 20.0
-    """Longest video a job may stylize."""
-    max_styles: int = 4
-    max_active: int = 64
-    """Most jobs queued or running at once; more get 429."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    data: Path
-    token: str | None = None
-    limits: Limits = Limits()
-    device: str | None = None
-    """Device for every job (None: the config default, the CPU)."""
-    worker: bool = True
-    """Start the worker process (tests of the API alone turn it off)."""
-    keep_days: float = 30.0
-    """Finished jobs (their files and rows) are deleted this many days after they end; 0 = never."""
 
 
 class HTTPProblem(Exception):
