@@ -33,3 +33,17 @@ def measure_process(cmd: list[str]) -> tuple[float, float, list[tuple[float, str
     if code != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])} ... failed with exit code {code}")
     return wall, usage.ru_maxrss / 1024, lines
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what platform says: every figure names the CPU it is from."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

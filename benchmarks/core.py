@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,14 +26,14 @@ import time
 import torch
 import torch.nn.functional as F
 
-from common import EXAMPLES
+from common import EXAMPLES, cpu_name
 from impasto.io.image import load_image
 from impasto.losses import STYLE_LOSSES
 from impasto.losses.objective import build_objective, style_targets
 from impasto.nets.vgg import build_extractor
 from impasto.ops.geometry import fit_long_edge, resize
 from impasto.optimize.config import StylizeConfig
-from impasto.runtime import tune_allocator
+from impasto.runtime import autocast_dtype, cpu_has_bf16_units, tune_allocator
 
 PROBE = """
 import os, sys, time
@@ -82,10 +81,14 @@ def startup(repeats: int = 5) -> dict[str, float]:
     style = str(EXAMPLES / "starry_night.jpg")
     tiny_args = ["stylize", tiny, style, "-o", os.path.join(work, "o.png"), "--size", "64", "--iterations", "1",
                  "--scales", "1", "--quiet"]
+    photo = os.path.join(work, "photo.jpg")  # a phone-camera-sized JPEG (4352x2448, 12 Mpx)
+    Image.open(EXAMPLES / "lighthouse.jpg").convert("RGB").resize((4352, 2448), Image.BICUBIC).save(photo, quality=90)
+    photo_args = ["stylize", photo, style, "-o", os.path.join(work, "p.png"), "--size", "64", "--iterations", "1",
+                  "--scales", "1", "--quiet"]
     full_args = ["stylize", str(EXAMPLES / "lighthouse.jpg"), style, "-o", os.path.join(work, "f.png"), "--quiet",
                  "--initial-iterations", "1", "--iterations", "1"]
     rows: dict[str, list[float]] = {"torch": [], "torch_exit": [], "tiny_first": [], "tiny_exit": [],
-                                    "full_first": []}
+                                    "photo_exit": [], "full_first": []}
     for _ in range(repeats):
         imported, exited = _import_torch()
         rows["torch"].append(imported)
@@ -93,14 +96,15 @@ def startup(repeats: int = 5) -> dict[str, float]:
         total, first = _timed(tiny_args)
         rows["tiny_exit"].append(total)
         rows["tiny_first"].append(first or float("nan"))
+        rows["photo_exit"].append(_timed(photo_args)[0])
         rows["full_first"].append(_timed(full_args)[1] or float("nan"))
     return {k: statistics.median(v) for k, v in rows.items()}
 
 
-def conv_gflops(repeats: int = 5) -> float:
-    """GFLOP/s of one large 3x3 convolution (256->256 channels, 128x128, channels-last)."""
-    x = torch.randn(1, 256, 128, 128).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(256, 256, 3, 3).contiguous(memory_format=torch.channels_last)
+def conv_gflops(repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of one large 3x3 convolution (256->256 channels, 128x128, channels-last) in ``dtype``."""
+    x = torch.randn(1, 256, 128, 128, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(256, 256, 3, 3, dtype=dtype).contiguous(memory_format=torch.channels_last)
     flops = 2 * 256 * 256 * 9 * 128 * 128
     F.conv2d(x, w, padding=1)
     times = []
@@ -112,17 +116,18 @@ def conv_gflops(repeats: int = 5) -> float:
 
 
 def iteration(content: str, style: str, size: int, iterations: int, style_loss: str = "gram",
-              count_flops: bool = True) -> tuple[tuple[int, int], float, float]:
+              count_flops: bool = True, precision: str = "fp32") -> tuple[tuple[int, int], float, float]:
     """(h, w), median seconds per iteration, and convolution GFLOP per iteration at ``size``."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    cfg = StylizeConfig.from_options(size=size, style_loss=style_loss)
+    cfg = StylizeConfig.from_options(size=size, style_loss=style_loss, precision=precision)
     c = load_image(content).rgb
     c = resize(c, fit_long_edge(tuple(c.shape[-2:]), size))
     s = load_image(style).rgb
     s = resize(s, fit_long_edge(tuple(s.shape[-2:]), size))
     ex = build_extractor(cfg.loss.layers)
-    objective = build_objective(ex, c, style_targets(ex, [[s]], cfg.loss), cfg.loss)
+    objective = build_objective(ex, c, style_targets(ex, [[s]], cfg.loss), cfg.loss,
+                                autocast_dtype=autocast_dtype(precision, torch.device("cpu")))
     x = c.clone().requires_grad_(True)
 
     def step() -> None:
@@ -172,23 +177,30 @@ def main(argv: list[str] | None = None) -> int:
                            check=True)
         return 0
     tune_allocator()
-    print(f"impasto benchmark: torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"impasto benchmark: torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_name()}, "
+          f"{os.cpu_count()} CPUs, bf16 units: {cpu_has_bf16_units()} (precision auto = "
+          f"{'bf16' if autocast_dtype('auto', torch.device('cpu')) else 'fp32'})")
     t = startup()
     print(f"start-up, whole processes from spawn (median of 5): python -c 'import torch': imported "
           f"{t['torch']:.2f} s, exit {t['torch_exit']:.2f} s")
     print(f"  64 px, 1 iteration: first iteration done {t['tiny_first']:.2f} s (+{t['tiny_first'] - t['torch']:.2f} s "
           f"over torch imported), exit {t['tiny_exit']:.2f} s (+{t['tiny_exit'] - t['torch_exit']:.2f} s over "
           "the import-torch process's exit)")
+    print(f"  the same from a 4352x2448 JPEG: exit {t['photo_exit']:.2f} s "
+          f"(+{t['photo_exit'] - t['torch_exit']:.2f} s)")
     print(f"  512 px defaults: first iteration done {t['full_first']:.2f} s (+{t['full_first'] - t['torch']:.2f} s)")
     if args.startup_only:
         return 0
-    peak = conv_gflops()
-    (h, w), sec, gflop = iteration(args.content, args.style, args.size, args.iterations)
-    achieved = gflop / sec
-    print(f"iteration at {w}x{h} (single scale, L-BFGS): {sec:.3f} s/iter, {gflop:.1f} GFLOP of convolutions")
-    print(f"convolution throughput: {achieved:.1f} GFLOP/s per iteration vs {peak:.1f} GFLOP/s for one "
-          f"3x3 256->256 conv at 128x128 = {100 * achieved / peak:.0f}%")
+    seconds = {}
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        peak = conv_gflops(dtype=dtype)
+        (h, w), sec, gflop = iteration(args.content, args.style, args.size, args.iterations, precision=precision)
+        seconds[precision] = sec
+        achieved = gflop / sec
+        print(f"{precision}: iteration at {w}x{h} (single scale, L-BFGS): {sec:.3f} s/iter, {gflop:.1f} GFLOP of "
+              f"convolutions, {achieved:.1f} GFLOP/s vs {peak:.1f} GFLOP/s for one 3x3 256->256 conv at 128x128 "
+              f"in {precision} = {100 * achieved / peak:.0f}%", flush=True)
+    print(f"bf16 iteration: {seconds['fp32'] / seconds['bf16']:.2f}x faster than fp32")
     return 0
 
 

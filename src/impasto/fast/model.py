@@ -146,7 +146,7 @@ class StyleModel:
         if preserve_color not in (None, "luminance"):
             raise InputError(f"unknown preserve_color {preserve_color!r}; valid: luminance", fields=("preserve_color",))
         weights = self.style_vector(style, style_blend_weights)
-        loaded = load_image(image)
+        loaded = load_image(image, reduce_to=size if isinstance(size, int) and size > 0 else None)
         x = loaded.flat_rgb()
         if size is not None:
             if isinstance(size, bool) or not isinstance(size, int) or size <= 0:

@@ -6,6 +6,7 @@ Tensors are RGB in [0, 1], shape (1, 3, H, W), float32. Alpha travels separately
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -61,8 +62,13 @@ def _describe(src: ImageLike) -> str:
     return repr(str(src)) if isinstance(src, (str, os.PathLike)) else type(src).__name__
 
 
-def open_pil(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def open_pil(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, reduce_to: int | None = None) -> Image.Image:
     """Open and fully decode an image file, with EXIF orientation applied.
+
+    ``reduce_to``: the image will only be used at this long edge (or smaller), so a JPEG may be
+    decoded at 1/2, 1/4 or 1/8 scale in the DCT domain (Pillow's ``draft``), keeping at least
+    twice that edge, as Pillow's own ``thumbnail`` does (its ``reducing_gap``): a 4352x2448 photo
+    used at 64 px decodes at 544x306, 6x faster. Other formats are decoded whole.
 
     Raises :class:`ImageError` with a one-line reason for a missing file, a file that is not an
     image, a truncated image, or one over ``max_pixels`` (checked from the header, before decoding).
@@ -72,7 +78,7 @@ def open_pil(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Image.
         raise ImageError(f"no such file: {name}")
     if os.path.isdir(path):
         raise ImageError(f"is a folder, not an image: {name}")
-    return _decode(path, name, max_pixels)
+    return _decode(path, name, max_pixels, reduce_to)
 
 
 def decode_image(data: bytes, name: str = "upload", *, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -80,7 +86,11 @@ def decode_image(data: bytes, name: str = "upload", *, max_pixels: int = MAX_PIX
     return _decode(io.BytesIO(data), repr(name), max_pixels)
 
 
-def _decode(src: str | os.PathLike | io.BytesIO, name: str, max_pixels: int) -> Image.Image:
+REDUCING_GAP = 2.0  # decode a JPEG at no less than this times the size it will be used at
+
+
+def _decode(src: str | os.PathLike | io.BytesIO, name: str, max_pixels: int,
+            reduce_to: int | None = None) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -91,6 +101,10 @@ def _decode(src: str | os.PathLike | io.BytesIO, name: str, max_pixels: int) -> 
                     f"image too large to decode safely: {name} is {w}x{h} "
                     f"({w * h / 1e6:.0f} Mpx, limit {max_pixels / 1e6:.0f} Mpx)"
                 )
+            if reduce_to is not None and img.format == "JPEG":
+                scale = REDUCING_GAP * reduce_to / max(w, h)
+                if scale < 0.5:  # draft keeps both sides at least this size
+                    img.draft(img.mode, (math.ceil(w * scale), math.ceil(h * scale)))
             img.load()
     except ImageError:
         raise
@@ -135,8 +149,11 @@ def pil_to_loaded(img: Image.Image) -> LoadedImage:
         arr = np.asarray(img, dtype=np.float32) / 255.0
         alpha = torch.from_numpy(arr[..., 3].copy())[None, None]
         rgb = arr[..., :3]
-    else:
-        rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    else:  # 8-bit: reorder as bytes, then one pass to float (a quarter of the memory traffic)
+        with warnings.catch_warnings():  # Pillow's array is read-only; it is only read, by the copy below
+            warnings.simplefilter("ignore", UserWarning)
+            pixels = torch.from_numpy(np.asarray(img if mode == "RGB" else img.convert("RGB")))
+        return LoadedImage(pixels.permute(2, 0, 1).contiguous()[None].float().div_(255.0), None)
     tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).contiguous()
     return LoadedImage(tensor, alpha)
 
@@ -161,14 +178,14 @@ def tensor_to_loaded(t: Tensor) -> LoadedImage:
     return LoadedImage(x.contiguous(), alpha)
 
 
-def load_image(src: ImageLike, *, max_pixels: int = MAX_PIXELS) -> LoadedImage:
-    """Load a path, PIL image or tensor as :class:`LoadedImage`."""
+def load_image(src: ImageLike, *, max_pixels: int = MAX_PIXELS, reduce_to: int | None = None) -> LoadedImage:
+    """Load a path, PIL image or tensor as :class:`LoadedImage` (``reduce_to``: see :func:`open_pil`)."""
     if isinstance(src, Tensor):
         loaded = tensor_to_loaded(src)
     elif isinstance(src, Image.Image):
         loaded = pil_to_loaded(src)
     elif isinstance(src, (str, os.PathLike)):
-        loaded = pil_to_loaded(open_pil(src, max_pixels=max_pixels))
+        loaded = pil_to_loaded(open_pil(src, max_pixels=max_pixels, reduce_to=reduce_to))
     else:
         raise InputError(f"expected an image path, PIL image or tensor; got {_describe(src)}")
     h, w = loaded.size

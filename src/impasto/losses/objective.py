@@ -176,8 +176,10 @@ class Objective(nn.Module):
     @property
     def content_layers(self) -> tuple[str, ...]:
         """The layers of the content term (none without one)."""
-        term = self.terms["content"] if "content" in self.terms else None
-        return tuple(term.layers) if isinstance(term, Term) else ()
+        for name, term in self.terms.items():
+            if name == "content" and isinstance(term, Term):
+                return tuple(term.layers)
+        return ()
 
     def add(self, name: str, term: Term, weight: float) -> None:
         """Add (or replace) a named term."""

@@ -13,6 +13,7 @@ targets for every frame and a temporal term.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,12 +59,15 @@ def load_inputs(content: ImageLike, styles: Sequence[ImageLike], cfg: StylizeCon
                 init_image: ImageLike | None = None, style_masks: Sequence[ImageLike] | None = None,
                 keep_mask: ImageLike | None = None) -> Inputs:
     """Load and check every input image and mask before any work is done."""
-    limit = cfg.optimize.max_pixels
-    inputs = Inputs(load_image(content, max_pixels=limit), [load_image(s, max_pixels=limit) for s in styles])
+    limit, edge = cfg.optimize.max_pixels, cfg.optimize.size
+    # Each image is decoded no larger than it is used (JPEGs at 1/2..1/8 scale, see open_pil).
+    style_edge = math.ceil(edge * cfg.loss.style_scale * max((1.0, *cfg.loss.style_scales)))
+    inputs = Inputs(load_image(content, max_pixels=limit, reduce_to=edge),
+                    [load_image(s, max_pixels=limit, reduce_to=style_edge) for s in styles])
     if init_image is not None:
-        inputs.init = load_image(init_image, max_pixels=limit)
+        inputs.init = load_image(init_image, max_pixels=limit, reduce_to=edge)
     elif cfg.optimize.init not in ("content", "noise"):
-        inputs.init = load_image(cfg.optimize.init, max_pixels=limit)
+        inputs.init = load_image(cfg.optimize.init, max_pixels=limit, reduce_to=edge)
     hw = inputs.content.size
     if style_masks is not None:
         if len(style_masks) != len(styles):
