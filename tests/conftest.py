@@ -87,5 +87,5 @@ def tiny_model(tmp_path_factory, photos, styles) -> Path:
     from impasto.fast import TrainConfig, train
 
     out = tmp_path_factory.mktemp("model") / "tiny.pt"
-    train(styles, [photos], out, config=TrainConfig(**TINY))
+    train(styles, [photos], out, config=TrainConfig.from_options(**TINY))
     return out

@@ -6,6 +6,9 @@ relative, so that no single layer dominates:
 * content distance: |F(x) - F(c)|^2 / |F(c)|^2 at relu4_2, the content resized to the output;
 * style distance: the mean over relu1_1..relu5_1 of |G(x) - G(s)|^2 / |G(s)|^2, each Gram divided
   by C*H*W (so it does not depend on size), the style resized to the output's long edge.
+
+And one that the content distance misses, whether the photo's main shapes survive
+(:func:`structure`): relu4_2 sees textures and parts, not a lost ridge line or horizon.
 """
 
 from __future__ import annotations
@@ -77,3 +80,33 @@ def lattice_peaks(image: ImageLike, periods: tuple[int, ...] = (2, 4)) -> dict[i
             ratios.append(peak / max(sorted(ring)[len(ring) // 2], 1e-30))
         out[p] = sum(ratios) / len(ratios)
     return out
+
+
+STRUCTURE_EDGE = 64
+"""Long edge at which :func:`structure` compares: coarse enough that brush strokes and texture
+average out, fine enough to hold a horizon, a roof line, a ridge."""
+
+
+def _gradient_magnitude(image: torch.Tensor) -> torch.Tensor:
+    """|grad| of the luminance of a (1, 3, H, W) image, by central differences (replicate edges)."""
+    y = 0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]
+    p = torch.nn.functional.pad(y.double(), (1, 1, 1, 1), mode="replicate")
+    gx = (p[..., 1:-1, 2:] - p[..., 1:-1, :-2]) / 2
+    gy = (p[..., 2:, 1:-1] - p[..., :-2, 1:-1]) / 2
+    return (gx.square() + gy.square()).sqrt()
+
+
+@torch.no_grad()
+def structure(output: ImageLike, content: ImageLike, edge: int = STRUCTURE_EDGE) -> float:
+    """How much of the photo's coarse structure ``output`` keeps: the Pearson correlation of the
+    luminance gradient magnitudes of both images, each resized (antialiased) to ``edge`` px on its
+    long side. 1 for the photo itself, near 0 for an unrelated image, and about 0.3 for a stylized
+    picture whose ridge lines and outlines dissolved into texture (the README has the figures).
+    """
+    x = load_image(output).flat_rgb()
+    size = fit_long_edge(spatial_size(x), edge)
+    a = _gradient_magnitude(resize(x, size)).flatten()
+    b = _gradient_magnitude(resize(load_image(content).flat_rgb(), size)).flatten()
+    a, b = a - a.mean(), b - b.mean()
+    denominator = float(a.norm() * b.norm())
+    return float((a * b).sum()) / denominator if denominator > 0 else 0.0

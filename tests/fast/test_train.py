@@ -12,7 +12,7 @@ from ..conftest import TINY, files_in
 def test_training_writes_a_model_and_a_sample_and_lowers_the_loss(tmp_path, photos, styles):
     events = []
     out = tmp_path / "m.pt"
-    model = train(styles, [photos], out, config=TrainConfig(**{**TINY, "steps": 12, "lr": 5e-3}),
+    model = train(styles, [photos], out, config=TrainConfig.from_options(**{**TINY, "steps": 12, "lr": 5e-3}),
                   callback=events.append)
     assert files_in(tmp_path) == {"m.pt", "m.sample.png"}  # the checkpoint is removed at the end
     assert model.styles == ["starry_night", "wave"] and load_model(out).styles == model.styles
@@ -26,9 +26,9 @@ def test_existing_model_is_kept_unless_forced(tmp_path, photos, styles):
     out = tmp_path / "m.pt"
     out.write_bytes(b"precious")
     with pytest.raises(InputError, match="exists; pass force"):
-        train(styles, [photos], out, config=TrainConfig(**TINY))
+        train(styles, [photos], out, config=TrainConfig.from_options(**TINY))
     assert out.read_bytes() == b"precious"
-    train(styles, [photos], out, config=TrainConfig(**TINY), force=True)
+    train(styles, [photos], out, config=TrainConfig.from_options(**TINY), force=True)
     assert load_model(out).styles == ["starry_night", "wave"]
 
 
@@ -42,7 +42,7 @@ def test_cancel_saves_a_checkpoint_and_resume_goes_on(tmp_path, photos, styles):
         if event.step == 2:
             token.cancel()
 
-    config = TrainConfig(**{**TINY, "steps": 5, "checkpoint_every": 100})
+    config = TrainConfig.from_options(**{**TINY, "steps": 5, "checkpoint_every": 100})
     with pytest.raises(StylizeInterrupted) as stop:
         train(styles, [photos], out, config=config, callback=on_step, cancel=token)
     assert stop.value.cancelled and checkpoint_path(out).exists() and not out.exists()
@@ -59,7 +59,7 @@ def test_unreadable_photos_are_skipped_with_a_warning(tmp_path, photos, styles):
         (data / p.name).write_bytes(p.read_bytes())
     (data / "broken.jpg").write_bytes(b"not a jpeg")
     with pytest.warns(UserWarning, match="broken.jpg"):
-        train(styles, [data], tmp_path / "m.pt", config=TrainConfig(**{**TINY, "steps": 1}))
+        train(styles, [data], tmp_path / "m.pt", config=TrainConfig.from_options(**{**TINY, "steps": 1}))
 
 
 def test_bad_training_inputs(tmp_path, styles):
@@ -67,12 +67,12 @@ def test_bad_training_inputs(tmp_path, styles):
     empty.mkdir()
     (empty / "notes.jpg").write_text("hello")
     with pytest.raises(InputError, match="no readable images"):
-        train(styles, [empty], tmp_path / "m.pt", config=TrainConfig(**TINY))
+        train(styles, [empty], tmp_path / "m.pt", config=TrainConfig.from_options(**TINY))
     for bad, message in ((dict(size=8), "size must be from 32 to 1024"), (dict(batch_size=0), "positive integer"),
                          (dict(batch_size=1000), "batch_size must be from 1 to 256"),
                          (dict(style_loss="mrf"), "valid: gram, meancov")):
         with pytest.raises(InputError, match=message):
-            TrainConfig(**bad)
+            TrainConfig.from_options(**bad)
     assert not (tmp_path / "m.pt").exists()
 
 
@@ -82,7 +82,7 @@ def test_adding_a_style_trains_only_its_own_parameters(tmp_path, tiny_model, pho
     third = tmp_path / "scream.png"
     Image.open(styles[0]).rotate(90).save(third)
     out = tmp_path / "more.pt"
-    grown = train([third], [photos], out, base=tiny_model, config=TrainConfig(**{**TINY, "lr": 1e-2}))
+    grown = train([third], [photos], out, base=tiny_model, config=TrainConfig.from_options(**{**TINY, "lr": 1e-2}))
     old = load_model(tiny_model)
     assert grown.styles == ["starry_night", "wave", "scream"]
     new = load_model(out)
@@ -96,7 +96,7 @@ def test_adding_a_style_trains_only_its_own_parameters(tmp_path, tiny_model, pho
 def test_half_precision_storage_changes_no_output_pixel_visibly(tmp_path, photos, styles):
     """Model files store float16 weights: the largest change in an 8-bit output must stay below one level."""
     out = tmp_path / "m.pt"
-    trained = train(styles, [photos], out, config=TrainConfig(**{**TINY, "steps": 6, "lr": 5e-3}))
+    trained = train(styles, [photos], out, config=TrainConfig.from_options(**{**TINY, "steps": 6, "lr": 5e-3}))
     stored = load_model(out, precision="fp32")  # float32 arithmetic: only the storage differs
     x = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
     for i in range(2):

@@ -14,6 +14,7 @@ from .common import (
     ProgressBar,
     add_precision,
     format_losses,
+    names,
     number,
     positive_int,
     report_errors,
@@ -21,9 +22,10 @@ from .common import (
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from ..fast.train import TRAIN_STYLE_LOSSES, TrainConfig
+    from ..fast.train import TrainConfig
+    from ..losses.style import STYLE_LOSSES
 
-    d = SimpleNamespace(**{k: getattr(TrainConfig(), k) for k in TrainConfig.__dataclass_fields__})
+    d = SimpleNamespace(**TrainConfig.from_options().flat())
     p = sub.add_parser(
         "train", help="train a fast (feed-forward) style network",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -45,7 +47,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--style-weight", type=number, default=d.style_weight, help="style weight (as for stylize)")
     p.add_argument("--content-weight", type=number, default=d.content_weight, help="content weight")
     p.add_argument("--tv-weight", type=number, default=d.tv_weight, help="total-variation weight")
-    p.add_argument("--style-loss", choices=TRAIN_STYLE_LOSSES, default=d.style_loss, help="style statistics")
+    p.add_argument("--style-loss", choices=tuple(n for n, k in STYLE_LOSSES.items() if k.trains),
+                   default=d.style_loss, help="style statistics")
+    p.add_argument("--content-layers", type=names, default=d.content_layers, metavar="L1,L2",
+                   help="content layers (see 'impasto layers')")
+    p.add_argument("--style-layers", type=names, default=d.style_layers, metavar="L1,L2",
+                   help="style layers; default: the style loss's own (relu1_1..relu5_1)")
     p.add_argument("--style-size", type=positive_int, default=d.style_size,
                    help="long edge of the style images (the stroke scale at the output size you will use)")
     p.add_argument("--checkpoint-every", type=positive_int, default=d.checkpoint_every, metavar="N")
@@ -69,8 +76,8 @@ def _run(args: argparse.Namespace) -> int:
     from ..fast.train import TrainConfig, train
     from ..runtime import tune_allocator
 
-    fields = TrainConfig.__dataclass_fields__
-    config = TrainConfig(**{k: getattr(args, k) for k in fields if hasattr(args, k)})
+    config = TrainConfig.from_options(**{k: getattr(args, k) for k in TrainConfig.from_options().flat()
+                                         if hasattr(args, k)})
     bar = ProgressBar(args.quiet)
 
     def on_step(event: Any) -> None:

@@ -12,6 +12,7 @@ import os
 import random
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -75,18 +76,31 @@ def random_crop(image: Tensor, size: int, min_scale: float, rng: random.Random) 
     return crop.flip(-1) if rng.random() < 0.5 else crop
 
 
-def endless(dataset: Photos, batch_size: int, workers: int, seed: int | None = None):
-    """Batches of random crops forever (shuffled epochs), read by ``workers`` processes."""
+def endless(dataset: Photos, batch_size: int, workers: int, seed: int | None = None, ranks: Any = None):
+    """Batches of random crops forever (shuffled epochs), read by ``workers`` processes.
+
+    ``ranks`` (a :class:`impasto.fast.train.Ranks` of a distributed run): this process reads only
+    its own shard of the photos, a different one every epoch (DistributedSampler).
+    """
     generator = torch.Generator()
     if seed is not None:
         generator.manual_seed(seed)
+    sampler: torch.utils.data.DistributedSampler | None = None
+    if ranks is not None and ranks.world > 1:
+        sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=ranks.world, rank=ranks.rank,
+                                                      shuffle=True, seed=seed or 0)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) >= batch_size,
+        dataset, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
+        drop_last=len(dataset) >= batch_size * (ranks.world if sampler is not None else 1),
         num_workers=workers, persistent_workers=workers > 0, generator=generator,
         worker_init_fn=_seed_worker,
     )
+    epoch = 0
     while True:
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         yield from loader
+        epoch += 1
 
 
 def _seed_worker(worker_id: int) -> None:

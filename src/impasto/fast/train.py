@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..config import LossConfig, choice, non_negative, positive, positive_int
+from ..config import LossConfig, NetworkConfig, options_for, positive, positive_int
 from ..errors import InputError, NonFiniteLossError, StylizeInterrupted
 from ..io.atomic import atomic_path
 from ..io.image import ImageLike, load_image, save_image, to_pil
@@ -41,6 +41,7 @@ from ..losses.objective import (
     TVTerm,
     style_targets,
 )
+from ..losses.style import STYLE_LOSSES
 from ..nets.transformer import TransformerNet
 from ..nets.vgg import build_extractor
 from ..ops.geometry import fit_long_edge, resize, spatial_size
@@ -49,12 +50,13 @@ from ..runtime import autocast_dtype
 from .data import Photos, endless
 from .model import StyleModel, load_model
 
-TRAIN_STYLE_LOSSES = ("gram", "meancov")
+# Where training's loss departs from the optimization's defaults (LossConfig's); see the module docstring.
+TRAIN_LOSS_DEFAULTS: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Settings of one training run (pure data; ``impasto train --help`` documents each)."""
+class TrainingConfig:
+    """The training method's own settings (``impasto train --help`` documents each)."""
 
     size: int = 256
     """Side of the square content crops."""
@@ -65,10 +67,6 @@ class TrainConfig:
     """Channel multiplier of the network (1.0 = Johnson's 32/64/128 channels)."""
     blocks: int = 5
     """Residual blocks."""
-    content_weight: float = 1.0
-    style_weight: float = 15.0
-    tv_weight: float = 1.0
-    style_loss: str = "gram"
     style_size: int = 512
     """Long edge of the style images when their targets are computed."""
     min_scale: float = 0.5
@@ -79,9 +77,6 @@ class TrainConfig:
     max_minutes: float | None = None
     """Stop after this many minutes of training even if ``steps`` are not done (the model is written)."""
     workers: int = 2
-    device: str = "auto"
-    precision: str = "auto"
-    """'auto': bfloat16 autocast on CUDA GPUs and on CPUs with bfloat16 units, float32 elsewhere; 'fp32'; 'bf16'."""
 
     def __post_init__(self) -> None:
         for name in ("size", "batch_size", "steps", "blocks", "style_size", "checkpoint_every", "sample_every"):
@@ -92,20 +87,51 @@ class TrainConfig:
             raise InputError(f"batch_size must be from 1 to 256; got {self.batch_size}", fields=("batch_size",))
         positive("lr", self.lr)
         positive("width", self.width)
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            non_negative(name, getattr(self, name))
-        choice("style_loss", self.style_loss, TRAIN_STYLE_LOSSES)
         if not 0 < self.min_scale <= 1:
             raise InputError(f"min_scale must be in (0, 1]; got {self.min_scale}", fields=("min_scale",))
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             raise InputError(f"workers must be an integer >= 0; got {self.workers!r}", fields=("workers",))
-        choice("precision", self.precision, ("auto", "fp32", "bf16"))
         if self.max_minutes is not None:
             positive("max_minutes", self.max_minutes)
 
-    def loss(self) -> LossConfig:
-        return LossConfig(content_weight=self.content_weight, style_weight=self.style_weight,
-                          tv_weight=self.tv_weight, style_loss=self.style_loss)
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of one training run: the shared network and loss parts, and the training part.
+
+    Build it from flat options with :meth:`from_options` (``size=256, style_weight=30``), routed like
+    :class:`impasto.optimize.StylizeConfig`'s; :meth:`flat` gives the flat view back.
+    """
+
+    network: NetworkConfig = field(default_factory=lambda: NetworkConfig(device="auto"))
+    loss: LossConfig = field(default_factory=lambda: LossConfig(**TRAIN_LOSS_DEFAULTS))
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    PARTS = (NetworkConfig, LossConfig, TrainingConfig)
+
+    def __post_init__(self) -> None:
+        self.loss.check_network(self.network)
+        if not STYLE_LOSSES[self.loss.style_loss].trains:
+            valid = ", ".join(n for n, kind in STYLE_LOSSES.items() if kind.trains)
+            raise InputError(f"style_loss {self.loss.style_loss!r} cannot train a network; valid: {valid}",
+                             fields=("style_loss",))
+        if self.network.weights != "caffe" or self.network.pooling != "max":
+            raise InputError("training uses the default loss network (weights caffe, pooling max)",
+                             fields=("weights", "pooling"))
+
+    @classmethod
+    def from_options(cls, **options: Any) -> TrainConfig:
+        network, loss, training = options_for(cls.PARTS, {"device": "auto", **TRAIN_LOSS_DEFAULTS, **options})
+        return cls(NetworkConfig(**network), LossConfig(**loss), TrainingConfig(**training))
+
+    def replace(self, **options: Any) -> TrainConfig:
+        network, loss, training = options_for(self.PARTS, options)
+        return TrainConfig(dataclasses.replace(self.network, **network), dataclasses.replace(self.loss, **loss),
+                           dataclasses.replace(self.training, **training))
+
+    def flat(self) -> dict[str, Any]:
+        return {f.name: getattr(part, f.name)
+                for part in (self.network, self.loss, self.training) for f in dataclasses.fields(part)}
 
 
 @dataclass(frozen=True)
@@ -123,6 +149,8 @@ class TrainProgress:
 class _State:
     net: TransformerNet
     optimizer: torch.optim.Optimizer
+    ddp: Any = None
+    """The DistributedDataParallel wrapper of ``net`` in a distributed run (forward goes through it)."""
     step: int = 0
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -162,6 +190,46 @@ def build_objective(extractor: Any, styles: Sequence[Tensor], loss: LossConfig,
     return Objective(extractor, terms, weights, autocast_dtype=autocast)
 
 
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a distributed run (torchrun sets WORLD_SIZE, RANK, LOCAL_RANK)."""
+
+    world: int = 1
+    rank: int = 0
+    local: int = 0
+
+    @property
+    def main(self) -> bool:
+        """Rank 0 alone writes samples, checkpoints and the model."""
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> Ranks:
+        try:
+            return cls(int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")),
+                       int(os.environ.get("LOCAL_RANK", "0")))
+        except ValueError:
+            raise InputError("WORLD_SIZE, RANK and LOCAL_RANK must be integers (as torchrun sets them)") from None
+
+
+def _join(ranks: Ranks, device_name: str, batch_size: int) -> torch.device:
+    """This rank's device; in a distributed run, the process group (NCCL on GPUs, gloo on CPUs)."""
+    if ranks.world == 1:
+        return _device(device_name)
+    if batch_size % ranks.world:
+        raise InputError(f"batch_size {batch_size} is not divisible by the {ranks.world} processes of this run; "
+                         f"give a multiple of {ranks.world}", fields=("batch_size",))
+    import torch.distributed as dist
+
+    device = _device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", ranks.local)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
 def train(
     styles: Sequence[ImageLike],
     data: Sequence[str | os.PathLike],
@@ -179,14 +247,56 @@ def train(
 
     ``base``: add these styles to a trained model, training only their own normalization
     parameters (Dumoulin et al.'s fine-tuning; every other weight is frozen). ``resume``: go on
-    from ``output``'s checkpoint. A checkpoint (``OUTPUT.ckpt``) is written every
-    ``checkpoint_every`` steps and when the run is interrupted or cancelled; a sample image
-    (``OUTPUT.sample.png``: ``sample`` in each style) every ``sample_every`` steps. The model file
-    is written atomically at the end; an existing one is refused unless ``force`` (or ``resume``).
+    from ``output``'s checkpoint (refused if its settings differ, naming them). A checkpoint
+    (``OUTPUT.ckpt``) is written every ``checkpoint_every`` steps and when the run is interrupted or
+    cancelled; a sample image (``OUTPUT.sample.png``: ``sample`` in each style) every
+    ``sample_every`` steps. The model file is written atomically at the end; an existing one is
+    refused unless ``force`` (or ``resume``).
+
+    Under ``torchrun --nproc_per_node N``, the N processes train one model with
+    DistributedDataParallel: each takes ``batch_size / N`` crops of its own shard of the photos per
+    step, the gradients are averaged, and rank 0 alone writes samples, checkpoints and the model.
     """
-    cfg = config or TrainConfig()
-    started = time.perf_counter()
-    out = Path(output)
+    cfg = config or TrainConfig.from_options()
+    run = _setup(styles, data, Path(output), cfg, base, resume, force, sample)
+    try:
+        _loop(run, callback, cancel)
+    except KeyboardInterrupt as stop:
+        if run.ranks.main:
+            _save_checkpoint(run.ckpt, run.state, run.model.styles, cfg)
+        raise StylizeInterrupted(None, run.state.step, cancelled=getattr(stop, "cancelled", False)) from None
+    run.model.training.update(steps_done=run.state.step, train_seconds=round(run.state.seconds, 1))
+    run.model.net.eval()
+    if run.ranks.main:
+        _save_sample(run.model, run.sample, sample_path(run.out))
+        run.model.save(run.out)
+        if run.ckpt.exists():
+            run.ckpt.unlink()
+    return run.model
+
+
+@dataclass
+class _Training:
+    """Everything a training loop needs, set up once."""
+
+    cfg: TrainConfig
+    ranks: Ranks
+    out: Path
+    ckpt: Path
+    model: StyleModel
+    state: _State
+    objective: Objective
+    batches: Any
+    sample: Tensor
+    first_new: int
+    n_new: int
+    started: float
+
+
+def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: Path, cfg: TrainConfig,
+           base: str | os.PathLike | None, resume: bool, force: bool, sample: ImageLike | None) -> _Training:
+    """Check every input, then load the photos, build the network and the objective (no step yet)."""
+    started, tc, ranks = time.perf_counter(), cfg.training, Ranks.from_env()
     if out.exists() and not (force or resume):
         raise InputError(f"model file {str(out)!r} exists; pass force to overwrite it", fields=("force",))
     if not out.parent.is_dir():
@@ -194,69 +304,67 @@ def train(
     names = [style_name(s) for s in styles]
     if len(set(names)) != len(names):
         raise InputError(f"two styles have the same name: {', '.join(names)}")
-    style_images = [load_image(s) for s in styles]
-    photos = Photos(data, cfg.size, min_scale=cfg.min_scale)
+    style_images = [load_image(s, reduce_to=tc.style_size) for s in styles]
+    photos = Photos(data, tc.size, min_scale=tc.min_scale)
     for path, why in photos.skipped:
-        warnings.warn(f"skipped unreadable image {str(path)!r} ({why})", stacklevel=2)
-    device = _device(cfg.device)
-    if cfg.seed is not None:
-        torch.manual_seed(cfg.seed)
-        random.seed(cfg.seed)
+        warnings.warn(f"skipped unreadable image {str(path)!r} ({why})", stacklevel=3)
+    device = _join(ranks, cfg.network.device, tc.batch_size)
+    if tc.seed is not None:  # the same initial weights on every rank; each rank its own crops
+        torch.manual_seed(tc.seed)
+        random.seed(tc.seed + ranks.rank)
     model, trainable, first_new = _network(names, base, cfg, device)
-    optimizer = torch.optim.Adam(trainable, lr=cfg.lr)
-    state = _State(model.net, optimizer)
+    state = _State(model.net, torch.optim.Adam(trainable, lr=tc.lr))
     ckpt = checkpoint_path(out)
     if resume:
         _load_checkpoint(ckpt, state, model.styles, cfg)
-    loss_cfg = cfg.loss()
-    extractor = build_extractor(loss_cfg.layers, device=device)
-    autocast = autocast_dtype(cfg.precision, device)
+    if ranks.world > 1:
+        state.ddp = torch.nn.parallel.DistributedDataParallel(
+            model.net, device_ids=[device.index] if device.type == "cuda" else None)
+    autocast = autocast_dtype(cfg.network.precision, device)
+    extractor = build_extractor(cfg.loss.layers, device=device)
     with torch.no_grad():
-        scaled = [resize(s.flat_rgb(), fit_long_edge(s.size, cfg.style_size)).to(device) for s in style_images]
-        objective = build_objective(extractor, scaled, loss_cfg, autocast)
-    sample_image = _sample_input(sample, photos)
-    batches = endless(photos, cfg.batch_size, cfg.workers, cfg.seed)
-    model.training = {**dataclasses.asdict(cfg), "data_images": len(photos), "device": str(device),
+        scaled = [resize(s.flat_rgb(), fit_long_edge(s.size, tc.style_size)).to(device) for s in style_images]
+        objective = build_objective(extractor, scaled, cfg.loss, autocast)
+    batches = endless(photos, tc.batch_size // ranks.world, tc.workers, tc.seed, ranks)
+    model.training = {**cfg.flat(), "data_images": len(photos), "device": str(device), "processes": ranks.world,
                       **({"base": str(base)} if base else {})}
-    n_new = len(names)
-    try:
-        deadline = math.inf if cfg.max_minutes is None else time.perf_counter() + 60 * cfg.max_minutes
-        while state.step < cfg.steps and time.perf_counter() < deadline:
-            if cancel is not None and cancel.cancelled:
-                raise StylizeInterrupted(None, state.step, cancelled=True)
-            t0 = time.perf_counter()
-            batch = next(batches).to(device, non_blocking=True)
-            which = torch.randint(first_new, first_new + n_new, (batch.shape[0],))
-            losses = _step(state, objective, batch, which, first_new)
-            if not math.isfinite(losses["total"]):
-                raise NonFiniteLossError(f"training diverged at step {state.step + 1} (the loss is not finite); "
-                                         "try a lower lr; the last checkpoint is kept")
-            state.step += 1
-            state.seconds += time.perf_counter() - t0
-            if callback is not None:
-                callback(TrainProgress(state.step, cfg.steps, losses, time.perf_counter() - started,
-                                       batch.shape[0] / max(time.perf_counter() - t0, 1e-9)))
-            if state.step % cfg.checkpoint_every == 0:
-                _save_checkpoint(ckpt, state, model.styles, cfg)
-            if state.step % cfg.sample_every == 0:
-                _save_sample(model, sample_image, sample_path(out))
-    except KeyboardInterrupt as stop:
-        _save_checkpoint(ckpt, state, model.styles, cfg)
-        raise StylizeInterrupted(None, state.step, cancelled=getattr(stop, "cancelled", False)) from None
-    model.training.update(steps_done=state.step, train_seconds=round(state.seconds, 1))
-    _save_sample(model, sample_image, sample_path(out))
-    model.net.eval()
-    model.save(out)
-    if ckpt.exists():
-        ckpt.unlink()
-    return model
+    return _Training(cfg, ranks, out, ckpt, model, state, objective, batches, _sample_input(sample, photos),
+                     first_new, len(names), started)
+
+
+def _loop(run: _Training, callback: Callable[[TrainProgress], Any] | None, cancel: CancelToken | None) -> None:
+    tc, state = run.cfg.training, run.state
+    deadline = math.inf if tc.max_minutes is None else time.perf_counter() + 60 * tc.max_minutes
+    device = next(run.model.net.parameters()).device
+    while state.step < tc.steps:
+        if cancel is not None and cancel.cancelled:
+            raise StylizeInterrupted(None, state.step, cancelled=True)
+        t0 = time.perf_counter()
+        batch = next(run.batches).to(device, non_blocking=True)
+        which = torch.randint(run.first_new, run.first_new + run.n_new, (batch.shape[0],))
+        losses = _step(state, run.objective, batch, which, run.first_new,
+                       stop=time.perf_counter() >= deadline, world=run.ranks.world)
+        if not math.isfinite(losses["total"]):
+            raise NonFiniteLossError(f"training diverged at step {state.step + 1} (the loss is not finite); "
+                                     "try a lower lr; the last checkpoint is kept")
+        state.step += 1
+        state.seconds += time.perf_counter() - t0
+        if callback is not None:
+            callback(TrainProgress(state.step, tc.steps, losses, time.perf_counter() - run.started,
+                                   batch.shape[0] * run.ranks.world / max(time.perf_counter() - t0, 1e-9)))
+        if run.ranks.main and state.step % tc.checkpoint_every == 0:
+            _save_checkpoint(run.ckpt, state, run.model.styles, run.cfg)
+        if run.ranks.main and state.step % tc.sample_every == 0:
+            _save_sample(run.model, run.sample, sample_path(run.out))
+        if losses.pop("stop", 0.0) > 0:  # the time is up (on any rank: all stop at the same step)
+            break
 
 
 def _network(names: list[str], base: str | os.PathLike | None, cfg: TrainConfig,
              device: torch.device) -> tuple[StyleModel, list[torch.nn.Parameter], int]:
     """(model, trainable parameters, index of the first style being trained)."""
     if base is None:
-        net = TransformerNet(len(names), width=cfg.width, blocks=cfg.blocks).to(device)
+        net = TransformerNet(len(names), width=cfg.training.width, blocks=cfg.training.blocks).to(device)
         return StyleModel(net, list(names)), list(net.parameters()), 0
     old = load_model(base)
     clash = sorted(set(old.styles) & set(names))
@@ -280,12 +388,15 @@ def _network(names: list[str], base: str | os.PathLike | None, cfg: TrainConfig,
     return StyleModel(net, old.styles + list(names)), trainable, n_old
 
 
-def _step(state: _State, objective: Objective, batch: Tensor, which: Tensor, first: int) -> dict[str, float]:
+def _step(state: _State, objective: Objective, batch: Tensor, which: Tensor, first: int, *,
+          stop: bool = False, world: int = 1) -> dict[str, float]:
     """One optimizer step on ``batch``; ``which`` is each crop's style (index into the network's
-    styles, of which the objective holds those from ``first`` on)."""
-    net = state.net
+    styles, of which the objective holds those from ``first`` on). The named losses come back as
+    floats, averaged over the ranks of a distributed run, with ``stop`` > 0 if any rank asked to
+    stop (all in one small all-reduce, so that the ranks agree on the step they end at)."""
+    net = state.ddp or state.net
     net.train()
-    style_vec = torch.nn.functional.one_hot(which, net.n_styles).float().to(batch.device)
+    style_vec = torch.nn.functional.one_hot(which, state.net.n_styles).float().to(batch.device)
     dtype = objective.autocast_dtype
     with torch.autocast(batch.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         out = net(batch, style_vec)
@@ -295,9 +406,17 @@ def _step(state: _State, objective: Objective, batch: Tensor, which: Tensor, fir
     state.optimizer.zero_grad(set_to_none=True)
     total.backward()
     state.optimizer.step()
-    names = list(parts)
-    values = torch.stack([*(parts[k] for k in names), total.detach()]).float().tolist()  # one sync
-    return dict(zip([*names, "total"], values))
+    names = [*parts, "total"]
+    values = torch.stack([*(parts[k] for k in parts), total.detach()]).float()
+    if world > 1:
+        import torch.distributed as dist
+
+        values = torch.cat([values / world, values.new_tensor([float(stop)])])
+        dist.all_reduce(values)
+        names.append("stop")
+    elif stop:
+        values, names = torch.cat([values, values.new_ones(1)]), [*names, "stop"]
+    return dict(zip(names, values.tolist()))  # one sync
 
 
 def _sample_input(sample: ImageLike | None, photos: Photos) -> Tensor:
@@ -319,10 +438,19 @@ def _save_sample(model: StyleModel, image: Tensor, path: Path) -> None:
 
 def _save_checkpoint(path: Path, state: _State, styles: list[str], cfg: TrainConfig) -> None:
     data = {"format": "impasto-checkpoint", "version": 1, "step": state.step, "seconds": state.seconds,
-            "styles": styles, "config": dataclasses.asdict(cfg), "net": state.net.state_dict(),
+            "styles": styles, "config": cfg.flat(), "net": state.net.state_dict(),
             "optimizer": state.optimizer.state_dict()}
     with atomic_path(path) as tmp:
         torch.save(data, tmp)
+
+
+# Settings a resumed run may change: how long and how often, where, and how fast (not what it learns).
+RESUMABLE = frozenset({"steps", "max_minutes", "checkpoint_every", "sample_every", "workers", "device", "precision",
+                       "seed"})
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (tuple, list)) else value
 
 
 def _load_checkpoint(path: Path, state: _State, styles: list[str], cfg: TrainConfig) -> None:
@@ -336,6 +464,15 @@ def _load_checkpoint(path: Path, state: _State, styles: list[str], cfg: TrainCon
         raise InputError(f"not an impasto checkpoint: {str(path)!r}")
     if data["styles"] != styles:
         raise InputError(f"checkpoint {str(path)!r} is for styles {', '.join(data['styles'])}, not {', '.join(styles)}")
+    saved, now = data.get("config", {}), cfg.flat()
+    differ = sorted(k for k in now if k not in RESUMABLE and k in saved and _plain(saved[k]) != _plain(now[k]))
+    if differ:
+        def shown(value: Any) -> str:
+            return "default" if value is None else repr(value)
+
+        said = ", ".join(f"{k} {shown(saved[k])} (now {shown(now[k])})" for k in differ)
+        raise InputError(f"checkpoint {str(path)!r} was trained with other settings: {said}; give the same "
+                         "settings to resume, or train a new model", fields=tuple(differ))
     state.net.load_state_dict(data["net"])
     state.optimizer.load_state_dict(data["optimizer"])
     state.step, state.seconds = int(data["step"]), float(data["seconds"])

@@ -56,6 +56,7 @@ class MRFLoss(StyleLossKind):
     name = "mrf"
     default_layers = ("relu3_1", "relu4_1")
     weight_scale = 0.27
+    trains = False  # patch matching per image and per step: far too slow for training
 
     def target(self, style_features: list[Tensor]) -> Target:
         k, stride = self.options.patch_size, self.options.patch_stride

@@ -55,6 +55,8 @@ class StyleLossKind:
     name: ClassVar[str]
     default_layers: ClassVar[tuple[str, ...]] = STYLE_LAYERS
     weight_scale: ClassVar[float] = 1.0
+    trains: ClassVar[bool] = True
+    """Whether a feed-forward network can be trained with it (a batch's statistics at once)."""
 
     def __init__(self, options: StyleLossOptions | None = None) -> None:
         self.options = options or StyleLossOptions()
