@@ -156,7 +156,7 @@ class VGGFeatures(nn.Module):
                     # bfloat16 saves nothing there, and exact relu1_1 features gave a closer style
                     # distance (benchmarks/time_to_quality.py, china / the_scream: 0.0347 against 0.0359).
                     with torch.autocast(x.device.type, enabled=False):
-                        x = F.conv2d(x, getattr(self, "w0"), getattr(self, "b0"), padding=1)
+                        x = F.conv2d(x, self.w0, self.b0, padding=1)
                 else:
                     x = F.conv2d(x, *convs[conv], padding=1)
                 conv += 1
