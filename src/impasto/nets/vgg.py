@@ -151,14 +151,7 @@ class VGGFeatures(nn.Module):
         for name in self.names[: last + 1]:
             kind = name[:4]
             if kind == "conv":
-                if conv == 0 and convs[0][0].dtype != x.dtype:
-                    # The first conv (3 -> 64 channels) stays float32 under autocast: memory-bound, so
-                    # bfloat16 saves nothing there, and exact relu1_1 features gave a closer style
-                    # distance (benchmarks/time_to_quality.py, china / the_scream: 0.0347 against 0.0359).
-                    with torch.autocast(x.device.type, enabled=False):
-                        x = F.conv2d(x, self.w0, self.b0, padding=1)
-                else:
-                    x = F.conv2d(x, *convs[conv], padding=1)
+                x = F.conv2d(x, *convs[conv], padding=1)
                 conv += 1
             elif kind == "relu":
                 # In place unless the conv output it would overwrite was asked for.
