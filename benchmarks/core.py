@@ -165,10 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         import resource
 
         tune_allocator()
+        precision = "bf16" if autocast_dtype("auto", torch.device("cpu")) else "fp32"
         (h, w), sec, _ = iteration(args.content, args.style, args.size, args.iterations, args.loss_probe,
-                                   count_flops=False)
+                                   count_flops=False, precision=precision)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"style loss {args.loss_probe:8s} at {w}x{h}: {sec:.3f} s/iter, peak memory {peak:.0f} MiB")
+        print(f"style loss {args.loss_probe:8s} at {w}x{h} ({precision}, what auto picks here): {sec:.3f} s/iter, "
+              f"peak memory {peak:.0f} MiB")
         return 0
     if args.losses:
         for name in STYLE_LOSSES:

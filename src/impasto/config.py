@@ -63,7 +63,8 @@ class NetworkConfig:
     device: str = "cpu"
     """'cpu', 'cuda', 'cuda:N', 'mps' or 'auto' (CUDA, then MPS, then CPU)."""
     precision: str = "auto"
-    """'auto' (bfloat16 autocast on CUDA GPUs that support it, float32 elsewhere), 'fp32' or 'bf16'."""
+    """'auto' (bfloat16 autocast on CUDA GPUs that support it and on CPUs with bfloat16 units, float32
+    elsewhere; see :func:`impasto.runtime.autocast_dtype`), 'fp32' or 'bf16'."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.weights, str) or not self.weights:
