@@ -47,3 +47,17 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def contact_sheet(rows: list, cell: int = 256, gap: int = 8):
+    """A grid of PIL images (one list per row), each fitted in a ``cell`` px square, on white."""
+    from PIL import Image
+
+    columns = max(len(row) for row in rows)
+    sheet = Image.new("RGB", (columns * (cell + gap) - gap, len(rows) * (cell + gap) - gap), "white")
+    for i, row in enumerate(rows):
+        for j, im in enumerate(row):
+            im = im.convert("RGB")
+            im.thumbnail((cell, cell))
+            sheet.paste(im, (j * (cell + gap), i * (cell + gap)))
+    return sheet

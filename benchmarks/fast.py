@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from common import ROOT, SHARED, cpu_name, measure_process
+from common import ROOT, SHARED, contact_sheet, cpu_name, measure_process
 from impasto.fast import load_model
 from impasto.fast.export import OnnxModel, export_onnx
 from impasto.metrics import distances, ruler
@@ -109,13 +109,7 @@ def quality(model, size: int) -> None:
         print(f"| {style} | {photo.name} | {d_opt.content:.3f} / {d_opt.style:.4f} | {d_fast.content:.3f} / "
               f"{d_fast.style:.4f} | {rc:.2f} | {rs:.2f} |", flush=True)
         rows.append((Image.open(photo).convert("RGB"), Image.open(opt).convert("RGB"), fast.convert("RGB")))
-    cell = 256
-    sheet = Image.new("RGB", (3 * cell + 16, len(rows) * (cell + 8) - 8), "white")
-    for i, row in enumerate(rows):
-        for j, im in enumerate(row):
-            im = im.copy()
-            im.thumbnail((cell, cell))
-            sheet.paste(im, (j * (cell + 8), i * (cell + 8)))
+    sheet = contact_sheet(rows)
     sheet.save(ROOT / "docs" / "fast_vs_optimization.jpg", quality=90)
 
 

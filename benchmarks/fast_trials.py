@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from common import EXAMPLES, ROOT, SHARED, cpu_name, measure_process
+from common import EXAMPLES, ROOT, SHARED, contact_sheet, cpu_name, measure_process
 from impasto.fast import TrainConfig, load_model, train
 from impasto.metrics import distances, ruler, structure
 
@@ -111,13 +111,7 @@ def main() -> int:
     print(table)
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
     (ROOT / "benchmarks" / "results" / "fast_trials.md").write_text(table + "\n")
-    cell = 200
-    sheet = Image.new("RGB", (len(PHOTOS) * (cell + 6), len(sheet_rows) * (cell + 6)), "white")
-    for i, images in enumerate(sheet_rows):
-        for j, im in enumerate(images):
-            im = im.copy()
-            im.thumbnail((cell, cell))
-            sheet.paste(im, (j * (cell + 6), i * (cell + 6)))
+    sheet = contact_sheet(sheet_rows, cell=200, gap=6)
     sheet.save(ROOT / "docs" / "fast_trials.jpg", quality=88)
     return 0
 
