@@ -104,3 +104,19 @@ def test_half_precision_storage_changes_no_output_pixel_visibly(tmp_path, photos
         with torch.no_grad():
             full = trained.net.eval()(x, w[None])
         assert (stored.forward(x, w) - full).abs().max() * 255 < 1.0
+
+
+def test_a_run_stopped_by_its_time_limit_keeps_its_checkpoint_and_resumes(tmp_path, photos, styles):
+    """Training over several sittings: max_minutes writes the model and keeps the checkpoint;
+    --resume then goes on from the step it reached, and the finished run removes it."""
+    from impasto.fast.train import checkpoint_path
+
+    out = tmp_path / "m.pt"
+    config = TrainConfig.from_options(**{**TINY, "steps": 10**6, "max_minutes": 1e-9})
+    first = train(styles, [photos], out, config=config)
+    assert out.exists() and checkpoint_path(out).exists()
+    reached = first.training["steps_done"]
+    assert reached >= 1
+    done = train(styles, [photos], out, config=TrainConfig.from_options(**{**TINY, "steps": reached + 2}), resume=True)
+    assert done.training["steps_done"] == reached + 2
+    assert not checkpoint_path(out).exists()

@@ -270,7 +270,9 @@ def train(
     if run.ranks.main:
         _save_sample(run.model, run.sample, sample_path(run.out))
         run.model.save(run.out)
-        if run.ckpt.exists():
+        if run.state.step < cfg.training.steps:  # stopped by max_minutes: keep what --resume needs
+            _save_checkpoint(run.ckpt, run.state, run.model.styles, cfg)
+        elif run.ckpt.exists():
             run.ckpt.unlink()
     return run.model
 
