@@ -10,7 +10,15 @@ helpers), ``nets`` (the VGG loss network), ``losses`` (terms and the objective),
 """
 
 from .config import LossConfig, NetworkConfig
-from .errors import ImageError, ImpastoError, InputError, NonFiniteLossError, StylizeInterrupted
+from .errors import (
+    ImageError,
+    ImageTooLarge,
+    ImpastoError,
+    InputError,
+    Interrupted,
+    NonFiniteLossError,
+    StylizeInterrupted,
+)
 from .io import load_image, save_image
 from .nets import VGGFeatures, build_extractor
 from .optimize import OptimizeConfig, StylizeConfig, stylize
@@ -21,8 +29,10 @@ __version__ = "0.2.0"
 __all__ = [
     "CancelToken",
     "ImageError",
+    "ImageTooLarge",
     "ImpastoError",
     "InputError",
+    "Interrupted",
     "LossConfig",
     "NetworkConfig",
     "NonFiniteLossError",

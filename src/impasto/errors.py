@@ -34,19 +34,33 @@ class NonFiniteLossError(ImpastoError, RuntimeError):
     """The loss became NaN or infinite during optimization; nothing is written."""
 
 
-class StylizeInterrupted(KeyboardInterrupt):
-    """Raised when a run is interrupted (Ctrl-C) or cancelled (a :class:`CancelToken`).
+class ImageTooLarge(ImageError):
+    """An image has more pixels than the limit it is read under (a decompression bomb, or just too big)."""
 
-    ``image`` holds the result so far as a (1, 3, H, W) tensor in [0, 1], already finished (colors
-    recombined, kept region restored) and ``alpha`` the content's alpha channel or None; a front
-    end renders them (``impasto.io.to_pil(stop.image, stop.alpha)``). ``cancelled`` tells a token
-    from Ctrl-C. It subclasses KeyboardInterrupt so that code which does not care keeps the usual
-    behaviour.
+
+class Interrupted(KeyboardInterrupt):
+    """Raised when a run of any method is interrupted (Ctrl-C) or cancelled (a :class:`CancelToken`).
+
+    ``partial`` is the result so far as a (1, 3, H, W) tensor in [0, 1], already finished (colors
+    recombined, kept region restored), or None where a method has no partial result (training, a
+    video: its frames are kept on disk). ``alpha`` is the content's alpha channel or None; a front
+    end renders them (``impasto.io.to_pil(stop.partial, stop.alpha)``). ``step`` is where it
+    stopped; ``cancelled`` tells a token from Ctrl-C. It subclasses KeyboardInterrupt so that code
+    which does not care keeps the usual behaviour.
     """
 
-    def __init__(self, image: Any, step: int, *, cancelled: bool = False, alpha: Any = None) -> None:
+    def __init__(self, partial: Any, step: int, *, cancelled: bool = False, alpha: Any = None) -> None:
         super().__init__(f"{'cancelled' if cancelled else 'interrupted'} at step {step}")
-        self.image = image
+        self.partial = partial
         self.step = step
         self.cancelled = cancelled
         self.alpha = alpha
+
+    @property
+    def image(self) -> Any:
+        """The former name of :attr:`partial`."""
+        return self.partial
+
+
+StylizeInterrupted = Interrupted
+"""The former name of :class:`Interrupted`."""

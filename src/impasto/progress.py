@@ -30,19 +30,52 @@ class CancelToken:
         return self._event.is_set()
 
 
-@dataclass(frozen=True)
-class Progress:
-    """One event per iteration, passed to the ``callback`` of :func:`impasto.stylize`."""
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """What every running method reports after each unit of work (an iteration, a training step, a
+    video frame): a front end that handles this base class handles every method."""
+
+    work: float = 0.0
+    """Fraction of the run's work done, 0..1: what a progress bar and an ETA should use."""
+    elapsed: float = 0.0
+    """Seconds since the run started."""
+    losses: dict[str, float] = field(default_factory=dict)
+    """Named loss terms of the last step ('content', 'style', 'tv'..., and 'total'), if any."""
+    _render: Callable[[], Tensor | None] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def message(self) -> str:
+        """One line for a log or a status field ('step 3 of 100')."""
+        return f"{self.work:.0%}"
+
+    @property
+    def final(self) -> bool:
+        """True for an event a reporter should not drop (the last step, each video frame)."""
+        return self.work >= 1.0
+
+    def tensor(self) -> Tensor | None:
+        """The current result, (1, 3, H, W) in [0, 1], computed when asked; None if the method has none."""
+        return self._render() if self._render is not None else None
+
+    def image(self) -> Any:
+        """The current result as a PIL image (computed when asked), or None."""
+        from .io.image import to_pil
+
+        x = self.tensor()
+        return None if x is None else to_pil(x)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Progress(Event):
+    """One optimization iteration, passed to the ``callback`` of :func:`impasto.stylize`. Its
+    ``losses`` are the objective's named terms (unweighted) and 'total' (weighted) at the start of
+    the step; its ``work`` weights iterations by the pixels they optimize (a full-size iteration
+    counts 16 times a quarter-size one); ``elapsed`` includes loading and targets."""
 
     step: int
     """Iterations done so far (1-based)."""
     iterations: int
     """Iterations in the whole run (all scales)."""
-    losses: dict[str, float]
-    """The objective's named terms (unweighted: 'content', 'style', 'tv', and any extra terms)
-    and 'total' (weighted), at the start of this step."""
-    elapsed: float
-    """Seconds since the run started (loading and targets included)."""
     size: tuple[int, int]
     """(height, width) being optimized."""
     setup: float
@@ -51,20 +84,53 @@ class Progress:
     """Index of the current scale of the coarse-to-fine pyramid (0 = coarsest)."""
     scales: int
     """Number of scales."""
-    work: float
-    """Fraction of the run's work done, 0..1 (iterations weighted by the pixels they optimize, so a
-    full-size iteration counts 16 times a quarter-size one): what an ETA should use."""
-    _render: Callable[[], Tensor] = field(repr=False, compare=False)
 
-    def tensor(self) -> Tensor:
-        """The current image as it would be output, (1, 3, H, W) in [0, 1] (computed when asked)."""
-        return self._render()
+    @property
+    def message(self) -> str:
+        return f"step {self.step} of {self.iterations}"
 
-    def image(self) -> Any:
-        """The current image as a PIL image (computed when asked)."""
-        from .io.image import to_pil
-
-        return to_pil(self._render())
+    @property
+    def final(self) -> bool:
+        return self.step == self.iterations
 
 
-Callback = Callable[[Progress], Any]
+@dataclass(frozen=True, kw_only=True)
+class TrainProgress(Event):
+    """One training step of a fast model."""
+
+    step: int
+    steps: int
+    images_per_second: float
+
+    @property
+    def message(self) -> str:
+        return f"step {self.step} of {self.steps}"
+
+    @property
+    def final(self) -> bool:
+        return self.step == self.steps
+
+
+@dataclass(frozen=True, kw_only=True)
+class FrameProgress(Event):
+    """One video frame done; ``tensor()`` is that frame as stylized."""
+
+    frame: int
+    """Frames done so far (1-based), resumed ones included."""
+    frames: int | None
+    """Frames in the run, if known."""
+    resumed: int = 0
+    """Frames taken from an earlier run's work folder."""
+
+    @property
+    def message(self) -> str:
+        total = f" of {self.frames}" if self.frames else ""
+        resumed = f", {self.resumed} resumed" if self.resumed else ""
+        return f"frame {self.frame}{total}{resumed}"
+
+    @property
+    def final(self) -> bool:
+        return True  # frames are few and slow: every one is worth reporting
+
+
+Callback = Callable[[Event], Any]

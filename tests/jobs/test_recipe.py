@@ -4,13 +4,15 @@ import pytest
 
 from impasto.errors import InputError
 from impasto.jobs.recipe import Recipe, Runner, options_from_text, parse_option
-from impasto.serve.app import WEB_OPTIONS
+from impasto.methods import get_method
+
+OPTIMIZE = get_method("optimize")
 
 
 def test_text_options_become_the_types_of_their_fields():
     got = options_from_text({"size": "256", "strength": "0.5", "upsample_detail": "false", "style_layers":
                              "relu1_1,relu2_1", "style_blend_weights": "1, 2", "seed": "", "preserve_color":
-                             "luminance"}, WEB_OPTIONS)
+                             "luminance"}, OPTIMIZE)
     assert got == {"size": 256, "strength": 0.5, "upsample_detail": False, "style_layers": ("relu1_1", "relu2_1"),
                    "style_blend_weights": (1.0, 2.0), "seed": None, "preserve_color": "luminance"}
 
@@ -23,15 +25,15 @@ def test_text_options_become_the_types_of_their_fields():
 ])
 def test_bad_text_options_name_the_field(name, text, words):
     with pytest.raises(InputError, match=words) as info:
-        options_from_text({name: text}, WEB_OPTIONS)
+        options_from_text({name: text}, OPTIMIZE)
     assert info.value.fields == (name,)
 
 
 def test_unknown_and_unsafe_options_are_refused():
     with pytest.raises(InputError, match="unknown option 'colour'"):
-        options_from_text({"colour": "red"}, WEB_OPTIONS)
+        options_from_text({"colour": "red"}, OPTIMIZE)
     with pytest.raises(InputError, match="unknown option 'weights'"):  # a path on the server: never from a client
-        options_from_text({"weights": "/etc/passwd"}, WEB_OPTIONS)
+        options_from_text({"weights": "/etc/passwd"}, OPTIMIZE)
 
 
 def test_parse_option_keeps_plain_strings():
@@ -61,5 +63,6 @@ def test_runner_keeps_networks_between_jobs(small_images):
     first = runner.run(recipe, content, [style])
     runner.run(recipe, content, [style])
     assert first.size == (24, 16)
-    assert len(runner._extractors) == 1
-    assert runner.model("multistyle6") is runner.model("multistyle6")
+    assert [k[0] for k in runner.cache] == ["vgg"]  # one network, built once for both jobs
+    fast = Recipe("multistyle6", {"size": 24})
+    assert runner.painter(fast, []).model is runner.painter(fast, []).model

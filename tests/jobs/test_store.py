@@ -68,3 +68,53 @@ def test_prune_deletes_only_old_finished_jobs(tmp_path):
     assert store.prune(older_than=-1) == 1  # everything finished before "now + 1 s"
     assert store.get(done) is None and not store.folder(done).exists()
     assert store.get(queued).status == "queued" and store.folder(queued).exists()
+
+
+def test_only_jobs_of_dead_workers_are_requeued(tmp_path):
+    import fcntl
+
+    store = JobStore(tmp_path)
+    mine, theirs = add(store), add(store)
+    assert store.claim("w0").id == mine and store.claim("w1").id == theirs
+    with open(store.lock_path("w1"), "a") as lock:  # w1 is alive: it holds its lock and beats
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        store.beat("w1", 1234, None, theirs, 0.0)
+        assert store.worker_alive("w1") and not store.worker_alive("w0")
+        assert store.requeue_interrupted(lambda w: not store.worker_alive(w)) == [mine]
+    assert store.get(mine).status == "queued" and store.get(theirs).status == "running"
+    assert store.get(theirs).worker == "w1"
+    assert not store.worker_alive("w1")  # its lock let go: dead
+
+
+def test_a_worker_whose_heartbeat_is_stale_is_dead_even_holding_its_lock(tmp_path, monkeypatch):
+    import fcntl
+
+    from impasto.jobs import store as store_module
+
+    store = JobStore(tmp_path)
+    with open(store.lock_path("w0"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        store.beat("w0", 1, None, None, 0.0)
+        assert store.worker_alive("w0")
+        monkeypatch.setattr(store_module, "STALE_AFTER", -1.0)
+        assert not store.worker_alive("w0")
+
+
+def test_a_store_made_before_workers_had_names_is_upgraded(tmp_path):
+    import sqlite3
+
+    old = store_module_schema_without_worker()
+    with sqlite3.connect(tmp_path / "jobs.sqlite") as con:
+        con.executescript(old)
+        con.execute("INSERT INTO jobs (id, status, recipe, content, styles, created) VALUES "
+                    "('x', 'running', '{}', 'content.png', '[]', 0)")
+    store = JobStore(tmp_path)
+    assert store.get("x").worker is None
+    assert store.requeue_interrupted(lambda w: not store.worker_alive(w)) == ["x"]  # no one's: requeued
+
+
+def store_module_schema_without_worker() -> str:
+    from impasto.jobs.store import SCHEMA
+
+    jobs = SCHEMA.split("CREATE INDEX")[0]
+    return jobs.replace(",\n    worker TEXT\n", "\n")

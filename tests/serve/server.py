@@ -20,19 +20,22 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data: Path, port: int | None = None) -> None:
+    def __init__(self, data: Path, port: int | None = None, args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.data, self.port = data, port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
+        self.args, self.env = args, env or {}
 
     def start(self, timeout: float = 60) -> Server:
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        env = {**os.environ, "OMP_NUM_THREADS": "1", **self.env}
         self.proc = subprocess.Popen([sys.executable, "-m", "impasto", "serve", "--port", str(self.port),
-                                      "--data", str(self.data)], start_new_session=True, env=env)
+                                      "--data", str(self.data), *self.args], start_new_session=True, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if self.get("/api/health")["worker"]:
+                workers = self.get("/api/health")["workers"]
+                if workers and all(w["alive"] and w["heartbeat_age"] is not None for w in workers):
                     return self
             except OSError:
                 pass

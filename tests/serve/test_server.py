@@ -119,3 +119,52 @@ def test_a_video_job_killed_mid_way_resumes_from_its_saved_frames(tmp_path):
     from tests.video.clips import streams
 
     assert streams(data / "jobs" / job_id / "result.mp4")["frames"] == 12
+
+
+def test_two_workers_survive_a_kill_9_of_one_and_no_job_runs_twice(tmp_path):
+    """Two CPU workers; one is killed mid-job: its job is requeued and finished, the other worker's
+    job is not run again, and every job finishes exactly once."""
+    import os
+    import signal
+    from pathlib import Path
+
+    import numpy as np
+
+    log = tmp_path / "runs.log"
+    env = {"IMPASTO_PLUGINS": "tests.serve.slow_plugin", "IMPASTO_TEST_LOG": str(log),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    photo = jpeg(size=(40, 32))
+    with Server(tmp_path / "data", args=("--workers", "2"), env=env) as server:
+        jobs = {tag: post_job(server.url, {"method": "test-slow", "steps": "100", "tag": tag},
+                              {"content": photo})["id"] for tag in "abcd"}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # both workers busy, each a job well under way
+            running = [server.get(f"/api/jobs/{i}") for i in jobs.values()]
+            running = [j for j in running if j["status"] == "running" and j["progress"] > 0.1]
+            if len({j["worker"] for j in running}) == 2:
+                break
+            time.sleep(0.05)
+        else:
+            raise TimeoutError("two jobs never ran side by side")
+        victim, survivor = running
+        pids = {w["name"]: w["pid"] for w in server.get("/api/health")["workers"]}
+        os.kill(pids[victim["worker"]], signal.SIGKILL)
+        ended = {tag: wait_for(server, i, lambda j: j["status"] not in ("queued", "running"), 120)
+                 for tag, i in jobs.items()}
+        health = server.get("/api/health")
+    assert all(j["status"] == "done" for j in ended.values()), ended
+    tag_of = {i: tag for tag, i in jobs.items()}
+    lines = [line.split() for line in log.read_text().splitlines()]
+    starts = {tag: [pid for what, t, pid in lines if what == "start" and t == tag] for tag in jobs}
+    ends = {tag: [pid for what, t, pid in lines if what == "end" and t == tag] for tag in jobs}
+    assert all(len(ends[tag]) == 1 for tag in jobs), ends  # every job finished exactly once
+    killed = tag_of[victim["id"]]
+    assert len(starts[killed]) == 2 and ended[killed]["attempts"] == 2  # requeued and run again
+    assert starts[killed][0] == str(pids[victim["worker"]]) != ends[killed][0]
+    kept = tag_of[survivor["id"]]
+    assert len(starts[kept]) == 1 and ended[kept]["attempts"] == 1  # the live worker's job: not run twice
+    assert sorted(w["restarts"] for w in health["workers"]) == [0, 1] and all(w["alive"] for w in health["workers"])
+    for job_id in jobs.values():  # the result is the photo's negative
+        result = np.asarray(Image.open(tmp_path / "data" / "jobs" / job_id / "result.png").convert("RGB"), float)
+        want = 255 - np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"), float)
+        assert np.abs(result - want).max() <= 1

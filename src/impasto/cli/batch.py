@@ -33,8 +33,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="run the images as Ray tasks on the cluster at ADDRESS (e.g. ray://head:10001 or auto), "
                         "one GPU each where there are GPUs; 'local' starts Ray on this machine")
-    g = p.add_argument_group("fast model (instead of optimization)")
+    g = p.add_argument_group("another method (instead of optimization)")
     g.add_argument("--model", default=None, help="shipped model name or model file (see 'impasto models')")
+    g.add_argument("--method", default=None,
+                   help="any registered method by name (a plug-in's; see 'impasto models'); --model is the "
+                        "same for fast models")
     g.add_argument("--style", default=None, help="which style of the model (default: its first)")
     add_config_arguments(p)  # --size, --style-blend-weights and --preserve-color also apply to --model
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -45,9 +48,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def recipe_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
     """The recipe the flags describe; only options that differ from the defaults are recorded."""
     from ..errors import InputError
-    from ..jobs.recipe import MODEL_OPTIONS, Recipe
+    from ..jobs.recipe import OPTIMIZE, Recipe
+    from ..methods import get_method
     from ..optimize.config import StylizeConfig
 
+    if args.method and args.model and args.method != args.model:
+        raise InputError("give --method or --model, not both")
+    method = get_method(args.method or args.model or OPTIMIZE)
     defaults = StylizeConfig().flat()
     given = {k: v for k, v in config_from_args(args).flat().items()
              if v != defaults[k] and k not in ("strength", "style_weight")}
@@ -55,18 +62,21 @@ def recipe_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         given["strength"] = args.strength
     elif args.style_weight is not None:
         given["style_weight"] = args.style_weight
-    if args.model is None:
+    if method.takes_styles:
         if args.style is not None:
-            raise InputError("--style picks a style of a --model; for optimization give STYLE images")
-        return Recipe("optimize", given)
-    options = {k: v for k, v in given.items() if k in MODEL_OPTIONS}
+            raise InputError(f"--style picks one of a method's own styles; the {method.name} method takes STYLE "
+                             "images")
+        return Recipe(method.name, given)
+    options = {k: v for k, v in given.items() if k in method.options}
     extra = sorted(set(given) - set(options))
     if extra:
-        raise InputError(f"--model does not use {', '.join('--' + k.replace('_', '-') for k in extra)}")
-    options["size"] = args.size
+        raise InputError(f"the method {method.name!r} does not use "
+                         f"{', '.join('--' + k.replace('_', '-') for k in extra)}")
+    if "size" in method.options:
+        options["size"] = args.size
     if args.style is not None:
         options["style"] = args.style
-    return Recipe(args.model, options)
+    return Recipe(method.name, options)
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -27,8 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "serve", help="web page and REST API (jobs survive restarts)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Serve the impasto page at http://HOST:PORT/ and the API under /api (OpenAPI docs at /docs). "
-                    "Jobs and their files are kept under --data; a job interrupted by a crash or kill is run "
-                    "again when the server starts. Binding to anything but localhost requires a token, which "
+                    "Jobs and their files are kept under --data; --workers processes run them, each started "
+                    "again if it dies, and a job interrupted by a crash or kill is run again by a worker. "
+                    "Binding to anything but localhost requires a token, which "
                     "every API call must then send as 'Authorization: Bearer TOKEN'.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind")
@@ -38,7 +39,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help=f"bearer token every API call must carry; None: ${TOKEN_ENV} if set")
     p.add_argument("--keep-days", type=number, default=30.0,
                    help="delete finished jobs (their files and records) this many days after they end; 0 = never")
-    p.add_argument("--device", default=None, help="device for the jobs: cpu, cuda, cuda:N or auto; None: the CPU")
+    p.add_argument("--device", default=None,
+                   help="device for the jobs: cpu, cuda, cuda:N or auto, or a comma-separated list that the "
+                        "workers take in turn (--workers 2 --device cuda:0,cuda:1); None: the CPU")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="worker processes running jobs side by side (one per GPU; CPU workers share the cores)")
     g = p.add_argument_group("limits")
     g.add_argument("--max-upload-mb", type=number, default=d.max_upload_mb, help="largest upload (413 above)")
     g.add_argument("--max-size", type=positive_int, default=d.max_size, help="largest output long edge")
@@ -109,7 +114,8 @@ def _run(args: argparse.Namespace) -> int:
                     max_video_seconds=args.max_video_seconds, max_active=args.max_queue)
     if args.keep_days < 0:
         raise InputError("--keep-days must be 0 (never delete) or more")
-    app = create_app(Settings(data=data, token=token, limits=limits, device=args.device, keep_days=args.keep_days))
+    app = create_app(Settings(data=data, token=token, limits=limits, device=args.device, keep_days=args.keep_days,
+                              workers=args.workers))
     print(f"impasto: serving http://{args.host}:{args.port}/ (data in {data})", file=sys.stderr)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -45,7 +45,7 @@ from ..losses.style import STYLE_LOSSES
 from ..nets.transformer import TransformerNet
 from ..nets.vgg import build_extractor
 from ..ops.geometry import fit_long_edge, resize, spatial_size
-from ..progress import CancelToken
+from ..progress import CancelToken, TrainProgress
 from ..runtime import autocast_dtype
 from .data import Photos, endless
 from .model import StyleModel, load_model
@@ -132,17 +132,6 @@ class TrainConfig:
     def flat(self) -> dict[str, Any]:
         return {f.name: getattr(part, f.name)
                 for part in (self.network, self.loss, self.training) for f in dataclasses.fields(part)}
-
-
-@dataclass(frozen=True)
-class TrainProgress:
-    """One event per step, passed to ``callback``."""
-
-    step: int
-    steps: int
-    losses: dict[str, float]
-    elapsed: float
-    images_per_second: float
 
 
 @dataclass
@@ -352,8 +341,10 @@ def _loop(run: _Training, callback: Callable[[TrainProgress], Any] | None, cance
         state.step += 1
         state.seconds += time.perf_counter() - t0
         if callback is not None:
-            callback(TrainProgress(state.step, tc.steps, losses, time.perf_counter() - run.started,
-                                   batch.shape[0] * run.ranks.world / max(time.perf_counter() - t0, 1e-9)))
+            callback(TrainProgress(
+                step=state.step, steps=tc.steps, losses=losses, elapsed=time.perf_counter() - run.started,
+                work=state.step / tc.steps, _render=lambda: _sample_row(run.model, run.sample),
+                images_per_second=batch.shape[0] * run.ranks.world / max(time.perf_counter() - t0, 1e-9)))
         if run.ranks.main and state.step % tc.checkpoint_every == 0:
             _save_checkpoint(run.ckpt, state, run.model.styles, run.cfg)
         if run.ranks.main and state.step % tc.sample_every == 0:
@@ -427,15 +418,21 @@ def _sample_input(sample: ImageLike | None, photos: Photos) -> Tensor:
 
 
 @torch.no_grad()
-def _save_sample(model: StyleModel, image: Tensor, path: Path) -> None:
+@torch.no_grad()
+def _sample_row(model: StyleModel, image: Tensor) -> Tensor:
     """The sample photo in every style, side by side (the photo first)."""
     model.net.eval()
-    n = len(model.styles)
-    x = image.to(model.device).expand(n, -1, -1, -1)
-    outs = model.net(x, torch.eye(n, device=model.device)).float().cpu()
-    row = torch.cat([image, *outs.split(1)], -1)
-    save_image(to_pil(row), path)
-    model.net.train()
+    try:
+        n = len(model.styles)
+        x = image.to(model.device).expand(n, -1, -1, -1)
+        outs = model.net(x, torch.eye(n, device=model.device)).float().cpu()
+        return torch.cat([image, *outs.split(1)], -1)
+    finally:
+        model.net.train()
+
+
+def _save_sample(model: StyleModel, image: Tensor, path: Path) -> None:
+    save_image(to_pil(_sample_row(model, image)), path)
 
 
 def _save_checkpoint(path: Path, state: _State, styles: list[str], cfg: TrainConfig) -> None:

@@ -18,11 +18,9 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 from torch import Tensor
 
-from ..errors import ImageError, InputError
+from ..errors import ImageError, ImageTooLarge, InputError
 from ..ops.geometry import resize, spatial_size
 from .atomic import atomic_write
-
-ImageLike = Union[str, os.PathLike, Image.Image, Tensor]  # noqa: UP007 - a runtime alias, must work on 3.10
 
 # Pillow warns at 89 Mpx and only raises at twice that; impasto refuses at a fixed limit before
 # decoding anything, because an image that size cannot be stylized on a normal machine anyway.
@@ -62,6 +60,10 @@ def _describe(src: ImageLike) -> str:
     return repr(str(src)) if isinstance(src, (str, os.PathLike)) else type(src).__name__
 
 
+ImageLike = Union[str, os.PathLike, Image.Image, Tensor, LoadedImage]  # noqa: UP007 - a runtime alias, must work on 3.10
+"""What every image argument accepts: a path, a PIL image, a tensor in [0, 1], or an image already loaded."""
+
+
 def open_pil(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, reduce_to: int | None = None) -> Image.Image:
     """Open and fully decode an image file, with EXIF orientation applied.
 
@@ -97,7 +99,7 @@ def _decode(src: str | os.PathLike | io.BytesIO, name: str, max_pixels: int,
             img = Image.open(src)
             w, h = img.size
             if w * h > max_pixels:
-                raise ImageError(
+                raise ImageTooLarge(
                     f"image too large to decode safely: {name} is {w}x{h} "
                     f"({w * h / 1e6:.0f} Mpx, limit {max_pixels / 1e6:.0f} Mpx)"
                 )
@@ -111,7 +113,7 @@ def _decode(src: str | os.PathLike | io.BytesIO, name: str, max_pixels: int,
     except UnidentifiedImageError:
         raise ImageError(f"not an image (or a format Pillow cannot read): {name}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"image too large to decode safely (decompression bomb): {name}") from None
+        raise ImageTooLarge(f"image too large to decode safely (decompression bomb): {name}") from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
         raise ImageError(f"cannot decode {name}: {exc}") from None
     try:
@@ -179,7 +181,10 @@ def tensor_to_loaded(t: Tensor) -> LoadedImage:
 
 
 def load_image(src: ImageLike, *, max_pixels: int = MAX_PIXELS, reduce_to: int | None = None) -> LoadedImage:
-    """Load a path, PIL image or tensor as :class:`LoadedImage` (``reduce_to``: see :func:`open_pil`)."""
+    """Load a path, PIL image or tensor as :class:`LoadedImage` (``reduce_to``: see :func:`open_pil`);
+    a :class:`LoadedImage` is returned as it is (an image decoded once, used many times)."""
+    if isinstance(src, LoadedImage):
+        return src
     if isinstance(src, Tensor):
         loaded = tensor_to_loaded(src)
     elif isinstance(src, Image.Image):

@@ -253,9 +253,8 @@ class _Ray:
                                  f"{(str(exc).strip().splitlines() or ['?'])[0]}", fields=("ray",)) from None
         resources = ray.cluster_resources()
         gpu = resources.get("GPU", 0) > 0
-        recipe = Recipe.from_json(recipe_json)
-        if gpu and "device" not in recipe.options:  # Ray gives each task its own GPU as cuda:0
-            recipe_json = Recipe(recipe.method, {**recipe.options, "device": "cuda"}).to_json()
+        if gpu:  # Ray gives each task its own GPU as cuda:0
+            recipe_json = Recipe.from_json(recipe_json).with_device("cuda").to_json()
         self.remote = ray.remote(num_gpus=1 if gpu else 0, num_cpus=1, max_retries=2)(run_task)
         self.slots = int(resources.get("GPU", 0) if gpu else resources.get("CPU", 1))
         self.recipe_json, self.styles = recipe_json, ray.put(styles)
@@ -279,10 +278,7 @@ def run_batch(input_dir: str | os.PathLike, styles: Sequence[str | os.PathLike],
     exist are skipped, so a rerun after an interruption redoes nothing. ``progress(report, task)``
     is called after each image. A bad image is recorded in ``report.failed`` and the run goes on.
     """
-    recipe.check(len(styles))
-    if recipe.is_model:  # refuse an unknown model or style before any work
-        options = recipe.options
-        Runner().model(recipe.method).style_vector(options.get("style"), options.get("style_blend_weights"))
+    recipe.check(len(styles))  # an unknown method, option or style is refused before any work
     if not isinstance(workers, int) or workers < 1:
         raise InputError(f"workers must be a positive integer; got {workers!r}", fields=("workers",))
     from ..io.image import open_pil

@@ -6,20 +6,24 @@
 once its folder is complete, so a crash at any moment leaves either a whole job or none.
 
 Any number of processes may use the store at once (WAL mode; each call opens its own connection).
-Exactly one worker runs jobs: it holds ``DATA/worker.lock`` and, on taking it, puts back in the
-queue any job left ``running`` by a worker that died (killed, power cut), so no job is ever lost.
+Any number of workers run jobs, each under its own name: a job's row records the worker that
+claimed it. A live worker holds ``DATA/workers/NAME.lock`` and beats a heartbeat into the
+``workers`` table every few seconds. A job left ``running`` by a dead worker (its lock free, or its
+heartbeat stale) goes back to the queue (:meth:`JobStore.requeue_interrupted`), so no job is ever
+lost, and no job a live worker is running is ever handed to another.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,10 +50,24 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT,
     preview INTEGER NOT NULL DEFAULT 0,
     cancel INTEGER NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    worker TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created);
+CREATE TABLE IF NOT EXISTS workers (
+    name TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    device TEXT,
+    started REAL NOT NULL,
+    heartbeat REAL NOT NULL,
+    job TEXT
+);
 """
+COLUMNS_ADDED = {"worker": "TEXT"}
+"""Columns later versions added to ``jobs``: a store made by an older impasto gets them on open."""
+STALE_AFTER = 300.0
+"""A worker whose heartbeat is older than this many seconds is dead (hung, or on a machine whose
+lock files this one cannot see), even if its lock seems held."""
 
 
 class QueueFull(Exception):
@@ -74,6 +92,8 @@ class Job:
     """Version of preview.jpg (0 = none yet); bumps each time the worker writes a newer one."""
     cancel: int
     attempts: int
+    worker: str | None = None
+    """The worker that claimed it last (None: never claimed)."""
 
     @property
     def kind(self) -> str:
@@ -95,7 +115,7 @@ class Job:
         out = {"id": self.id, "status": self.status, "kind": self.kind, "progress": round(self.progress, 4),
                "message": self.message, "method": recipe["method"], "options": recipe["options"],
                "created": self.created, "started": self.started, "finished": self.finished,
-               "preview": self.preview}
+               "preview": self.preview, "worker": self.worker, "attempts": self.attempts}
         if self.error is not None:
             out["error"] = self.error
         return out
@@ -106,9 +126,15 @@ class JobStore:
         self.root = Path(data)
         (self.root / "jobs").mkdir(parents=True, exist_ok=True)
         self.db = self.root / "jobs.sqlite"
+        (self.root / "workers").mkdir(exist_ok=True)
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(SCHEMA)
+            have = {row["name"] for row in con.execute("PRAGMA table_info(jobs)")}
+            for name, kind in COLUMNS_ADDED.items():
+                if name not in have:
+                    with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
+                        con.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -203,11 +229,38 @@ class JobStore:
 
     # --- the worker side -------------------------------------------------------------------------
 
-    def requeue_interrupted(self) -> list[str]:
-        """Jobs a dead worker left 'running' go back to the queue (or fail after MAX_ATTEMPTS)."""
+    def lock_path(self, worker: str) -> Path:
+        """The lock file a live worker called ``worker`` holds."""
+        return self.root / "workers" / f"{worker}.lock"
+
+    def worker_alive(self, worker: str | None) -> bool:
+        """Whether the worker ``worker`` holds its lock and beats its heartbeat."""
+        if worker is None:
+            return False
+        with open(self.lock_path(worker), "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                held = True
+            else:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                held = False
+        if not held:
+            return False
+        with self._connect() as con:
+            row = con.execute("SELECT heartbeat FROM workers WHERE name = ?", (worker,)).fetchone()
+        return row is None or time.time() - row["heartbeat"] < STALE_AFTER
+
+    def requeue_interrupted(self, dead: Callable[[str | None], bool] | None = None) -> list[str]:
+        """Jobs left 'running' by a dead worker go back to the queue (or fail after MAX_ATTEMPTS).
+
+        ``dead(worker)`` says whether the worker that claimed a job is gone; None: every running job's
+        worker is (the caller knows that no worker runs). The check and the update are one
+        transaction, so a worker cannot claim a job between them."""
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
-            rows = con.execute("SELECT id, attempts, cancel FROM jobs WHERE status = 'running'").fetchall()
+            rows = con.execute("SELECT id, attempts, cancel, worker FROM jobs WHERE status = 'running'").fetchall()
+            rows = [r for r in rows if dead is None or dead(r["worker"])]
             for row in rows:
                 if row["cancel"]:
                     con.execute("UPDATE jobs SET status = 'cancelled', finished = ?, message = 'cancelled' "
@@ -222,8 +275,9 @@ class JobStore:
             con.execute("COMMIT")
         return [r["id"] for r in rows]
 
-    def claim(self) -> Job | None:
-        """The oldest queued job, now marked running (atomically: no two workers get the same job)."""
+    def claim(self, worker: str = "worker") -> Job | None:
+        """The oldest queued job, now marked running by ``worker`` (atomically: no two workers get the
+        same job)."""
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             row = con.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created LIMIT 1").fetchone()
@@ -231,9 +285,25 @@ class JobStore:
                 con.execute("COMMIT")
                 return None
             con.execute("UPDATE jobs SET status = 'running', started = ?, attempts = attempts + 1, "
-                        "message = 'starting' WHERE id = ?", (time.time(), row["id"]))
+                        "message = 'starting', worker = ? WHERE id = ?", (time.time(), worker, row["id"]))
             con.execute("COMMIT")
         return self.get(row["id"])
+
+    def beat(self, worker: str, pid: int, device: str | None, job: str | None, started: float) -> None:
+        """A worker's heartbeat: it is alive, and runs ``job`` (or none)."""
+        with self._connect() as con:
+            con.execute("INSERT INTO workers (name, pid, device, started, heartbeat, job) VALUES (?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT(name) DO UPDATE SET pid = excluded.pid, device = excluded.device, "
+                        "started = excluded.started, heartbeat = excluded.heartbeat, job = excluded.job",
+                        (worker, pid, device, started, time.time(), job))
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Every worker that has beaten a heartbeat: name, pid, device, job, seconds since its beat."""
+        with self._connect() as con:
+            rows = con.execute("SELECT * FROM workers ORDER BY name").fetchall()
+        now = time.time()
+        return [{"name": r["name"], "pid": r["pid"], "device": r["device"], "job": r["job"],
+                 "started": r["started"], "heartbeat_age": round(now - r["heartbeat"], 1)} for r in rows]
 
     def update(self, job_id: str, progress: float, message: str, preview: bytes | None = None) -> bool:
         """Record progress (and a newer preview image); returns True if a cancel was asked for."""

@@ -1,10 +1,12 @@
-"""The process that runs the service's queued jobs, one at a time, with the networks kept loaded.
+"""A process that runs the service's queued jobs, one at a time, with the networks kept loaded.
 
-``python -m impasto.jobs.worker --data DIR --parent PID`` (``impasto serve`` starts it). It takes
-``DIR/worker.lock`` (waiting for a previous worker to let go), puts back any job a dead worker left
-running, then claims jobs in order. During a job it records progress four times a second and a
-preview about once a second, and stops at the next iteration when the job is cancelled. When the
-service that started it is gone, it exits at once; the next start reruns the unfinished job.
+``python -m impasto.jobs.worker --data DIR --name NAME --parent PID`` (``impasto serve`` starts one
+per ``--workers``). It takes ``DIR/workers/NAME.lock`` (waiting for a previous worker of that name
+to let go), puts back in the queue the jobs of dead workers (its own earlier life among them: the
+store says who claimed what), then claims jobs in order. A thread beats its heartbeat into the store
+every few seconds. During a job it records progress four times a second and a preview about once
+a second, and stops at the next step when the job is cancelled. When the service that started it
+is gone, it exits at once; the job goes back to the queue.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import fcntl
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ImpastoError, StylizeInterrupted
-from ..progress import CancelToken
+from ..errors import ImpastoError, Interrupted
+from ..progress import CancelToken, Event
 from .recipe import Recipe, Runner
 from .store import Job, JobStore
 
@@ -39,6 +42,9 @@ def _jpeg(image: Any, edge: int) -> bytes:
 
 
 PRUNE_EVERY = 3600.0
+ORPHANS_EVERY = 10.0
+"""How often an idle worker looks for jobs of dead workers (one that is never restarted)."""
+BEAT_EVERY = 5.0
 
 
 class _Reporter:
@@ -69,19 +75,27 @@ class _Reporter:
 
 class Worker:
     def __init__(self, store: JobStore, parent: int | None = None, device: str | None = None,
-                 keep_days: float = 0.0) -> None:
-        self.store, self.parent, self.device, self.keep_days = store, parent, device, keep_days
+                 keep_days: float = 0.0, name: str = "worker") -> None:
+        self.store, self.parent, self.device, self.keep_days, self.name = store, parent, device, keep_days, name
         self.runner = Runner()
         self.pruned = -PRUNE_EVERY
+        self.orphans_checked = -ORPHANS_EVERY
+        self.job: str | None = None
+        self.started = time.time()
 
     def parent_alive(self) -> bool:
         return self.parent is None or os.getppid() == self.parent
 
     def recipe(self, job: Job) -> Recipe:
-        recipe = Recipe.from_json(job.recipe)
-        if self.device and "device" not in recipe.options:
-            recipe = Recipe(recipe.method, {**recipe.options, "device": self.device})
-        return recipe
+        return Recipe.from_json(job.recipe).with_device(self.device)
+
+    def beat(self) -> None:
+        self.store.beat(self.name, os.getpid(), self.device, self.job, self.started)
+
+    def requeue_orphans(self) -> list[str]:
+        """Jobs of dead workers (and of this worker's earlier life) back to the queue."""
+        return self.store.requeue_interrupted(
+            lambda worker: worker == self.name or not self.store.worker_alive(worker))
 
     def run(self, job: Job) -> None:
         from ..gallery import painting
@@ -90,81 +104,77 @@ class Worker:
         styles = [painting(s.split(":", 1)[1]) if s.startswith("gallery:") else folder / s for s in job.styles]
         cancel = CancelToken()
         report = _Reporter(self, job.id, cancel)
+        first: list[Any] = []  # a video's first frame, for its thumbnail
 
-        def callback(event: Any) -> None:
-            report(event.work, f"step {event.step} of {event.iterations}", event.image,
-                   every_time=event.step == event.iterations)
+        def callback(event: Event) -> None:
+            if job.kind == "video" and not first:
+                first.append(event.image())
+            report(event.work, event.message, event.image, every_time=event.final)
 
+        self.job = job.id
         if self.store.update(job.id, 0.0, "loading"):
-            cancel.cancel()  # cancelled between claim and start: stops before the first iteration
+            cancel.cancel()  # cancelled between claim and start: stops before the first step
         try:
+            recipe = self.recipe(job)
             if job.kind == "video":
-                self._video(job, styles, cancel)
+                self.runner.run_video(recipe, folder / job.content, styles, folder / job.result_name,
+                                      callback=callback, cancel=cancel)
+                if not first or first[0] is None:
+                    raise ImpastoError(f"the video {job.result_name} has no frames")
+                self.store.finish(job.id, _jpeg(first[0], THUMB_SIZE))
                 return
-            image = self.runner.run(self.recipe(job), folder / job.content, styles, callback=callback, cancel=cancel)
-        except StylizeInterrupted as stop:
+            image = self.runner.run(recipe, folder / job.content, styles, callback=callback, cancel=cancel)
+        except Interrupted as stop:
             if not stop.cancelled:
                 raise
             self.store.cancelled(job.id)
         except ImpastoError as exc:
             self.store.fail(job.id, str(exc))
         except (RuntimeError, MemoryError, OSError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            self.store.fail(job.id, f"out of memory; try a smaller size ({first})"
-                            if "out of memory" in first.lower() or isinstance(exc, MemoryError) else first)
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            self.store.fail(job.id, f"out of memory; try a smaller size ({first_line})"
+                            if "out of memory" in first_line.lower() or isinstance(exc, MemoryError) else first_line)
         else:
             from ..io.image import encode_image
 
             self.store.finish(job.id, _jpeg(image, THUMB_SIZE), encode_image(image, "PNG"))
-
-    def _video(self, job: Job, styles: list[Any], cancel: CancelToken) -> None:
-        """The video method; a rerun after a crash resumes from the frames already in its work folder."""
-        from PIL import Image
-
-        from ..io.image import to_pil
-        from ..video.io import read_frames
-        from ..video.pipeline import work_folder
-
-        output = self.store.folder(job.id) / job.result_name
-        frames = work_folder(output)
-        report = _Reporter(self, job.id, cancel)
-
-        def newest_frame() -> Any:
-            newest = max(frames.glob("*.png"), default=None)
-            if newest is None:
-                return None
-            with Image.open(newest) as frame:
-                return frame.convert("RGB")
-
-        def callback(event: Any) -> None:
-            total = f" of {event.frames}" if event.frames else ""
-            progress = min(event.frame / event.frames, 0.99) if event.frames else 0.0
-            resumed = f", {event.resumed} resumed" if event.resumed else ""  # after a crash: kept frames
-            report(progress, f"frame {event.frame}{total}{resumed}", newest_frame, every_time=True)
-
-        self.runner.run_video(self.recipe(job), self.store.folder(job.id) / job.content, styles, output,
-                              callback=callback, cancel=cancel)
-        for first in read_frames(output):  # the first frame makes the thumbnail
-            self.store.finish(job.id, _jpeg(to_pil(first.image), THUMB_SIZE))
-            break
-        else:
-            raise ImpastoError(f"the encoded video {output.name} has no frames")
+        finally:
+            self.job = None
 
     def serve_forever(self, poll: float = 0.2) -> None:
         while self.parent_alive():
-            if self.keep_days > 0 and time.monotonic() - self.pruned >= PRUNE_EVERY:
+            now = time.monotonic()
+            if self.keep_days > 0 and now - self.pruned >= PRUNE_EVERY:
                 self.store.prune(self.keep_days * 86400)  # finished jobs past their days: files and rows
-                self.pruned = time.monotonic()
-            job = self.store.claim()
+                self.pruned = now
+            if now - self.orphans_checked >= ORPHANS_EVERY:
+                self.requeue_orphans()
+                self.orphans_checked = now
+            job = self.store.claim(self.name)
             if job is None:
                 time.sleep(poll)
             else:
                 self.run(job)
 
 
+def _beating(worker: Worker) -> threading.Event:
+    """Beat ``worker``'s heartbeat every BEAT_EVERY seconds from a thread, until the event is set."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(Exception):  # a busy database: the next beat will do
+                worker.beat()
+            stop.wait(BEAT_EVERY)
+
+    threading.Thread(target=loop, daemon=True, name="impasto-heartbeat").start()
+    return stop
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m impasto.jobs.worker")
     parser.add_argument("--data", required=True, help="the service's data folder")
+    parser.add_argument("--name", default="worker", help="this worker's name (one process per name)")
     parser.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: each job's own)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -176,11 +186,15 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a clean stop; an unfinished job reruns next start
     store = JobStore(args.data)
-    with open(store.root / "worker.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker per data folder; a dying one lets go on exit
-        store.requeue_interrupted()
+    with open(store.lock_path(args.name), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one process per worker name; a dying one lets go on exit
+        worker = Worker(store, args.parent, args.device, args.keep_days, args.name)
+        worker.beat()
+        worker.requeue_orphans()
+        stop = _beating(worker)
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C on `impasto serve`: the job reruns next time
-            Worker(store, args.parent, args.device, args.keep_days).serve_forever()
+            worker.serve_forever()
+        stop.set()
     return 0
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from ..errors import InputError, StylizeInterrupted
+from ..errors import InputError, Interrupted
 from ..io.image import ImageLike, LoadedImage, load_image, to_pil
 from ..io.mask import load_mask
 from ..losses.objective import Objective, StyleTargets, Term, build_objective, style_targets
@@ -185,7 +185,7 @@ def stylize(
 
     Returns an RGB PIL image (RGBA if the content had alpha), or with ``output="tensor"`` a
     (1, 3, H, W) tensor in [0, 1] on the run's device. Raises :class:`InputError` for bad inputs,
-    :class:`NonFiniteLossError` if the optimization diverges, and :class:`StylizeInterrupted`
+    :class:`NonFiniteLossError` if the optimization diverges, and :class:`Interrupted`
     (with the image so far as a tensor) on Ctrl-C or cancellation.
     """
     start = time.perf_counter()
@@ -214,30 +214,30 @@ def stylize(
                scales=len(edges), total_work=_work(inputs.content.size, edges, counts, plan))
     x: Tensor | None = None
     prepared: Prepared | None = None
-    for scale, (edge, count, tiles) in enumerate(zip(edges, counts, plan)):
-        prepared = prepare(inputs, cfg, device, generator, long_edge=edge)
-        if x is None:
-            init = prepared.init
-        elif cfg.optimize.upsample_detail:
-            init = upsample_with_detail(x, prepared.content)
-        else:
-            init = resize(x, spatial_size(prepared.init))
-        scale_targets = _targets_at(edge, targets, extractor, prepared, cfg)
-        if scale == 0:
-            run.setup = time.perf_counter() - start
-        try:
+    try:
+        for scale, (edge, count, tiles) in enumerate(zip(edges, counts, plan)):
+            prepared = prepare(inputs, cfg, device, generator, long_edge=edge)
+            if x is None:
+                init = prepared.init
+            elif cfg.optimize.upsample_detail:
+                init = upsample_with_detail(x, prepared.content)
+            else:
+                init = resize(x, spatial_size(prepared.init))
+            scale_targets = _targets_at(edge, targets, extractor, prepared, cfg)
+            if scale == 0:
+                run.setup = time.perf_counter() - start
             if tiles:
                 x = run.tiled(init, extractor, scale_targets, prepared, count, scale, tiles)
-            else:
-                objective = build_objective(extractor, prepared.content, scale_targets, cfg.loss, masks=prepared.masks,
-                                            autocast_dtype=autocast_dtype(cfg.network.precision, device))
-                if extra_terms and scale == len(edges) - 1:
-                    for name, (term, weight) in extra_terms.items():
-                        objective.add(name, term.to(device), weight)
-                x = run.scale(init, objective, prepared, count, scale)
-        except StylizeInterrupted as stop:
-            raise StylizeInterrupted(stop.image, stop.step, cancelled=stop.cancelled,
-                                     alpha=inputs.content.alpha) from None
+                continue
+            objective = build_objective(extractor, prepared.content, scale_targets, cfg.loss, masks=prepared.masks,
+                                        autocast_dtype=autocast_dtype(cfg.network.precision, device))
+            if extra_terms and scale == len(edges) - 1:
+                for name, (term, weight) in extra_terms.items():
+                    objective.add(name, term.to(device), weight)
+            x = run.scale(init, objective, prepared, count, scale)
+    except Interrupted as stop:  # the one place a partial result is rendered
+        raise Interrupted(run.partial(stop.partial), stop.step, cancelled=stop.cancelled,
+                          alpha=inputs.content.alpha) from None
     assert x is not None and prepared is not None
     out = finish(x, prepared, cfg)
     return out if output == "tensor" else to_pil(out, prepared.alpha)
@@ -289,6 +289,8 @@ class _Run:
     work_done: float = 0.0
     setup: float = 0.0
     state: dict = field(default_factory=dict)
+    partial: Callable[[Tensor], Tensor] = lambda x: x
+    """The optimizer's current iterate -> the finished image so far (for an interruption)."""
 
     def _optimize(self, init: Tensor, objective: Objective, count: int, scale: int,
                   render: Callable[[Tensor], Tensor]) -> Tensor:
@@ -297,9 +299,10 @@ class _Run:
         def on_step(step: int, losses: dict[str, float], x: Tensor) -> None:
             self.work_done += size[0] * size[1]
             if self.callback is not None:
-                self.callback(Progress(step, self.total, losses, time.perf_counter() - self.start,
-                                       size, self.setup, scale, self.scales,
-                                       min(1.0, self.work_done / self.total_work), lambda: render(x)))
+                self.callback(Progress(step=step, iterations=self.total, losses=losses,
+                                       elapsed=time.perf_counter() - self.start, size=size, setup=self.setup,
+                                       scale=scale, scales=self.scales,
+                                       work=min(1.0, self.work_done / self.total_work), _render=lambda: render(x)))
 
         opt = self.cfg.optimize
         gpu = init.device.type == "cuda"  # there: losses read back every 10 steps, not every step
@@ -310,11 +313,8 @@ class _Run:
         return x
 
     def scale(self, init: Tensor, objective: Objective, prepared: Prepared, count: int, scale: int) -> Tensor:
-        try:
-            return self._optimize(init, objective, count, scale, lambda x: finish(x, prepared, self.cfg))
-        except StylizeInterrupted as stop:
-            raise StylizeInterrupted(finish(stop.image, prepared, self.cfg), stop.step,
-                                     cancelled=stop.cancelled) from None
+        self.partial = lambda x: finish(x, prepared, self.cfg)
+        return self._optimize(init, objective, count, scale, self.partial)
 
     def tiled(self, init: Tensor, extractor: VGGFeatures, targets: StyleTargets | None, prepared: Prepared,
               count: int, scale: int, tiles: list[Tile]) -> Tensor:
@@ -329,13 +329,14 @@ class _Run:
             objective = build_objective(extractor, crop(prepared.content), targets, self.cfg.loss, masks=masks,
                                         autocast_dtype=dtype)
             self.state = {}  # optimizer state is per tile
-            try:
-                piece = self._optimize(canvas.crop(tile).clone(), objective, count, scale,
-                                       lambda x: finish(canvas.image(), prepared, self.cfg))
-            except StylizeInterrupted as stop:
-                canvas.paste(stop.image, tile)
-                raise StylizeInterrupted(finish(canvas.image(), prepared, self.cfg), stop.step,
-                                         cancelled=stop.cancelled) from None
+
+            def partial(x: Tensor, tile: Tile = tile) -> Tensor:  # this tile so far, pasted into the rest
+                canvas.paste(x.clamp(0, 1), tile)
+                return finish(canvas.image(), prepared, self.cfg)
+
+            self.partial = partial
+            piece = self._optimize(canvas.crop(tile).clone(), objective, count, scale,
+                                   lambda x: finish(canvas.image(), prepared, self.cfg))
             canvas.paste(piece.clamp(0, 1), tile)
         self.state = {}  # the last tile's optimizer state means nothing for the next scale
         return canvas.image()

@@ -35,8 +35,17 @@ class Settings:
     token: str | None = None
     limits: Limits = Limits()
     device: str | None = None
-    """Device for every job (None: the config default, the CPU)."""
+    """Device for every job (None: the config default, the CPU); a comma-separated list
+    (``cuda:0,cuda:1``) gives the workers their devices in turn."""
     worker: bool = True
-    """Start the worker process (tests of the API alone turn it off)."""
+    """Start the worker processes (tests of the API alone turn it off)."""
+    workers: int = 1
+    """How many worker processes run jobs side by side (one per GPU, say)."""
     keep_days: float = 30.0
     """Finished jobs (their files and rows) are deleted this many days after they end; 0 = never."""
+
+    def devices(self) -> list[str | None]:
+        """The device of each worker, in order."""
+        given: list[str | None] = [d.strip() for d in (self.device or "").split(",") if d.strip()]
+        given = given or [None]
+        return [given[i % len(given)] for i in range(self.workers)]

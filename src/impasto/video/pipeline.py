@@ -26,26 +26,23 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from torch import Tensor
 
 from ..config import non_negative, positive_int
-from ..errors import InputError
+from ..errors import InputError, StylizeInterrupted
 from ..io.image import ImageLike, load_image, save_image, to_pil
-from ..losses.temporal import TemporalTerm
-from ..nets.vgg import build_extractor
-from ..ops import color
+from ..methods import DEFAULT_VIDEO_SIZE, Method, get_method
 from ..ops.flow import PRESETS, reliable_flow, warp
 from ..ops.geometry import fit_long_edge, resize
-from ..optimize.config import StylizeConfig
-from ..optimize.pipeline import compute_targets, load_inputs, resolve, stylize
-from ..progress import CancelToken
-from ..runtime import resolve_device
+from ..progress import CancelToken, FrameProgress
 from .io import check_output, encode, probe, read_frames
+
+if TYPE_CHECKING:  # for the annotation only: the optimization's config is its method's business
+    from ..optimize.config import StylizeConfig
 
 
 @dataclass(frozen=True)
@@ -88,21 +85,6 @@ class VideoConfig:
             raise InputError(f"blend must be from 0 to 1; got {self.blend!r}", fields=("blend",))
 
 
-@dataclass(frozen=True)
-class FrameProgress:
-    """One event per frame done, passed to ``callback``."""
-
-    frame: int
-    """Frames done so far (1-based), resumed ones included."""
-    frames: int | None
-    """Frames in the run, if known."""
-    elapsed: float
-    resumed: int
-    """Frames taken from an earlier run's work folder."""
-    losses: dict[str, float] = field(default_factory=dict)
-    """The last iteration's losses of this frame (empty for resumed or fast-model frames)."""
-
-
 def work_folder(output: str | os.PathLike) -> Path:
     """Where the frames of ``output`` are kept while they are made (the folder itself for folder output)."""
     out = Path(output)
@@ -115,13 +97,13 @@ def _fingerprint(path: str | os.PathLike) -> dict[str, Any]:
     return {"path": str(p.resolve()), "size": st.st_size, "mtime": int(st.st_mtime)}
 
 
-def _settings(input: str, styles: Sequence[ImageLike], cfg: StylizeConfig, vcfg: VideoConfig,
-              model: str | None) -> dict[str, Any]:
+def _settings(input: str, styles: Sequence[ImageLike], method: str, options: dict[str, Any],
+              vcfg: VideoConfig) -> dict[str, Any]:
     style_ids = [_fingerprint(s) if isinstance(s, (str, os.PathLike)) else hashlib.sha256(
         load_image(s).rgb.numpy().tobytes()).hexdigest() for s in styles]
     return {"input": _fingerprint(input) if os.path.isfile(input) else str(Path(input).resolve()),
-            "styles": style_ids, "config": {k: repr(v) for k, v in cfg.flat().items()},
-            "video": asdict(vcfg), "model": model}
+            "styles": style_ids, "method": method, "options": {k: repr(v) for k, v in sorted(options.items())},
+            "video": asdict(vcfg)}
 
 
 def _prepare_work(folder: Path, settings: dict[str, Any], notes: list[str]) -> None:
@@ -146,6 +128,7 @@ def stylize_video(
     styles: ImageLike | Sequence[ImageLike],
     output: str | os.PathLike,
     *,
+    method: str | Method | None = None,
     config: StylizeConfig | None = None,
     video: VideoConfig | None = None,
     model: str | os.PathLike | None = None,
@@ -153,52 +136,51 @@ def stylize_video(
     callback: Callable[[FrameProgress], Any] | None = None,
     cancel: CancelToken | None = None,
     notes: list[str] | None = None,
+    cache: dict | None = None,
     style_masks: Sequence[ImageLike] | None = None,
     keep_mask: ImageLike | None = None,
     **options: Any,
 ) -> Path:
     """Stylize the video (or numbered-frame folder) ``input`` into ``output`` (a video file or a folder).
 
-    ``styles`` as for :func:`impasto.stylize`; or, with ``model`` (a fast model's name or file),
-    each frame is stylized by the network (``style`` picks one of its styles) and blended with the
-    warped previous output where the flow is reliable. Options are the image method's fields
-    (``size``, ``style_weight``...). ``notes`` collects what the caller should tell the user
-    (skipped corrupt frames, a fresh start after changed settings). Returns the output path.
+    ``method`` is any registered method (:mod:`impasto.methods`; default ``optimize``, or ``model``
+    when that is given), ``options`` its options (``size``, ``style_weight``...; for ``optimize``
+    also a whole ``config``). The optimization follows Ruder et al. (``styles`` as for
+    :func:`impasto.stylize`); a fast model (``style`` picks one of its styles) paints each frame and
+    blends it with the warped previous output where the flow is reliable; any other method paints
+    frame by frame as it defines. ``notes`` collects what the caller should tell the user (skipped
+    corrupt frames, a fresh start after changed settings). ``cache`` keeps loaded networks between
+    calls. Returns the output path.
     """
     started = time.perf_counter()
-    cfg = resolve(config, options)
     vcfg = video or VideoConfig()
     notes = notes if notes is not None else []
     style_list: list[ImageLike] = list(styles) if isinstance(styles, (list, tuple)) else [styles]  # type: ignore[list-item]
+    chosen = method if isinstance(method, Method) else get_method(
+        str(method) if method is not None else str(model) if model is not None else "optimize")
+    opts = {**(config.flat() if config is not None else {}), **options}
+    if style is not None:
+        opts["style"] = style
+    chosen.check(opts, len(style_list))
     src = str(input)
     info = probe(src)
     fmt = check_output(output)
     if os.path.exists(output) and os.path.realpath(output) == os.path.realpath(src):
         raise InputError(f"output {str(output)!r} is the input; choose another path")
-    clip_end = info.duration
-    if vcfg.start >= clip_end - 1e-6:
-        raise InputError(f"start {vcfg.start:g} s is outside the clip ({clip_end:.2f} s long)", fields=("start",))
-    if vcfg.duration is not None and vcfg.start + vcfg.duration > clip_end + 0.5:
-        raise InputError(f"start + duration = {vcfg.start + vcfg.duration:g} s is past the end of the clip "
-                         f"({clip_end:.2f} s)", fields=("start", "duration"))
-    device = resolve_device(cfg.network.device)
-    size = fit_long_edge(info.size, cfg.optimize.size)
+    _check_span(vcfg, info.duration)
+    masks = {k: v for k, v in (("style_masks", style_masks), ("keep_mask", keep_mask)) if v is not None}
+    painter = chosen.load(opts, style_list, cache=cache, **masks)
+    size = fit_long_edge(info.size, painter.size or DEFAULT_VIDEO_SIZE)
     folder = work_folder(output)
-    _prepare_work(folder, _settings(src, style_list, cfg, vcfg, str(model) if model else None), notes)
-    expected = None
-    if info.frames:
-        span = (vcfg.duration if vcfg.duration is not None else clip_end - vcfg.start)
-        expected = max(1, round(span / clip_end * info.frames)) if clip_end else info.frames
-    method = _FastFrames(model, style, vcfg, device) if model is not None else \
-        _OptimizedFrames(style_list, cfg, vcfg, device, size, {"style_masks": style_masks, "keep_mask": keep_mask})
+    _prepare_work(folder, _settings(src, style_list, chosen.name, opts, vcfg), notes)
+    expected = _expected_frames(vcfg, info)
+    frames = painter.frames(vcfg)
     done: list[tuple[float, Path]] = []
     history: deque[tuple[Tensor, Tensor]] = deque(maxlen=max(vcfg.long_term))  # (content, stylized)
     resumed = 0
     warn: list[str] = []
     for frame in read_frames(src, start=vcfg.start, duration=vcfg.duration, warn=warn):
         if cancel is not None and cancel.cancelled:
-            from ..errors import StylizeInterrupted
-
             raise StylizeInterrupted(None, frame.index, cancelled=True)
         content = resize(frame.image, size)
         path = _frame_path(folder, frame.index)
@@ -207,12 +189,14 @@ def stylize_video(
             stylized = load_image(path).rgb
             resumed += 1
         else:
-            stylized, losses = method.frame(content, list(history))
+            stylized, losses = frames.frame(content, list(history))
             save_image(to_pil(stylized), path)
         history.appendleft((content, stylized.cpu()))
         done.append((frame.time, path))
         if callback is not None:
-            callback(FrameProgress(len(done), expected, time.perf_counter() - started, resumed, losses))
+            callback(FrameProgress(frame=len(done), frames=expected, elapsed=time.perf_counter() - started,
+                                   resumed=resumed, losses=losses, _render=_constant(stylized),
+                                   work=min(1.0, len(done) / expected) if expected else 0.0))
     notes.extend(warn)
     if not done:
         raise InputError(f"no frames decoded from {src!r} between {vcfg.start:g} s and the end")
@@ -222,76 +206,25 @@ def stylize_video(
     return Path(output)
 
 
-class _OptimizedFrames:
-    """Ruder et al.: the first frame through the full pipeline, the others warped and refined."""
-
-    def __init__(self, styles: list[ImageLike], cfg: StylizeConfig, vcfg: VideoConfig, device: torch.device,
-                 size: tuple[int, int], masks: dict[str, Any]) -> None:
-        self.styles, self.cfg, self.vcfg, self.device, self.masks = styles, cfg, vcfg, device, masks
-        self.extractor = build_extractor(cfg.loss.layers, weights=cfg.network.weights, pooling=cfg.network.pooling,
-                                         device=device)
-        self.frame_cfg = cfg.replace(scales=1, iterations=vcfg.frame_iterations, initial_iterations=None)
-        self.targets: dict[int, Any] | None = None
-        self.size = size
-
-    def frame(self, content: Tensor, history: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, dict[str, float]]:
-        last: dict[str, float] = {}
-
-        def keep(event: Any) -> None:
-            last.clear()
-            last.update(event.losses)
-
-        if self.targets is None:  # style targets once, for every scale of the first frame
-            self.targets = compute_targets(load_inputs(content[0], self.styles, self.cfg), self.cfg, self.extractor,
-                                           self.device)
-        if not history:
-            out = stylize(content[0], self.styles, config=self.cfg, extractor=self.extractor, targets=self.targets,
-                          output="tensor", callback=keep, **self.masks)
-            return out.cpu(), dict(last)
-        warped, weights = self._warped(content, history)
-        init = warped[0]
-        if self.cfg.optimize.preserve_color == "luminance":  # the optimized image is luminance only
-            warped = [color.luminance_as_rgb(w) for w in warped]
-        term = TemporalTerm(warped, weights)
-        out = stylize(content[0], self.styles, config=self.frame_cfg, extractor=self.extractor,
-                      targets={self.cfg.optimize.size: self.targets[self.cfg.optimize.size]}, init_image=init[0],
-                      extra_terms={"temporal": (term, self.vcfg.temporal_weight)}, output="tensor", callback=keep,
-                      **self.masks)
-        return out.cpu(), dict(last)
-
-    def _warped(self, content: Tensor, history: list[tuple[Tensor, Tensor]]) -> tuple[list[Tensor], list[Tensor]]:
-        """Earlier stylized frames warped onto this one, with long-term weights (paper, eq. 8)."""
-        warped, weights = [], []
-        covered = torch.zeros(1, 1, *content.shape[-2:])
-        for j in sorted(self.vcfg.long_term):
-            if j > len(history):
-                break
-            earlier_content, earlier_out = history[j - 1]
-            fwd, c = reliable_flow(content, earlier_content, self.vcfg.flow_preset)
-            weights.append((c - covered).clamp_min(0))
-            covered = covered + weights[-1]
-            warped.append(warp(earlier_out, fwd))
-        return warped, weights
+def _constant(x: Tensor) -> Callable[[], Tensor]:
+    return lambda: x
 
 
-class _FastFrames:
-    """A fast model per frame, blended with the warped previous output where the flow is reliable."""
+def _check_span(vcfg: VideoConfig, clip_end: float) -> None:
+    if vcfg.start >= clip_end - 1e-6:
+        raise InputError(f"start {vcfg.start:g} s is outside the clip ({clip_end:.2f} s long)", fields=("start",))
+    if vcfg.duration is not None and vcfg.start + vcfg.duration > clip_end + 0.5:
+        raise InputError(f"start + duration = {vcfg.start + vcfg.duration:g} s is past the end of the clip "
+                         f"({clip_end:.2f} s)", fields=("start", "duration"))
 
-    def __init__(self, model: str | os.PathLike, style: str | None, vcfg: VideoConfig, device: torch.device) -> None:
-        from ..fast.model import load_model
 
-        self.model = load_model(model, device=device)
-        self.weights = self.model.style_vector(style)
-        self.vcfg = vcfg
-
-    def frame(self, content: Tensor, history: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, dict[str, float]]:
-        out = self.model.run(content, self.weights, tile=2048).cpu()
-        if history and self.vcfg.blend > 0:
-            earlier_content, earlier_out = history[0]
-            fwd, c = reliable_flow(content, earlier_content, self.vcfg.flow_preset)
-            keep = self.vcfg.blend * c
-            out = keep * warp(earlier_out, fwd) + (1 - keep) * out
-        return out.clamp(0, 1), {}
+def _expected_frames(vcfg: VideoConfig, info: Any) -> int | None:
+    """How many frames the run will make, if the container says how many it has."""
+    if not info.frames:
+        return None
+    clip_end = info.duration
+    span = vcfg.duration if vcfg.duration is not None else clip_end - vcfg.start
+    return max(1, round(span / clip_end * info.frames)) if clip_end else info.frames
 
 
 def warping_error(frames: Sequence[Tensor], inputs: Sequence[Tensor], preset: str = "fast") -> float:

@@ -74,22 +74,26 @@ async function loadMethods() {
   for (const m of state.methods.filter((m) => m.name !== "optimize")) {
     const o = document.createElement("option");
     o.value = m.name;
-    o.textContent = `${m.name} (fast model, under a second; its ${m.styles.length} gallery styles)`;
+    o.textContent = m.styles ? `${m.name}: ${m.summary}; ${m.styles.length} gallery styles` : `${m.name}: ${m.summary}`;
     select.append(o);
   }
   select.addEventListener("change", methodChanged);
 }
 
+function currentMethod() {
+  return state.methods.find((m) => m.name === $("method").value);
+}
+
 function methodChanged() {
-  const fast = $("method").value !== "optimize";
-  $("strength-row").hidden = fast;
-  $("style-drop").hidden = fast;
-  if (fast) {
-    const styles = state.methods.find((m) => m.name === $("method").value).styles;
-    for (const b of $("gallery").children) b.disabled = !styles.includes(b.dataset.name);
-    if (!styles.includes(state.styleName)) selectGallery(styles[0]);
-  } else {
+  const m = currentMethod();
+  $("strength-row").hidden = !m.options.includes("strength");
+  $("style-drop").hidden = !m.takes_styles;
+  if (m.takes_styles) {
     for (const b of $("gallery").children) b.disabled = false;
+  } else {
+    const styles = m.styles || [];
+    for (const b of $("gallery").children) b.disabled = !styles.includes(b.dataset.name);
+    if (styles.length && !styles.includes(state.styleName)) selectGallery(styles[0]);
   }
 }
 
@@ -98,14 +102,19 @@ async function submit(event) {
   event.preventDefault();
   $("form-error").textContent = "";
   if (!state.content) { $("form-error").textContent = "Choose a photo first."; return; }
-  if (!state.styleFile && !state.styleName) { $("form-error").textContent = "Choose a painting."; return; }
+  const m = currentMethod();
+  const needsStyle = m.takes_styles || (m.styles && m.styles.length);
+  if (needsStyle && !state.styleFile && !state.styleName) {
+    $("form-error").textContent = "Choose a painting."; return;
+  }
   const form = new FormData();
   form.append("content", state.content);
-  if (state.styleFile) form.append("style", state.styleFile); else form.append("style", state.styleName);
-  form.append("method", $("method").value);
-  form.append("size", $("size").value);
-  if ($("method").value === "optimize") form.append("strength", $("strength").value);
-  if ($("preserve-color").checked) form.append("preserve_color", "luminance");
+  if (m.takes_styles && state.styleFile) form.append("style", state.styleFile);
+  else if (needsStyle) form.append("style", state.styleName);
+  form.append("method", m.name);
+  if (m.options.includes("size")) form.append("size", $("size").value);
+  if (m.options.includes("strength")) form.append("strength", $("strength").value);
+  if ($("preserve-color").checked && m.options.includes("preserve_color")) form.append("preserve_color", "luminance");
   $("start").disabled = true;
   try {
     const job = await api("/api/jobs", { method: "POST", body: form });

@@ -1,0 +1,201 @@
+"""What every method is, and the registry that finds one by name.
+
+A *method* is a way of painting a photo: the optimization (Gatys et al.), a fast model (Johnson et
+al., Dumoulin et al.), or one a plug-in adds. Jobs, batches, videos and the service know methods
+only through :class:`Method`, so a new one is a class and a :func:`register` call, with no edit to
+``jobs/``, ``video/`` or ``serve/``:
+
+* ``name``, ``summary``, ``takes_styles`` (does it take style *images*?), ``styles`` (the named
+  styles of its own, a fast model's), ``option_types()`` (its options as plain data: name ->
+  annotated type), ``web_options`` (which of them a web client may set);
+* ``check(options, n_styles)`` refuses bad options before any work, naming the option;
+* ``load(options, styles, cache=...)`` returns a :class:`Painter`: networks loaded, style targets
+  computed; its ``image(content)`` paints one photo and its ``frames(video)`` one video's frames.
+
+Plug-ins register themselves when imported. impasto imports the modules named by the entry-point
+group ``impasto.methods`` of installed packages and by the ``IMPASTO_PLUGINS`` environment
+variable (comma-separated module names), once, at the first lookup: so the service's worker
+processes and a batch's pool processes see the same methods as the process that started them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from ..errors import InputError
+
+PLUGINS_ENV = "IMPASTO_PLUGINS"
+ENTRY_POINTS = "impasto.methods"
+DEFAULT_VIDEO_SIZE = 512
+"""Long edge of a video's frames when the method's own size is None (the input's size)."""
+
+
+class FramePainter:
+    """Paints one video's frames in order; ``history`` holds the earlier (content, stylized) pairs,
+    newest first, both (1, 3, H, W) on the CPU."""
+
+    def frame(self, content: Any, history: Sequence[tuple[Any, Any]]) -> tuple[Any, dict[str, float]]:
+        raise NotImplementedError
+
+
+class Painter:
+    """A method loaded for one set of options and styles: call it on as many photos as you like."""
+
+    size: int | None = None
+    """The output's long edge (None = the input's size)."""
+
+    def image(self, content: Any, *, callback: Callable[[Any], Any] | None = None, cancel: Any = None,
+              output: str = "pil") -> Any:
+        """``content`` (a path, PIL image or (3, H, W) tensor) painted: a PIL image, or with
+        ``output="tensor"`` a (1, 3, H, W) tensor in [0, 1]."""
+        raise NotImplementedError
+
+    def frames(self, video: Any) -> FramePainter:
+        """A video's frames (``video`` is a :class:`impasto.video.VideoConfig`). By default each frame
+        is painted on its own; a method that can be temporally consistent overrides this."""
+        return _EachFrame(self)
+
+
+class _EachFrame(FramePainter):
+    def __init__(self, painter: Painter) -> None:
+        self.painter = painter
+
+    def frame(self, content: Any, history: Sequence[tuple[Any, Any]]) -> tuple[Any, dict[str, float]]:
+        return self.painter.image(content[0], output="tensor").cpu(), {}
+
+
+class Method:
+    """Base class of a method; subclasses set the class attributes and define ``option_types`` and
+    ``load`` (see the module's docstring)."""
+
+    name: str = ""
+    summary: str = ""
+    takes_styles: ClassVar[bool] = False
+    """True: the job's style images are its input (the optimization). False: it paints styles of
+    its own, named by the ``style`` option if it has several (a fast model)."""
+    styles: tuple[str, ...] | None = None
+    """The named styles of its own, or None."""
+    web_options: tuple[str, ...] = ()
+    """The options a web client may set (never paths on the server, devices or memory settings)."""
+
+    def option_types(self) -> Mapping[str, Any]:
+        """Option name -> annotated type (``int | None``...): how a form field or flag is parsed."""
+        raise NotImplementedError
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        return tuple(self.option_types())
+
+    def check(self, options: Mapping[str, Any], n_styles: int) -> None:
+        """Refuse bad options (and a wrong number of style images) with :class:`InputError` naming the
+        option. This default refuses unknown options and style images the method does not take."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise InputError(f"the method {self.name!r} takes only {', '.join(self.options) or 'no options'}; "
+                             f"not {', '.join(unknown)}", fields=tuple(unknown))
+        if n_styles and not self.takes_styles:
+            what = "name one with style instead of giving style images" if self.styles else "give none"
+            raise InputError(f"the method {self.name!r} paints only its own styles; {what}", fields=("style",))
+        if not n_styles and self.takes_styles:
+            raise InputError(f"the {self.name} method needs at least one style image")
+        size = options.get("size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+            raise InputError(f"size must be a positive integer; got {size!r}", fields=("size",))
+
+    def check_web(self, options: Mapping[str, Any]) -> None:
+        """What only a web client is refused (on top of :meth:`check`); nothing by default."""
+
+    def cost(self, options: Mapping[str, Any]) -> dict[str, int]:
+        """The figures a server bounds (``size``, ``iterations``), as the options set them."""
+        size = options.get("size")
+        return {"size": size} if isinstance(size, int) else {}
+
+    def load(self, options: Mapping[str, Any], styles: Sequence[Any], *, cache: dict | None = None,
+             **inputs: Any) -> Painter:
+        """A ready :class:`Painter`. ``cache`` (a dict the caller keeps) lets loaded networks be
+        reused between calls; ``inputs`` are method-specific extra inputs (masks)."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What ``/api/methods`` shows."""
+        return {"name": self.name, "summary": self.summary, "takes_styles": self.takes_styles,
+                "styles": list(self.styles) if self.styles is not None else None,
+                "options": list(self.web_options)}
+
+
+# --- the registry ---------------------------------------------------------------------------------
+
+_registry: dict[str, Method] = {}
+_resolvers: list[Callable[[str], Method | None]] = []
+_lock = threading.RLock()
+_loaded = False
+
+
+def register(method: Method, *, replace: bool = False) -> Method:
+    """Make ``method`` available by its name; refuses a name already taken unless ``replace``."""
+    if not method.name or not isinstance(method.name, str):
+        raise ValueError("a method needs a name")
+    with _lock:
+        if method.name in _registry and not replace:
+            raise ValueError(f"a method named {method.name!r} is already registered")
+        _registry[method.name] = method
+    return method
+
+
+def unregister(name: str) -> None:
+    with _lock:
+        _registry.pop(name, None)
+
+
+def add_resolver(resolve: Callable[[str], Method | None]) -> None:
+    """``resolve(name)`` returns a method for names no one registered (a fast model's file), or None."""
+    with _lock:
+        _resolvers.append(resolve)
+
+
+def load_plugins() -> None:
+    """Import the built-in methods, then the plug-ins (entry points, ``$IMPASTO_PLUGINS``), once."""
+    global _loaded
+    with _lock:
+        if _loaded:
+            return
+        _loaded = True
+        from importlib.metadata import entry_points
+
+        from . import fast_models, optimization  # noqa: F401 - they register themselves
+
+        for entry in entry_points(group=ENTRY_POINTS):
+            loaded = entry.load()
+            if isinstance(loaded, Method):
+                register(loaded, replace=True)
+        for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise InputError(f"cannot import the plug-in {module!r} named in ${PLUGINS_ENV}: {exc}") from None
+
+
+def get_method(name: str) -> Method:
+    """The method called ``name``: a registered one, or one a resolver finds (a model file)."""
+    load_plugins()
+    with _lock:
+        if name in _registry:
+            return _registry[name]
+        resolvers = list(_resolvers)
+    for resolve in resolvers:
+        found = resolve(name)
+        if found is not None:
+            return found
+    raise InputError(f"unknown method {name!r}; valid: {', '.join(available())} (or a fast model's file)",
+                     fields=("method",))
+
+
+def available() -> dict[str, Method]:
+    """Every registered method by name, the optimization first."""
+    load_plugins()
+    with _lock:
+        return dict(sorted(_registry.items(), key=lambda kv: (kv[0] != "optimize", kv[0])))

@@ -1,0 +1,153 @@
+"""What a job submission is made of, checked: the uploaded files and the form's method and options.
+
+Every problem is an :class:`HTTPProblem` (status and one line) or an :class:`InputError` naming
+the field (422). The method comes from the registry (:mod:`impasto.methods`), so a plug-in's
+method is submitted like the built-in ones: its ``web_options`` are the fields a client may set.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import PIL.Image
+from starlette.datastructures import UploadFile
+
+from ..errors import ImageError, ImageTooLarge, InputError
+from ..jobs.recipe import OPTIMIZE, Recipe, options_from_text
+from ..methods import get_method
+from .settings import Limits
+
+VIDEO_CONTAINERS = {"mp4": ".mp4", "mov": ".mov", "matroska": ".mkv", "webm": ".webm", "avi": ".avi"}
+DEFAULT_SIZE = 512
+"""The output's long edge when a form does not say (at most the server's max_size)."""
+
+
+class HTTPProblem(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+@dataclass
+class Submission:
+    """A job's form, read: the content's bytes, the uploaded styles, gallery style names, text fields."""
+
+    content: bytes | None = None
+    styles: list[bytes] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+async def read_submission(form: Any, max_bytes: int, limits: Limits) -> Submission:
+    """The parts of a multipart form; refuses repeated, unexpected or oversized parts."""
+    got = Submission()
+    total = 0
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            data = await value.read(max_bytes + 1)
+            total += len(data)
+            if total > max_bytes:
+                raise HTTPProblem(413, f"upload is above the limit of {limits.max_upload_mb:g} MB")
+            if key == "content":
+                if got.content is not None:
+                    raise InputError("give one content image", fields=("content",))
+                got.content = data
+            elif key == "style":
+                got.styles.append(data)
+            else:
+                raise InputError(f"unexpected file field {key!r}; files go in 'content' and 'style'", fields=(key,))
+        elif key == "style":
+            if value.strip():  # an empty field (an unset form input) is no style
+                got.names.append(value.strip())
+        elif key == "content":
+            raise InputError("content must be an image file", fields=("content",))
+        elif key in got.fields:
+            raise InputError(f"option {key!r} given twice", fields=(key,))
+        else:
+            got.fields[key] = value
+    if got.content is None:
+        raise InputError("no content image: send the photo as the file field 'content'", fields=("content",))
+    if len(got.styles) + len(got.names) > limits.max_styles:
+        raise InputError(f"at most {limits.max_styles} styles", fields=("style",))
+    return got
+
+
+def image_extension(data: bytes, what: str, limits: Limits) -> str:
+    """Check that ``data`` is an image Pillow can decode within the pixel limit; its file extension."""
+    from ..io.image import decode_image
+
+    try:
+        decode_image(data, what, max_pixels=limits.max_input_pixels)
+    except ImageTooLarge as exc:  # over the pixel limit (a decompression bomb, or just too big)
+        raise HTTPProblem(422, str(exc)) from None
+    except ImageError as exc:  # not an image at all
+        raise HTTPProblem(415, str(exc)) from None
+    with PIL.Image.open(io.BytesIO(data)) as img:  # decoded fine above; only its format is read here
+        fmt = img.format or ""
+    return {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp",
+            "GIF": ".gif"}.get(fmt, ".img")
+
+
+def content_extension(data: bytes, limits: Limits) -> str:
+    """The content is an image, or else a video (the video method); its file extension."""
+    try:
+        return image_extension(data, "content", limits)
+    except HTTPProblem as problem:
+        if problem.status != 415:
+            raise
+    try:
+        import av
+    except ImportError:
+        raise HTTPProblem(415, "content is not an image (videos need impasto[video] on the server)") from None
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.video:
+                raise HTTPProblem(415, "content is neither an image nor a video")
+            stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            seconds = (container.duration or 0) / 1_000_000 or float((stream.duration or 0) * (stream.time_base or 0))
+            names = container.format.name.split(",")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError):
+        raise HTTPProblem(415, "content is neither an image nor a video Pillow or FFmpeg can read") from None
+    if width * height > limits.max_input_pixels:
+        raise HTTPProblem(422, f"video frames of {width}x{height} are over the limit of "
+                               f"{limits.max_input_pixels / 1e6:.0f} Mpx")
+    if seconds > limits.max_video_seconds:
+        raise HTTPProblem(422, f"video of {seconds:.1f} s is longer than this server's limit of "
+                               f"{limits.max_video_seconds:g} s")
+    return next((ext for name, ext in VIDEO_CONTAINERS.items() if name in names), ".mp4")  # mp4 before mov
+
+
+def build_recipe(fields: dict[str, str], n_style_files: int, style_names: list[str], limits: Limits) -> Recipe:
+    """The recipe the form describes, checked against the limits; InputError names the field.
+
+    For a method that takes style images, a text ``style`` field names a gallery painting; for one
+    that paints styles of its own, it names one of those (its ``style`` option)."""
+    from ..gallery import painting
+
+    method = get_method(fields.pop("method", OPTIMIZE) or OPTIMIZE)
+    options = options_from_text(fields, method)
+    if method.takes_styles:
+        for name in style_names:
+            painting(name)
+        n_styles = n_style_files + len(style_names)
+    else:
+        if len(style_names) > 1:
+            raise InputError(f"the method {method.name!r} takes one style name (or style_blend_weights)",
+                             fields=("style",))
+        if style_names:
+            if "style" not in method.web_options:
+                raise InputError(f"the method {method.name!r} takes no style", fields=("style",))
+            options["style"] = style_names[0]
+        n_styles = n_style_files
+    if "size" in method.web_options:
+        options.setdefault("size", min(DEFAULT_SIZE, limits.max_size))
+    method.check(options, n_styles)
+    method.check_web(options)
+    bounds = {"size": limits.max_size, "iterations": limits.max_iterations}
+    for name, value in method.cost(options).items():
+        if name in bounds and value > bounds[name]:
+            raise InputError(f"{name} {value} is above this server's limit of {bounds[name]}", fields=(name,))
+    return Recipe(method.name, options)
