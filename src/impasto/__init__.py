@@ -9,7 +9,6 @@ helpers), ``nets`` (the VGG loss network), ``losses`` (terms and the objective),
 (``optimize``), with ``cli`` on top. Importing it does no work beyond importing torch.
 """
 
-from .config import LossConfig, NetworkConfig
 from .errors import (
     ImageError,
     ImageTooLarge,
@@ -20,7 +19,8 @@ from .errors import (
     StylizeInterrupted,
 )
 from .io import load_image, save_image
-from .nets import VGGFeatures, build_extractor
+from .losses import LossConfig
+from .nets import NetworkConfig, VGGFeatures, build_extractor
 from .optimize import OptimizeConfig, StylizeConfig, stylize
 from .progress import CancelToken, Progress
 

@@ -20,6 +20,7 @@ import torch
 from .io.image import ImageLike, load_image
 from .losses.basic import gram_matrix
 from .nets.vgg import CONTENT_LAYERS, STYLE_LAYERS, VGGFeatures, build_extractor
+from .ops.color import luminance
 from .ops.geometry import fit_long_edge, resize, spatial_size
 
 CONTENT_LAYER = CONTENT_LAYERS[0]
@@ -63,7 +64,7 @@ def lattice_peaks(image: ImageLike, periods: tuple[int, ...] = (2, 4)) -> dict[i
     raise it too); a visible crosshatch on the 2- or 4-pixel lattice scores well above 10.
     """
     x = load_image(image).flat_rgb()
-    y = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None].double()
+    y = luminance(x.double())
     blur = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(y, (2, 2, 2, 2), mode="replicate"), 5, 1)
     h, w = spatial_size(y)
     window = torch.hann_window(h, periodic=False, dtype=torch.float64)[:, None] * \
@@ -89,8 +90,7 @@ average out, fine enough to hold a horizon, a roof line, a ridge."""
 
 def _gradient_magnitude(image: torch.Tensor) -> torch.Tensor:
     """|grad| of the luminance of a (1, 3, H, W) image, by central differences (replicate edges)."""
-    y = 0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]
-    p = torch.nn.functional.pad(y.double(), (1, 1, 1, 1), mode="replicate")
+    p = torch.nn.functional.pad(luminance(image.double()), (1, 1, 1, 1), mode="replicate")
     gx = (p[..., 1:-1, 2:] - p[..., 1:-1, :-2]) / 2
     gy = (p[..., 2:, 1:-1] - p[..., :-2, 1:-1]) / 2
     return (gx.square() + gy.square()).sqrt()

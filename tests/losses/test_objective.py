@@ -1,8 +1,7 @@
 import pytest
 import torch
 
-from impasto.config import LossConfig
-from impasto.losses import content_loss, tv_loss
+from impasto.losses import LossConfig, content_loss, tv_loss
 from impasto.losses.objective import Objective, Term, build_objective, style_targets
 from impasto.nets.vgg import build_extractor
 
@@ -86,7 +85,7 @@ def test_an_objective_without_terms_is_a_zero(extractor):
 def test_batch_style_term_equals_each_style_on_its_own_crops():
     """Training's batch term (targets indexed per crop) gives what one term per style, applied to
     that style's crops and weighted by their share, gives."""
-    from impasto.config import LossConfig
+    from impasto.losses import LossConfig
     from impasto.losses.objective import BatchContext, BatchStyleTerm, StyleLayerTerm, StyleTerm, style_targets
     from impasto.nets.vgg import build_extractor
 

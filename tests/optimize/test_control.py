@@ -8,9 +8,9 @@ from PIL import Image
 
 import impasto
 from impasto.cli import main
-from impasto.config import STRENGTH_MAX, LossConfig
 from impasto.errors import InputError
 from impasto.io.image import load_image
+from impasto.losses import STRENGTH_MAX, LossConfig
 from impasto.nets.vgg import layer_mask, layer_size
 from impasto.ops.geometry import rotate
 from impasto.ops.regions import region_masks

@@ -31,11 +31,13 @@ ALPHA_HELP = (
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of every StylizeConfig field (shared by ``stylize``, ``video`` and ``batch``)."""
-    from ..config import DEFAULT_STYLE_WEIGHT, DEVICE_CHOICES, PRESERVE_COLOR_CHOICES
+    from ..config import DEVICE_CHOICES
     from ..losses import NORMALIZATIONS, STYLE_LOSSES
+    from ..losses.config import DEFAULT_STYLE_WEIGHT
     from ..nets.vgg import POOLING_CHOICES, WEIGHT_CHOICES
+    from ..ops.color import PRESERVE_COLOR_CHOICES
     from ..optimize.config import INIT_CHOICES, StylizeConfig
-    from ..optimize.optimizers import OPTIMIZERS
+    from ..optimize.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
 
     d = SimpleNamespace(**StylizeConfig().flat())
     g = p.add_argument_group("size and length")
@@ -80,8 +82,7 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
 
     g = p.add_argument_group("style loss and spatial control")
     g.add_argument("--style-loss", choices=tuple(STYLE_LOSSES), default=d.style_loss,
-                   help="gram: Gram matrices (Gatys); meancov: mean and covariance (Wasserstein-2); "
-                        "mrf: nearest 3x3 neural patches (Li & Wand), keeps local structure")
+                   help="; ".join(f"{name}: {kind.help}" for name, kind in STYLE_LOSSES.items()))
     g.add_argument("--mrf-stride", type=positive_int, default=d.mrf_stride,
                    help="mrf: sample style patches every N positions (1 = all; slower)")
     g.add_argument("--style-rotations", type=numbers, default=d.style_rotations, metavar="DEG,DEG",
@@ -97,7 +98,7 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("optimization")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="optimizer")
     g.add_argument("--learning-rate", type=number, default=d.learning_rate,
-                   help="step size; default: lbfgs 1.0, adam 0.02, gd 0.01")
+                   help="step size; default: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATES.items()))
     g.add_argument("--ema", "--ema-decay", dest="ema_decay", type=number, default=d.ema_decay, metavar="DECAY",
                    help="output an exponential moving average of the iterates (e.g. 0.9) for a cleaner image")
     g.add_argument("--init", default=d.init, help=f"start image: {' or '.join(INIT_CHOICES)} or an image path")

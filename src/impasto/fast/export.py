@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from ..io.atomic import atomic_path
-from .model import StyleModel
+
+if TYPE_CHECKING:  # the model imports this module (for use_onnx), never the other way at run time
+    from .model import StyleModel
 
 OPSET = 17
 

@@ -143,7 +143,7 @@ class StyleModel:
         keeps the photo's colors. Images larger than ``tile`` px (default 1024 on CPU, 2048 on
         GPU) run in overlapping feathered tiles, so memory stays bounded at print size.
         """
-        if preserve_color not in (None, "luminance"):
+        if preserve_color not in (None, "luminance"):  # histogram matching needs a style image
             raise InputError(f"unknown preserve_color {preserve_color!r}; valid: luminance", fields=("preserve_color",))
         weights = self.style_vector(style, style_blend_weights)
         loaded = load_image(image, reduce_to=size if isinstance(size, int) and size > 0 else None)
@@ -155,8 +155,7 @@ class StyleModel:
         if tile is None:
             tile = 2048 if self.device.type == "cuda" else 1024
         out = self.run(x, weights, tile=tile).float().cpu().clamp(0, 1)
-        if preserve_color == "luminance":
-            out = color.recombine_luminance(out, x)
+        out = color.restore(out, x, preserve_color)
         return out if output == "tensor" else to_pil(out, loaded.alpha)
 
     def save(self, path: str | os.PathLike) -> None:

@@ -28,10 +28,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..config import LossConfig, NetworkConfig, options_for, positive, positive_int
+from ..config import options_for, positive, positive_int
 from ..errors import InputError, NonFiniteLossError, StylizeInterrupted
 from ..io.atomic import atomic_path
 from ..io.image import ImageLike, load_image, save_image, to_pil
+from ..losses.config import LossConfig
 from ..losses.objective import (
     BatchContentTerm,
     BatchContext,
@@ -42,6 +43,7 @@ from ..losses.objective import (
     style_targets,
 )
 from ..losses.style import STYLE_LOSSES
+from ..nets.config import NetworkConfig
 from ..nets.transformer import TransformerNet
 from ..nets.vgg import build_extractor
 from ..ops.geometry import fit_long_edge, resize, spatial_size

@@ -154,10 +154,3 @@ class ContentLoss(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         return self.weight * content_loss(features, self.target, self.normalization)
-
-
-class TVLoss(nn.Module):
-    """Total-variation loss of the image itself (no target)."""
-
-    def forward(self, image: Tensor) -> Tensor:
-        return tv_loss(image)

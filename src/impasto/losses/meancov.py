@@ -13,28 +13,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..ops.stats import mean_cov, sym_power
 from .style import StyleLossKind, Target, register_style_loss
-
-
-def mean_cov(features: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """(Weighted) means (N, C) and covariances (N, C, C) of the feature vectors of (N, C, H, W) maps."""
-    n, c, h, w = features.shape
-    x = features.permute(0, 2, 3, 1).reshape(n, h * w, c).float()  # free for channels-last
-    if mask is None:
-        mu = x.mean(1)
-        xc = x - mu[:, None]
-        return mu, xc.transpose(1, 2) @ xc / (h * w)
-    weights = mask.expand(n, 1, h, w).reshape(n, h * w, 1).to(x)
-    total = weights.sum(1).clamp_min(1e-8)  # (N, 1)
-    mu = (weights * x).sum(1) / total
-    xc = x - mu[:, None]
-    return mu, (xc * weights).transpose(1, 2) @ xc / total[:, :, None]
 
 
 def sym_sqrt(matrix: Tensor) -> Tensor:
     """Square roots of symmetric PSD matrices (..., C, C), in float64."""
-    vals, vecs = torch.linalg.eigh(matrix.double())
-    return (vecs * vals.clamp_min(0).sqrt()[..., None, :]) @ vecs.transpose(-1, -2)
+    return sym_power(matrix, 0.5)
 
 
 def wasserstein2(mu_x: Tensor, cov_x: Tensor, target: Target) -> Tensor:
@@ -54,6 +39,8 @@ def wasserstein2(mu_x: Tensor, cov_x: Tensor, target: Target) -> Tensor:
 class MeanCovLoss(StyleLossKind):
     name = "meancov"
     weight_scale = 0.5
+    bytes_per_pixel = 3600  # 1298 MiB peak at 512x512
+    help = "mean and covariance (Wasserstein-2)"
 
     def target(self, style_features: list[Tensor]) -> Target:
         c = style_features[0].shape[1]

@@ -57,6 +57,8 @@ class MRFLoss(StyleLossKind):
     default_layers = ("relu3_1", "relu4_1")
     weight_scale = 0.27
     trains = False  # patch matching per image and per step: far too slow for training
+    bytes_per_pixel = 3400  # 1153 MiB peak at 512x512
+    help = "nearest 3x3 neural patches (Li & Wand), keeps local structure"
 
     def target(self, style_features: list[Tensor]) -> Target:
         k, stride = self.options.patch_size, self.options.patch_stride

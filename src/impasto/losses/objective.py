@@ -16,10 +16,10 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..config import LossConfig
 from ..nets.vgg import VGGFeatures, layer_mask, layer_size
 from ..ops.geometry import spatial_size
 from .basic import ContentLoss, content_loss, relative_weight, tv_loss
+from .config import LossConfig
 from .style import StyleLossKind, StyleLossOptions, Target, get_style_loss, stack_targets
 
 

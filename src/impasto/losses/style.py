@@ -57,6 +57,13 @@ class StyleLossKind:
     weight_scale: ClassVar[float] = 1.0
     trains: ClassVar[bool] = True
     """Whether a feed-forward network can be trained with it (a batch's statistics at once)."""
+    bytes_per_pixel: ClassVar[int] = 3600
+    """Peak resident bytes per output pixel of one forward/backward pass through the default layers
+    (activations and their gradients through relu5_1, the image copies), for the memory plan:
+    measured with ``python benchmarks/core.py --losses`` at 512x512 on a CPU, minus about 400 MiB
+    of interpreter, torch and weights, rounded up for safety."""
+    help: ClassVar[str] = ""
+    """One line for ``--help`` and the docs."""
 
     def __init__(self, options: StyleLossOptions | None = None) -> None:
         self.options = options or StyleLossOptions()
@@ -98,6 +105,8 @@ class GramLoss(StyleLossKind):
     """Gatys et al. (2016): squared distance between (guided) Gram matrices."""
 
     name = "gram"
+    bytes_per_pixel = 3200  # 1127 MiB peak at 512x512
+    help = "Gram matrices (Gatys)"
 
     def target(self, style_features: list[Tensor]) -> Target:
         return {"gram": torch.stack([gram_matrix(f) for f in style_features]).mean(0)}

@@ -1,4 +1,5 @@
-"""What every method is, and the registry that finds one by name.
+"""What every method is: :class:`Method` and the :class:`Painter` it loads (the registry that finds
+one by name is :mod:`.registry`).
 
 A *method* is a way of painting a photo: the optimization (Gatys et al.), a fast model (Johnson et
 al., Dumoulin et al.), or one a plug-in adds. Jobs, batches, videos and the service know methods
@@ -11,25 +12,15 @@ only through :class:`Method`, so a new one is a class and a :func:`register` cal
 * ``check(options, n_styles)`` refuses bad options before any work, naming the option;
 * ``load(options, styles, cache=...)`` returns a :class:`Painter`: networks loaded, style targets
   computed; its ``image(content)`` paints one photo and its ``frames(video)`` one video's frames.
-
-Plug-ins register themselves when imported. impasto imports the modules named by the entry-point
-group ``impasto.methods`` of installed packages and by the ``IMPASTO_PLUGINS`` environment
-variable (comma-separated module names), once, at the first lookup: so the service's worker
-processes and a batch's pool processes see the same methods as the process that started them.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..errors import InputError
 
-PLUGINS_ENV = "IMPASTO_PLUGINS"
-ENTRY_POINTS = "impasto.methods"
 DEFAULT_VIDEO_SIZE = 512
 """Long edge of a video's frames when the method's own size is None (the input's size)."""
 
@@ -125,77 +116,3 @@ class Method:
         return {"name": self.name, "summary": self.summary, "takes_styles": self.takes_styles,
                 "styles": list(self.styles) if self.styles is not None else None,
                 "options": list(self.web_options)}
-
-
-# --- the registry ---------------------------------------------------------------------------------
-
-_registry: dict[str, Method] = {}
-_resolvers: list[Callable[[str], Method | None]] = []
-_lock = threading.RLock()
-_loaded = False
-
-
-def register(method: Method, *, replace: bool = False) -> Method:
-    """Make ``method`` available by its name; refuses a name already taken unless ``replace``."""
-    if not method.name or not isinstance(method.name, str):
-        raise ValueError("a method needs a name")
-    with _lock:
-        if method.name in _registry and not replace:
-            raise ValueError(f"a method named {method.name!r} is already registered")
-        _registry[method.name] = method
-    return method
-
-
-def unregister(name: str) -> None:
-    with _lock:
-        _registry.pop(name, None)
-
-
-def add_resolver(resolve: Callable[[str], Method | None]) -> None:
-    """``resolve(name)`` returns a method for names no one registered (a fast model's file), or None."""
-    with _lock:
-        _resolvers.append(resolve)
-
-
-def load_plugins() -> None:
-    """Import the built-in methods, then the plug-ins (entry points, ``$IMPASTO_PLUGINS``), once."""
-    global _loaded
-    with _lock:
-        if _loaded:
-            return
-        _loaded = True
-        from importlib.metadata import entry_points
-
-        from . import fast_models, optimization  # noqa: F401 - they register themselves
-
-        for entry in entry_points(group=ENTRY_POINTS):
-            loaded = entry.load()
-            if isinstance(loaded, Method):
-                register(loaded, replace=True)
-        for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
-            try:
-                importlib.import_module(module)
-            except ImportError as exc:
-                raise InputError(f"cannot import the plug-in {module!r} named in ${PLUGINS_ENV}: {exc}") from None
-
-
-def get_method(name: str) -> Method:
-    """The method called ``name``: a registered one, or one a resolver finds (a model file)."""
-    load_plugins()
-    with _lock:
-        if name in _registry:
-            return _registry[name]
-        resolvers = list(_resolvers)
-    for resolve in resolvers:
-        found = resolve(name)
-        if found is not None:
-            return found
-    raise InputError(f"unknown method {name!r}; valid: {', '.join(available())} (or a fast model's file)",
-                     fields=("method",))
-
-
-def available() -> dict[str, Method]:
-    """Every registered method by name, the optimization first."""
-    load_plugins()
-    with _lock:
-        return dict(sorted(_registry.items(), key=lambda kv: (kv[0] != "optimize", kv[0])))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .base import FramePainter, Method, Painter, add_resolver, register
+from .base import FramePainter, Method, Painter
 
 OPTION_TYPES: dict[str, Any] = {
     "size": int | None, "style": str | None, "style_blend_weights": tuple[float, ...] | None,
@@ -107,8 +107,7 @@ class FastFrames(FramePainter):
 
         p = self.painter
         out = p.model.run(content, p.weights, tile=p.tile or 2048).cpu().float().clamp(0, 1)
-        if p.preserve_color == "luminance":
-            out = color.recombine_luminance(out, content)
+        out = color.restore(out, content, p.preserve_color)
         if history and self.vcfg.blend > 0:
             earlier_content, earlier_out = history[0]
             fwd, c = reliable_flow(content, earlier_content, self.vcfg.flow_preset)
@@ -117,19 +116,13 @@ class FastFrames(FramePainter):
         return out.clamp(0, 1), {}
 
 
-def _model_file(name: str) -> Method | None:
+def model_file(name: str) -> Method | None:
     """A model file given by its path is a method too (named by the path)."""
-    if os.path.isfile(name):
-        return FastModelMethod(name, name)
-    return None
+    return FastModelMethod(name, name) if os.path.isfile(name) else None
 
 
-def _register_shipped() -> None:
+def shipped() -> list[FastModelMethod]:
+    """A method per model shipped with impasto."""
     from ..fast.model import shipped_models
 
-    for name, path in shipped_models().items():
-        register(FastModelMethod(name, path), replace=True)
-
-
-_register_shipped()
-add_resolver(_model_file)
+    return [FastModelMethod(name, path) for name, path in sorted(shipped_models().items())]

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import InputError
-from .base import FramePainter, Method, Painter, register
+from .base import FramePainter, Method, Painter
 
 # Options a web client may set. Paths (weights, init images), devices and memory settings stay the
 # operator's: a client never names a file on the server.
@@ -145,8 +145,7 @@ class OptimizedFrames(FramePainter):
             return out.cpu(), dict(last)
         warped, weights = warped_history(content, history, self.vcfg.long_term, self.vcfg.flow_preset)
         init = warped[0]
-        if self.cfg.optimize.preserve_color == "luminance":  # the optimized image is luminance only
-            warped = [color.luminance_as_rgb(w) for w in warped]
+        warped = [color.seen(w, self.cfg.optimize.preserve_color) for w in warped]
         term = TemporalTerm(warped, weights)
         out = stylize(content[0], p.styles, config=self.frame_cfg, extractor=p.extractor,
                       targets={self.cfg.optimize.size: self.targets[self.cfg.optimize.size]}, init_image=init[0],
@@ -174,5 +173,3 @@ def warped_history(content: Any, history: Sequence[tuple[Any, Any]], long_term: 
         warped.append(warp(earlier_out, fwd))
     return warped, weights
 
-
-register(OptimizeMethod(), replace=True)

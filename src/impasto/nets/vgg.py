@@ -21,7 +21,7 @@ import functools
 import hashlib
 import importlib.util
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -267,11 +267,11 @@ def _conv_positions(arch: str) -> list[tuple[int, int]]:
     return [(b, i) for b, n in enumerate(ARCHS[arch], start=1) for i in range(1, n + 1)]
 
 
-def download_torchvision(arch: str, *, loader: Callable[..., dict] | None = None) -> dict[str, Tensor]:
+def download_torchvision(arch: str) -> dict[str, Tensor]:
     """Fetch torchvision's published weights through the torch hub cache (network needed once)."""
-    load = loader or torch.hub.load_state_dict_from_url
     try:
-        return load(TORCHVISION_URLS[arch], map_location="cpu", progress=False, check_hash=True)
+        return torch.hub.load_state_dict_from_url(TORCHVISION_URLS[arch], map_location="cpu", progress=False,
+                                                  check_hash=True)
     except (OSError, RuntimeError) as exc:  # URLError is an OSError
         raise InputError(
             f"could not download torchvision {arch} weights ({exc.__class__.__name__}: {exc}); "
@@ -331,11 +331,6 @@ def weights_digest(weights: ConvWeights) -> str:
 # --------------------------------------------------------------------------------------------
 # Geometry: what size each layer's features have, and masks brought to that size
 # --------------------------------------------------------------------------------------------
-
-
-def arch_of(weights: str) -> str:
-    """The architecture of a named weights choice (a weights file is taken to be VGG19 until read)."""
-    return KNOWN_ARCH.get(weights, "vgg19")
 
 
 def pools_before(layer: str, arch: str = "vgg19") -> int:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .stats import mean_cov, sym_power
+
+LUMA = (0.299, 0.587, 0.114)
+"""Rec. 601 luma weights: the Y of YIQ, and every luminance impasto computes (flow, metrics)."""
 # NTSC YIQ (the paper's choice of luminance/chrominance space).
-_RGB_TO_YIQ = torch.tensor(
-    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]]
-)
+_RGB_TO_YIQ = torch.tensor([LUMA, [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]])
 PRESERVE_COLOR_CHOICES = ("luminance", "histogram")
 
 
@@ -31,8 +33,9 @@ def yiq_to_rgb(image: Tensor) -> Tensor:
 
 
 def luminance(image: Tensor) -> Tensor:
-    """The Y channel, (N, 1, H, W)."""
-    return rgb_to_yiq(image)[:, :1]
+    """The Y channel of (N, 3, H, W) RGB, (N, 1, H, W), in image's dtype."""
+    r, g, b = LUMA
+    return r * image[:, 0:1] + g * image[:, 1:2] + b * image[:, 2:3]
 
 
 def luminance_as_rgb(image: Tensor, *, like: Tensor | None = None) -> Tensor:
@@ -54,28 +57,38 @@ def recombine_luminance(stylized: Tensor, content: Tensor) -> Tensor:
     return yiq_to_rgb(yiq).clamp(0, 1)
 
 
-def _mean_cov(image: Tensor) -> tuple[Tensor, Tensor]:
-    x = image.double().reshape(3, -1)
-    mu = x.mean(1, keepdim=True)
-    xc = x - mu
-    return mu, xc @ xc.T / x.shape[1]
-
-
-def _sym_power(cov: Tensor, power: float) -> Tensor:
-    """cov^power for a symmetric PSD matrix, through torch.linalg.eigh (eigenvalues floored)."""
-    vals, vecs = torch.linalg.eigh(cov)
-    vals = vals.clamp_min(1e-8) ** power
-    return vecs @ torch.diag(vals) @ vecs.T
-
-
 def match_color(source: Tensor, reference: Tensor) -> Tensor:
     """Map ``source``'s colors so that their mean and covariance equal ``reference``'s.
 
     x' = C_r^{1/2} C_s^{-1/2} (x - mu_s) + mu_r; clamped to [0, 1].
     """
-    mu_s, cov_s = _mean_cov(source)
-    mu_r, cov_r = _mean_cov(reference)
-    transform = _sym_power(cov_r, 0.5) @ _sym_power(cov_s, -0.5)
+    mu_s, cov_s = mean_cov(source.double())
+    mu_r, cov_r = mean_cov(reference.double())
+    transform = sym_power(cov_r[0], 0.5, 1e-8) @ sym_power(cov_s[0], -0.5, 1e-8)
     x = source.double().reshape(3, -1)
-    out = transform @ (x - mu_s) + mu_r
+    out = transform @ (x - mu_s[0, :, None]) + mu_r[0, :, None]
     return out.reshape(source.shape).to(source.dtype).clamp(0, 1)
+
+
+# --- color preservation, the one home of its modes -------------------------------------------------
+# None: colors as the method makes them; "luminance": the method works on luminance only and the
+# photo's chrominance comes back at the end; "histogram": the styles' colors are matched to the
+# photo's first (the optimization only).
+
+def seen(image: Tensor, mode: str | None) -> Tensor:
+    """What the losses see of the photo (or an image in its place: the init, a warped frame)."""
+    return luminance_as_rgb(image) if mode == "luminance" else image
+
+
+def style_for(style: Tensor, content: Tensor, mode: str | None) -> Tensor:
+    """A style image as the losses see it, given the photo."""
+    if mode == "histogram":
+        return match_color(style, content)
+    if mode == "luminance":
+        return luminance_as_rgb(style, like=content)
+    return style
+
+
+def restore(output: Tensor, content: Tensor, mode: str | None) -> Tensor:
+    """The result in the colors the mode keeps: the photo's chrominance for luminance."""
+    return recombine_luminance(output, content) if mode == "luminance" else output

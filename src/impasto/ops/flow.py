@@ -17,11 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .color import luminance
+
 PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}
 
 
 def _grey(image: Tensor) -> np.ndarray:
-    y = 0.299 * image[0, 0] + 0.587 * image[0, 1] + 0.114 * image[0, 2]
+    y = luminance(image)[0, 0]
     return (y.clamp(0, 1) * 255).round().byte().cpu().numpy()
 
 

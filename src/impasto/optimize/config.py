@@ -7,16 +7,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import (
-    LossConfig,
-    NetworkConfig,
-    choice,
-    options_for,
-    positive,
-    positive_int,
-)
+from ..config import choice, options_for, positive, positive_int
 from ..errors import InputError
 from ..io.image import MAX_PIXELS
+from ..losses.config import LossConfig
+from ..nets.config import NetworkConfig
 from ..ops.color import PRESERVE_COLOR_CHOICES
 from .optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
 

@@ -12,24 +12,21 @@ import os
 import torch
 
 from ..errors import InputError
+from ..losses.style import STYLE_LOSSES
 from ..ops.geometry import fit_long_edge
 from ..ops.tiles import MIN_TILE, Tile, budget_grid, grid
 from .config import OptimizeConfig
-from .optimizers import LBFGS_HISTORY
+from .optimizers import OPTIMIZER_KINDS
 
-# Peak resident bytes per output pixel of one forward/backward pass (activations and their
-# gradients through relu5_1, the image copies), measured with `python -m impasto.bench --losses`
-# at 512x512 on CPU (gram 1127 MiB, meancov 1298, mrf 1153 MiB peak, minus about 400 MiB of
-# interpreter, torch and weights), rounded up for safety.
-BYTES_PER_PIXEL = {"gram": 3200, "meancov": 3600, "mrf": 3400}
-# The optimizer's own state per pixel: L-BFGS keeps 2 x history image-sized float32 vectors
-# (50 pairs: 1200 bytes), Adam two moments and a gradient, gradient descent nothing extra.
-OPTIMIZER_BYTES_PER_PIXEL = {"lbfgs": 2 * LBFGS_HISTORY * 3 * 4, "adam": 3 * 3 * 4, "gd": 0}
+# Bytes per output pixel live on their classes: each style loss's ``bytes_per_pixel`` (its
+# activations and gradients) and each optimizer's (its own state).
 BASELINE_BYTES = 600 * 2**20
 
 def _per_pixel(style_loss: str, optimizer: str) -> int:
-    return (BYTES_PER_PIXEL.get(style_loss, max(BYTES_PER_PIXEL.values()))
-            + OPTIMIZER_BYTES_PER_PIXEL.get(optimizer, max(OPTIMIZER_BYTES_PER_PIXEL.values())))
+    loss = STYLE_LOSSES.get(style_loss)
+    kind = OPTIMIZER_KINDS.get(optimizer)
+    return ((loss.bytes_per_pixel if loss else max(k.bytes_per_pixel for k in STYLE_LOSSES.values()))
+            + (kind.bytes_per_pixel if kind else max(k.bytes_per_pixel for k in OPTIMIZER_KINDS.values())))
 
 
 def estimate_bytes(h: int, w: int, style_loss: str = "gram", optimizer: str = "lbfgs") -> int:

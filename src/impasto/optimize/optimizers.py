@@ -33,13 +33,15 @@ Closure = Callable[[], Tensor]
 LBFGS_HISTORY = 50  # 2 * 50 image-sized vectors; neural-style's 100 doubles memory for no visible gain
 OPTIMIZERS = ("lbfgs", "adam", "gd")
 # Step sizes per optimizer, in units of the [0, 1] image (L-BFGS takes full quasi-Newton steps).
-DEFAULT_LEARNING_RATES = {"lbfgs": 1.0, "adam": 0.02, "gd": 0.01}
 
 
 class ImageOptimizer:
     """Optimizes one tensor ``x`` (whose ``.grad`` the closure fills); ``state`` can be carried."""
 
     clamps = True  # clamp the image to [0, 1] after each step
+    default_lr: float = 0.01
+    bytes_per_pixel: int = 0
+    """Its own state per output pixel, for the memory plan."""
 
     def __init__(self, x: Tensor, lr: float) -> None:
         self.x, self.lr = x, lr
@@ -63,6 +65,9 @@ class ImageOptimizer:
 class NormalizedGD(ImageOptimizer):
     """x <- x - lr * g / std(g)."""
 
+    default_lr = 0.01
+    bytes_per_pixel = 0  # nothing kept between steps
+
     def update(self, grad: Tensor) -> None:
         self.x.sub_(grad / grad.std().clamp_min(1e-12), alpha=self.lr)
 
@@ -72,6 +77,8 @@ class Adam(ImageOptimizer):
 
     betas = (0.9, 0.999)
     eps = 1e-8
+    default_lr = 0.02
+    bytes_per_pixel = 3 * 3 * 4  # two moments and a gradient, float32 RGB
 
     def update(self, grad: Tensor) -> None:
         st = self.state
@@ -97,6 +104,8 @@ class LBFGS(ImageOptimizer):
     """
 
     clamps = False
+    default_lr = 1.0
+    bytes_per_pixel = 2 * LBFGS_HISTORY * 3 * 4  # 2 x history image-sized float32 vectors
 
     def __init__(self, x: Tensor, lr: float = 1.0, history_size: int = LBFGS_HISTORY) -> None:
         super().__init__(x, lr)
@@ -139,12 +148,15 @@ class LBFGS(ImageOptimizer):
         st.update(prev_g=g.clone(), prev_d=d, prev_t=t, k=k + 1)
 
 
+OPTIMIZER_KINDS: dict[str, type[ImageOptimizer]] = {"lbfgs": LBFGS, "adam": Adam, "gd": NormalizedGD}
+DEFAULT_LEARNING_RATES = {name: kind.default_lr for name, kind in OPTIMIZER_KINDS.items()}
+
+
 def make_optimizer(name: str, x: Tensor, lr: float) -> ImageOptimizer:
     """The optimizer called ``name`` (lbfgs, adam, gd) over the image tensor ``x``."""
-    kinds: dict[str, type[ImageOptimizer]] = {"lbfgs": LBFGS, "adam": Adam, "gd": NormalizedGD}
-    if name not in kinds:
+    if name not in OPTIMIZER_KINDS:
         raise InputError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}", fields=("optimizer",))
-    return kinds[name](x, lr)
+    return OPTIMIZER_KINDS[name](x, lr)
 
 
 def optimize(

@@ -110,16 +110,10 @@ def prepare(inputs: Inputs, cfg: StylizeConfig, device: torch.device, generator:
     c = resize(inputs.content.flat_rgb(), size).to(device)
     style_edge = max(1, round(edge * cfg.loss.style_scale))
     s = [resize(st.flat_rgb(), fit_long_edge(st.size, style_edge)).to(device) for st in inputs.styles]
-    c_opt = c
-    if mode == "histogram":
-        s = [color.match_color(x, c) for x in s]
-    elif mode == "luminance":
-        s = [color.luminance_as_rgb(x, like=c) for x in s]
-        c_opt = color.luminance_as_rgb(c)
+    c_opt = color.seen(c, mode)
+    s = [color.style_for(x, c, mode) for x in s]
     if inputs.init is not None:
-        init = resize(inputs.init.flat_rgb(), size).to(device)
-        if mode == "luminance":
-            init = color.luminance_as_rgb(init)
+        init = color.seen(resize(inputs.init.flat_rgb(), size).to(device), mode)
     elif cfg.optimize.init == "noise":
         init = torch.rand(c.shape, generator=generator).to(device)
     else:
@@ -132,9 +126,7 @@ def prepare(inputs: Inputs, cfg: StylizeConfig, device: torch.device, generator:
 
 def finish(x: Tensor, prepared: Prepared, cfg: StylizeConfig) -> Tensor:
     """Optimized tensor -> output tensor (luminance recombined, kept region restored), in [0, 1]."""
-    x = x.detach().float().clamp(0, 1)
-    if cfg.optimize.preserve_color == "luminance":
-        x = color.recombine_luminance(x, prepared.content_rgb)
+    x = color.restore(x.detach().float().clamp(0, 1), prepared.content_rgb, cfg.optimize.preserve_color)
     if prepared.keep is not None:
         x = restore_kept(x, prepared.content_rgb, prepared.keep)
     return x

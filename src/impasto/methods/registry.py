@@ -1,0 +1,98 @@
+"""The registry of methods, by name.
+
+Built in: ``optimize`` and one method per shipped fast model, plus any model file by its path.
+Plug-ins call :func:`register` when imported. impasto imports the modules named by the entry-point
+group ``impasto.methods`` of installed packages (an entry point may also name a :class:`Method`
+instance) and by the ``IMPASTO_PLUGINS`` environment variable (comma-separated module names),
+once, at the first lookup: so the service's worker processes and a batch's pool processes see
+the same methods as the process that started them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from collections.abc import Callable
+
+from ..errors import InputError
+from .base import Method
+
+PLUGINS_ENV = "IMPASTO_PLUGINS"
+ENTRY_POINTS = "impasto.methods"
+
+_registry: dict[str, Method] = {}
+_resolvers: list[Callable[[str], Method | None]] = []
+_lock = threading.RLock()
+_loaded = False
+
+
+def register(method: Method, *, replace: bool = False) -> Method:
+    """Make ``method`` available by its name; refuses a name already taken unless ``replace``."""
+    if not method.name or not isinstance(method.name, str):
+        raise ValueError("a method needs a name")
+    with _lock:
+        if method.name in _registry and not replace:
+            raise ValueError(f"a method named {method.name!r} is already registered")
+        _registry[method.name] = method
+    return method
+
+
+def unregister(name: str) -> None:
+    with _lock:
+        _registry.pop(name, None)
+
+
+def add_resolver(resolve: Callable[[str], Method | None]) -> None:
+    """``resolve(name)`` returns a method for names no one registered (a fast model's file), or None."""
+    with _lock:
+        _resolvers.append(resolve)
+
+
+def load_plugins() -> None:
+    """Import the built-in methods, then the plug-ins (entry points, ``$IMPASTO_PLUGINS``), once."""
+    global _loaded
+    with _lock:
+        if _loaded:
+            return
+        _loaded = True
+        from importlib.metadata import entry_points
+
+        from .fast_models import model_file, shipped
+        from .optimization import OptimizeMethod
+
+        register(OptimizeMethod(), replace=True)
+        for method in shipped():
+            register(method, replace=True)
+        add_resolver(model_file)
+        for entry in entry_points(group=ENTRY_POINTS):
+            loaded = entry.load()
+            if isinstance(loaded, Method):
+                register(loaded, replace=True)
+        for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise InputError(f"cannot import the plug-in {module!r} named in ${PLUGINS_ENV}: {exc}") from None
+
+
+def get_method(name: str) -> Method:
+    """The method called ``name``: a registered one, or one a resolver finds (a model file)."""
+    load_plugins()
+    with _lock:
+        if name in _registry:
+            return _registry[name]
+        resolvers = list(_resolvers)
+    for resolve in resolvers:
+        found = resolve(name)
+        if found is not None:
+            return found
+    raise InputError(f"unknown method {name!r}; valid: {', '.join(available())} (or a fast model's file)",
+                     fields=("method",))
+
+
+def available() -> dict[str, Method]:
+    """Every registered method by name, the optimization first."""
+    load_plugins()
+    with _lock:
+        return dict(sorted(_registry.items(), key=lambda kv: (kv[0] != "optimize", kv[0])))
