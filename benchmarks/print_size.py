@@ -23,7 +23,7 @@ from common import measure_process
 from impasto.io.image import load_image
 from impasto.ops.tiles import Tile, seam_ratio
 from impasto.optimize.config import OptimizeConfig
-from impasto.optimize.memory import available_bytes, memory_budget, plan_tiles
+from impasto.optimize.memory import available_bytes, memory_budget, plan_scales
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +74,7 @@ def main() -> int:
         cfg = OptimizeConfig(size=args.big, memory_budget=budget,
                              **({"tile": 96, "tile_overlap": 16} if args.smoke else {}))
         cpu = __import__("torch").device("cpu")
-        plan = plan_tiles(load_image(args.content).size, cfg.pyramid(), cfg, "gram", memory_budget(cfg, cpu))
+        plan = [s.tiles for s in plan_scales(load_image(args.content).size, cfg, "gram", memory_budget(cfg, cpu))]
         tiles = plan[-1]
         rgb = load_image(image).rgb
         ratio = seam_ratio(rgb, tiles, cfg.tile_overlap) if tiles else float("nan")

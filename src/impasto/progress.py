@@ -87,7 +87,8 @@ class Progress(Event):
 
     @property
     def message(self) -> str:
-        return f"step {self.step} of {self.iterations}"
+        scale = f", scale {self.scale + 1} of {self.scales}" if self.scales > 1 else ""
+        return f"step {self.step} of {self.iterations}{scale}"
 
     @property
     def final(self) -> bool:
@@ -104,7 +105,7 @@ class TrainProgress(Event):
 
     @property
     def message(self) -> str:
-        return f"step {self.step} of {self.steps}"
+        return f"step {self.step} of {self.steps}, {self.images_per_second:.1f} img/s"
 
     @property
     def final(self) -> bool:

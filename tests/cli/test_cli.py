@@ -35,7 +35,7 @@ def test_progress_bar_shows_work_and_losses(tmp_path, small_images, capsys):
     code = main(["stylize", str(c), str(s), "-o", str(tmp_path / "o.png"), "--size", "32", "--iterations", "3"])
     err = capsys.readouterr().err
     assert code == 0
-    assert "100%" in err and "step 3/3" in err and "style" in err and "saved" in err
+    assert "100%" in err and "step 3 of 3" in err and "style" in err and "saved" in err
 
 
 def test_help_shows_every_default(capsys):

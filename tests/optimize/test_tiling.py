@@ -100,7 +100,7 @@ def test_tiled_run_seams_stay_at_the_untiled_level():
 
 
 def _plan(hw, cfg):
-    return memory.plan_tiles(hw, cfg.pyramid(), cfg, "gram", memory.memory_budget(cfg, torch.device("cpu")))
+    return [s.tiles for s in memory.plan_scales(hw, cfg, "gram", memory.memory_budget(cfg, torch.device("cpu")))]
 
 
 def test_automatic_tiling_and_refusal():

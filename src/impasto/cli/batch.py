@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, positive_int, report_errors
+from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, positive_int, report_errors
 from .stylize import add_config_arguments, config_from_args
 
 
@@ -80,25 +80,23 @@ def recipe_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from tqdm import tqdm
-
     from ..jobs.batch import run_batch
 
     recipe = recipe_from_args(args, parser)
-    bar: Any = None
+    bar = ProgressBar(args.quiet)
 
     def progress(report: Any, task: Any) -> None:
-        nonlocal bar
         if args.quiet:
             return
-        if bar is None:
+        todo = report.total - report.skipped
+        if task is None:
             if report.skipped:
-                print(f"{report.skipped} of {report.total} already done; resuming", file=sys.stderr)
-            bar = tqdm(total=report.total - report.skipped, unit="image", dynamic_ncols=True, file=sys.stderr)
-        if task is not None:
-            bar.update(1)
-            if report.failed and report.failed[-1][0] == task.source:
-                bar.write(f"impasto: skipped {task.source}: {report.failed[-1][1]}", file=sys.stderr)
+                bar.write(f"{report.skipped} of {report.total} already done; resuming")
+            return
+        finished = report.done + len(report.failed)
+        bar.update(finished / max(todo, 1), f"{finished}/{todo} images")
+        if report.failed and report.failed[-1][0] == task.source:
+            bar.write(f"impasto: skipped {task.source}: {report.failed[-1][1]}")
 
     try:
         report = run_batch(args.input_dir, args.styles, args.output, recipe, fmt=args.format,
@@ -108,8 +106,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
               file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     failed = len(report.failed)
     if not args.quiet or failed:
         print(f"{report.done} done, {report.skipped} already there, {failed} failed, in {args.output}",

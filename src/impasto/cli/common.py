@@ -116,11 +116,24 @@ def report_errors(run: Callable[[], int], parser: argparse.ArgumentParser | None
 
 
 class ProgressBar:
-    """A tqdm bar over a 0..1 work fraction (so the ETA accounts for uneven steps), made on first use."""
+    """The one progress bar of every command: a tqdm bar over a 0..1 work fraction (so the ETA
+    accounts for uneven steps), made on first use. Call it with any method's event
+    (:class:`impasto.progress.Event`), or :meth:`update` it with a fraction and a text."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.bar: Any = None
+
+    def __call__(self, event: Any) -> None:
+        losses = format_losses(event.losses)
+        self.update(event.work, f"{event.message}, {losses}" if losses else event.message)
+
+    def write(self, line: str) -> None:
+        """A line above the bar (or alone, when there is no bar)."""
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
 
     def update(self, work: float, postfix: str) -> None:
         if self.quiet:

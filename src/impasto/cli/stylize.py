@@ -15,7 +15,6 @@ from .common import (
     EXIT_OK,
     ProgressBar,
     add_precision,
-    format_losses,
     names,
     number,
     numbers,
@@ -31,15 +30,15 @@ ALPHA_HELP = (
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of every StylizeConfig field (shared by ``stylize``, ``video`` and ``batch``)."""
-    from ..config import DEVICE_CHOICES
-    from ..losses import NORMALIZATIONS, STYLE_LOSSES
-    from ..losses.config import DEFAULT_STYLE_WEIGHT
-    from ..nets.vgg import POOLING_CHOICES, WEIGHT_CHOICES
-    from ..ops.color import PRESERVE_COLOR_CHOICES
-    from ..optimize.config import INIT_CHOICES, StylizeConfig
-    from ..optimize.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
+    from ..optimize.config import StylizeConfig
 
     d = SimpleNamespace(**StylizeConfig().flat())
+    for add in (_size_arguments, _weight_arguments, _style_arguments, _optimizer_arguments, _network_arguments,
+                _print_size_arguments):
+        add(p, d)
+
+
+def _size_arguments(p: argparse.ArgumentParser, d: SimpleNamespace) -> None:
     g = p.add_argument_group("size and length")
     g.add_argument("--size", type=positive_int, default=d.size, help="long edge of the output in pixels")
     g.add_argument("--iterations", type=positive_int, default=d.iterations,
@@ -57,6 +56,11 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
                         "may show in flat regions)")
     g.add_argument("--style-scale", type=number, default=d.style_scale,
                    help="style image long edge relative to the output's")
+
+
+def _weight_arguments(p: argparse.ArgumentParser, d: SimpleNamespace) -> None:
+    from ..losses import NORMALIZATIONS
+    from ..losses.config import DEFAULT_STYLE_WEIGHT
 
     g = p.add_argument_group("loss weights (loss = a*content + b*style + c*tv)")
     g.add_argument("--content-weight", type=number, default=d.content_weight,
@@ -80,6 +84,10 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--normalization", choices=NORMALIZATIONS, default=d.normalization,
                    help="Gram normalization: C*H*W with mean squared error, or the paper's 1/(4N^2M^2)")
 
+
+def _style_arguments(p: argparse.ArgumentParser, d: SimpleNamespace) -> None:
+    from ..losses import STYLE_LOSSES
+
     g = p.add_argument_group("style loss and spatial control")
     g.add_argument("--style-loss", choices=tuple(STYLE_LOSSES), default=d.style_loss,
                    help="; ".join(f"{name}: {kind.help}" for name, kind in STYLE_LOSSES.items()))
@@ -95,6 +103,11 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--keep-mask", default=None, metavar="MASK",
                    help="greyscale mask of the region to keep unstylized (white = keep)")
 
+
+def _optimizer_arguments(p: argparse.ArgumentParser, d: SimpleNamespace) -> None:
+    from ..optimize.config import INIT_CHOICES
+    from ..optimize.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
+
     g = p.add_argument_group("optimization")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="optimizer")
     g.add_argument("--learning-rate", type=number, default=d.learning_rate,
@@ -103,6 +116,12 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
                    help="output an exponential moving average of the iterates (e.g. 0.9) for a cleaner image")
     g.add_argument("--init", default=d.init, help=f"start image: {' or '.join(INIT_CHOICES)} or an image path")
     g.add_argument("--seed", type=int, default=d.seed, help="random seed (bitwise-reproducible CPU runs)")
+
+
+def _network_arguments(p: argparse.ArgumentParser, d: SimpleNamespace) -> None:
+    from ..config import DEVICE_CHOICES
+    from ..nets.vgg import POOLING_CHOICES, WEIGHT_CHOICES
+    from ..ops.color import PRESERVE_COLOR_CHOICES
 
     g = p.add_argument_group("color and network")
     g.add_argument("--preserve-color", choices=PRESERVE_COLOR_CHOICES, default=d.preserve_color,
@@ -113,6 +132,8 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=d.device, help=f"{', '.join(DEVICE_CHOICES)} or cuda:N")
     add_precision(g, d.precision)
 
+
+def _print_size_arguments(p: argparse.ArgumentParser, d: SimpleNamespace) -> None:
     g = p.add_argument_group("print size")
     g.add_argument("--tile", type=int, default=d.tile, metavar="PX",
                    help="optimize scales larger than PX in overlapping tiles of at most PX a side; default: automatic, "
@@ -165,8 +186,7 @@ class Reporter:
 
         if self.log is None and self.args.log:
             self.log = open(self.args.log, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        self.bar.update(event.work, f"step {event.step}/{event.iterations}, scale {event.scale + 1}/"
-                                    f"{event.scales}, {format_losses(event.losses)}")
+        self.bar(event)
         if self.log is not None:
             record = {"step": event.step, "elapsed": round(event.elapsed, 4), **event.losses}
             self.log.write(json.dumps(record) + "\n")

@@ -13,7 +13,6 @@ from .common import (
     EXIT_OK,
     ProgressBar,
     add_precision,
-    format_losses,
     names,
     number,
     positive_int,
@@ -80,16 +79,12 @@ def _run(args: argparse.Namespace) -> int:
                                          if hasattr(args, k)})
     bar = ProgressBar(args.quiet)
 
-    def on_step(event: Any) -> None:
-        bar.update(event.step / event.steps, f"step {event.step}/{event.steps}, {format_losses(event.losses)}, "
-                                             f"{event.images_per_second:.1f} img/s")
-
     tune_allocator()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             train(args.styles, args.data, args.output, config=config, base=args.base, resume=args.resume,
-                  force=args.force, callback=on_step, sample=args.sample)
+                  force=args.force, callback=bar, sample=args.sample)
         finally:
             bar.close()
             for w in caught:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from .common import EXIT_INTERRUPTED, EXIT_OK, ProgressBar, format_losses, names, number, report_errors
+from .common import EXIT_INTERRUPTED, EXIT_OK, ProgressBar, names, number, report_errors
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -61,17 +61,11 @@ def _run(args: argparse.Namespace) -> int:
     video = VideoConfig(**{k: getattr(args, k) for k in VideoConfig.__dataclass_fields__})
     bar = ProgressBar(args.quiet)
 
-    def on_frame(event: Any) -> None:
-        total = event.frames or event.frame
-        bar.update(min(1.0, event.frame / total), f"frame {event.frame}/{event.frames or '?'}"
-                   + (f", {format_losses(event.losses)}" if event.losses else "")
-                   + (f", {event.resumed} resumed" if event.resumed else ""))
-
     notes: list[str] = []
     tune_allocator()
     try:
         stylize_video(args.input, args.styles, args.output, config=config, video=video, model=args.model,
-                      style=args.style, callback=on_frame, notes=notes, style_masks=args.style_masks,
+                      style=args.style, callback=bar, notes=notes, style_masks=args.style_masks,
                       keep_mask=args.keep_mask)
     finally:
         bar.close()

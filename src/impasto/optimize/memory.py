@@ -8,6 +8,7 @@ matches the *global* style targets (the same statistics for every tile, so that 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 
@@ -63,24 +64,53 @@ def memory_budget(opt: OptimizeConfig, device: torch.device) -> int:
     return int(0.8 * available_bytes())
 
 
-def plan_tiles(content_hw: tuple[int, int], edges: list[int], opt: OptimizeConfig, style_loss: str,
-               budget: int) -> list[list[Tile]]:
-    """For each scale, its tiles ([] = optimized in one piece)."""
-    plan: list[list[Tile]] = []
-    for edge in edges:
-        h, w = fit_long_edge(content_hw, edge)
-        need = estimate_bytes(h, w, style_loss, opt.optimizer)
-        if opt.tile:
-            plan.append(grid((h, w), opt.tile, opt.tile_overlap) if max(h, w) > opt.tile else [])
-        elif need <= budget:
-            plan.append([])
-        elif opt.tile == 0:
-            raise InputError(
-                f"a {w}x{h} scale needs about {need / 2**30:.1f} GiB, more than the {budget / 2**30:.1f} GiB "
-                "available; set tile (or a smaller size)", fields=("tile", "size")
-            )
-        else:
-            pixels = max_tile_pixels(budget, style_loss, opt.optimizer)
-            tiles = budget_grid((h, w), pixels, opt.tile_overlap)
-            plan.append(tiles if len(tiles) > 1 else [])
-    return plan
+@dataclass(frozen=True)
+class Scale:
+    """One scale of the coarse-to-fine pyramid, planned: what every part of a run reads."""
+
+    index: int
+    edge: int
+    """Its long edge."""
+    size: tuple[int, int]
+    """(height, width) at that edge."""
+    iterations: int
+    tiles: list[Tile]
+    """Its tiles ([] = optimized in one piece)."""
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps (each tile takes ``iterations`` of its own)."""
+        return self.iterations * max(1, len(self.tiles))
+
+    @property
+    def work(self) -> float:
+        """Pixel-iterations: what the progress fraction and the ETA are measured in."""
+        pixels = sum(t.size[0] * t.size[1] for t in self.tiles) if self.tiles else self.size[0] * self.size[1]
+        return float(self.iterations * pixels)
+
+
+def plan_scales(content_hw: tuple[int, int], opt: OptimizeConfig, style_loss: str, budget: int) -> list[Scale]:
+    """Every scale of the run, coarse to fine: edge, size, iterations and tiles (so that each scale
+    fits in ``budget`` bytes)."""
+    edges, counts = opt.pyramid(), opt.scale_iterations()
+    scales = []
+    for index, (edge, count) in enumerate(zip(edges, counts)):
+        hw = fit_long_edge(content_hw, edge)
+        scales.append(Scale(index, edge, hw, count, _tiles(hw, opt, style_loss, budget)))
+    return scales
+
+
+def _tiles(hw: tuple[int, int], opt: OptimizeConfig, style_loss: str, budget: int) -> list[Tile]:
+    h, w = hw
+    need = estimate_bytes(h, w, style_loss, opt.optimizer)
+    if opt.tile:
+        return grid((h, w), opt.tile, opt.tile_overlap) if max(h, w) > opt.tile else []
+    if need <= budget:
+        return []
+    if opt.tile == 0:
+        raise InputError(
+            f"a {w}x{h} scale needs about {need / 2**30:.1f} GiB, more than the {budget / 2**30:.1f} GiB "
+            "available; set tile (or a smaller size)", fields=("tile", "size")
+        )
+    tiles = budget_grid((h, w), max_tile_pixels(budget, style_loss, opt.optimizer), opt.tile_overlap)
+    return tiles if len(tiles) > 1 else []

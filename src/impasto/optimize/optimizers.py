@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import InputError, NonFiniteLossError, StylizeInterrupted
+from ..errors import InputError, Interrupted, NonFiniteLossError
 from ..ops.geometry import spatial_size
 from ..progress import CancelToken
 
@@ -152,6 +152,46 @@ OPTIMIZER_KINDS: dict[str, type[ImageOptimizer]] = {"lbfgs": LBFGS, "adam": Adam
 DEFAULT_LEARNING_RATES = {name: kind.default_lr for name, kind in OPTIMIZER_KINDS.items()}
 
 
+def _closure(opt: ImageOptimizer, objective: Objective, x: Tensor, parts: dict[str, Tensor]) -> Closure:
+    """The objective's total at ``x`` with its gradient; its named parts are left in ``parts``."""
+    def closure() -> Tensor:
+        opt.zero_grad()
+        total, terms = objective(x)
+        total.backward()
+        parts.clear()
+        parts.update(terms, total=total.detach())
+        return total
+
+    return closure
+
+
+class _Readback:
+    """The losses of the steps since the last read-back, all read to the host at once (one sync),
+    then checked for NaN and passed to the callback with the image as it is then."""
+
+    def __init__(self, callback: StepCallback | None, x: Tensor) -> None:
+        self.callback, self.x = callback, x
+        self.pending: list[tuple[int, dict[str, Tensor]]] = []
+
+    def add(self, step: int, parts: dict[str, Tensor], sync_every: int) -> None:
+        self.pending.append((step, dict(parts)))
+        if len(self.pending) >= sync_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        keys = list(self.pending[0][1])
+        rows = torch.stack([torch.stack([terms[k].float() for k in keys]) for _, terms in self.pending]).tolist()
+        for (at, _), row in zip(self.pending, rows):
+            losses = dict(zip(keys, row))
+            if not math.isfinite(losses["total"]):
+                raise NonFiniteLossError(_nonfinite_message(at, losses))
+            if self.callback is not None:
+                self.callback(at, losses, self.x.detach())
+        self.pending.clear()
+
+
 def make_optimizer(name: str, x: Tensor, lr: float) -> ImageOptimizer:
     """The optimizer called ``name`` (lbfgs, adam, gd) over the image tensor ``x``."""
     if name not in OPTIMIZER_KINDS:
@@ -178,7 +218,7 @@ def optimize(
     Returns the optimized image and the optimizer state to pass as ``resume`` to the next scale.
     ``callback(step, losses, image)`` runs after every iteration, with ``step`` counted from
     ``first_step + 1``. Raises :class:`NonFiniteLossError` if the loss becomes NaN or infinite,
-    and :class:`StylizeInterrupted` (holding the image so far, a tensor) on Ctrl-C or when
+    and :class:`Interrupted` (holding the image so far, a tensor) on Ctrl-C or when
     ``cancel`` is set (checked before every iteration).
 
     With ``ema_decay``, the result is an exponential moving average of the iterates instead of
@@ -194,30 +234,9 @@ def optimize(
     if resume:
         opt.state.update(carry_state(optimizer, resume, spatial_size(x)))
     parts: dict[str, Tensor] = {}
-
-    def closure() -> Tensor:
-        opt.zero_grad()
-        total, terms = objective(x)
-        total.backward()
-        parts.clear()
-        parts.update(terms, total=total.detach())
-        return total
-
+    closure = _closure(opt, objective, x, parts)
+    readback = _Readback(callback, x)
     step = first_step
-    pending: list[tuple[int, dict[str, Tensor]]] = []
-
-    def flush() -> None:
-        if not pending:
-            return
-        keys = list(pending[0][1])
-        rows = torch.stack([torch.stack([terms[k].float() for k in keys]) for _, terms in pending]).tolist()
-        for (at, _), row in zip(pending, rows):
-            losses = dict(zip(keys, row))
-            if not math.isfinite(losses["total"]):
-                raise NonFiniteLossError(_nonfinite_message(at, losses))
-            if callback is not None:
-                callback(at, losses, x.detach())
-        pending.clear()
 
     def current() -> Tensor:
         return (average if average is not None else x.detach()).clone()
@@ -225,8 +244,8 @@ def optimize(
     try:
         for _ in range(iterations):
             if cancel is not None and cancel.cancelled:
-                flush()
-                raise StylizeInterrupted(current(), step, cancelled=True)
+                readback.flush()
+                raise Interrupted(current(), step, cancelled=True)
             opt.step(closure)
             if opt.clamps:
                 with torch.no_grad():
@@ -234,14 +253,12 @@ def optimize(
             if average is not None:
                 average.lerp_(x.detach(), 1.0 - ema_decay)  # type: ignore[operator]
             step += 1
-            pending.append((step, dict(parts)))
-            if len(pending) >= sync_every:
-                flush()  # one host sync per sync_every iterations
-        flush()
-    except StylizeInterrupted:
+            readback.add(step, parts, sync_every)
+        readback.flush()
+    except Interrupted:
         raise
     except KeyboardInterrupt:
-        raise StylizeInterrupted(current(), step) from None
+        raise Interrupted(current(), step) from None
     result = average if average is not None else x.detach()
     if not torch.isfinite(result).all():
         raise NonFiniteLossError(_nonfinite_message(step, {"image": float("nan")}))

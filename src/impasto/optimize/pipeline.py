@@ -34,7 +34,7 @@ from ..ops.tiles import Canvas, Tile
 from ..progress import Callback, CancelToken, Progress
 from ..runtime import autocast_dtype, resolve_device
 from .config import StylizeConfig
-from .memory import memory_budget, plan_tiles
+from .memory import Scale, memory_budget, plan_scales
 from .optimizers import optimize
 
 
@@ -192,47 +192,49 @@ def stylize(
         generator.seed()  # non-deterministic, without touching torch's global RNG
     inputs = load_inputs(content, style_list, cfg, init_image=init_image, style_masks=style_masks,
                          keep_mask=keep_mask)
-    edges, counts = cfg.optimize.pyramid(), cfg.optimize.scale_iterations()
-    check_smallest_scale(inputs.content.size, edges[0], cfg)
-    plan = plan_tiles(inputs.content.size, edges, cfg.optimize, cfg.loss.style_loss,
-                      memory_budget(cfg.optimize, device))
-    if extra_terms and plan[-1]:
+    plan = plan_scales(inputs.content.size, cfg.optimize, cfg.loss.style_loss, memory_budget(cfg.optimize, device))
+    check_smallest_scale(plan[0].size, plan[0].edge, cfg)
+    if extra_terms and plan[-1].tiles:
         raise InputError("extra objective terms cannot be combined with tiling; lower size or raise memory_budget",
                          fields=("size", "memory_budget"))
     if extractor is None:
         extractor = build_extractor(cfg.loss.layers, weights=cfg.network.weights, pooling=cfg.network.pooling,
                                     device=device)
-    run = _Run(cfg, callback, cancel, start, total=sum(n * max(1, len(t)) for n, t in zip(counts, plan)),
-               scales=len(edges), total_work=_work(inputs.content.size, edges, counts, plan))
-    x: Tensor | None = None
-    prepared: Prepared | None = None
+    run = _Run(cfg, callback, cancel, start, total=sum(s.steps for s in plan), scales=len(plan),
+               total_work=sum(s.work for s in plan))
     try:
-        for scale, (edge, count, tiles) in enumerate(zip(edges, counts, plan)):
-            prepared = prepare(inputs, cfg, device, generator, long_edge=edge)
-            if x is None:
-                init = prepared.init
-            elif cfg.optimize.upsample_detail:
-                init = upsample_with_detail(x, prepared.content)
-            else:
-                init = resize(x, spatial_size(prepared.init))
-            scale_targets = _targets_at(edge, targets, extractor, prepared, cfg)
-            if scale == 0:
-                run.setup = time.perf_counter() - start
-            if tiles:
-                x = run.tiled(init, extractor, scale_targets, prepared, count, scale, tiles)
-                continue
-            objective = build_objective(extractor, prepared.content, scale_targets, cfg.loss, masks=prepared.masks,
-                                        autocast_dtype=autocast_dtype(cfg.network.precision, device))
-            if extra_terms and scale == len(edges) - 1:
-                for name, (term, weight) in extra_terms.items():
-                    objective.add(name, term.to(device), weight)
-            x = run.scale(init, objective, prepared, count, scale)
+        x, prepared = _pyramid(run, plan, inputs, generator, extractor, targets, extra_terms, device)
     except Interrupted as stop:  # the one place a partial result is rendered
         raise Interrupted(run.partial(stop.partial), stop.step, cancelled=stop.cancelled,
                           alpha=inputs.content.alpha) from None
-    assert x is not None and prepared is not None
     out = finish(x, prepared, cfg)
     return out if output == "tensor" else to_pil(out, prepared.alpha)
+
+
+def _pyramid(run: _Run, plan: list[Scale], inputs: Inputs, generator: torch.Generator, extractor: VGGFeatures,
+             targets: Mapping[int, StyleTargets] | None, extra_terms: Mapping[str, tuple[Term, float]] | None,
+             device: torch.device) -> tuple[Tensor, Prepared]:
+    """Optimize every scale, coarse to fine, each starting from the last one upsampled."""
+    cfg = run.cfg
+    x: Tensor | None = None
+    prepared: Prepared | None = None
+    for scale in plan:
+        prepared = prepare(inputs, cfg, device, generator, long_edge=scale.edge)
+        init = prepared.init if x is None else upsample_with_detail(x, prepared.content) \
+            if cfg.optimize.upsample_detail else resize(x, spatial_size(prepared.init))
+        scale_targets = _targets_at(scale.edge, targets, extractor, prepared, cfg)
+        if scale.index == 0:
+            run.setup = time.perf_counter() - run.start
+        if scale.tiles:
+            x = run.tiled(init, extractor, scale_targets, prepared, scale)
+            continue
+        objective = build_objective(extractor, prepared.content, scale_targets, cfg.loss, masks=prepared.masks,
+                                    autocast_dtype=autocast_dtype(cfg.network.precision, device))
+        for name, (term, weight) in (extra_terms or {}).items() if scale is plan[-1] else ():
+            objective.add(name, term.to(device), weight)
+        x = run.scale(init, objective, prepared, scale)
+    assert x is not None and prepared is not None
+    return x, prepared
 
 
 def _targets_at(edge: int, given: Mapping[int, StyleTargets] | None, extractor: VGGFeatures,
@@ -244,20 +246,11 @@ def _targets_at(edge: int, given: Mapping[int, StyleTargets] | None, extractor: 
     return style_targets(extractor, prepared.styles, cfg.loss)
 
 
-def _work(content_hw: tuple[int, int], edges: list[int], counts: list[int], plan: list[list[Tile]]) -> float:
-    """Total work in pixel-iterations (what the progress fraction and the ETA are measured in)."""
-    work = 0
-    for edge, count, tiles in zip(edges, counts, plan):
-        h, w = fit_long_edge(content_hw, edge)
-        work += count * (sum(t.size[0] * t.size[1] for t in tiles) if tiles else h * w)
-    return float(work)
-
-
-def check_smallest_scale(content_hw: tuple[int, int], edge: int, cfg: StylizeConfig) -> None:
-    """The coarsest scale must leave at least one pixel at the deepest layer."""
+def check_smallest_scale(hw: tuple[int, int], edge: int, cfg: StylizeConfig) -> None:
+    """The coarsest scale (``hw`` at long edge ``edge``) must leave a pixel at the deepest layer."""
     arch = cfg.network.arch or "vgg19"
     need, deepest = min_side(cfg.loss.layers, arch)
-    h, w = fit_long_edge(content_hw, edge)
+    h, w = hw
     if min(h, w) < need:
         which = "first scale" if edge != cfg.optimize.size else "output"
         raise InputError(
@@ -304,16 +297,16 @@ class _Run:
         self.done += count
         return x
 
-    def scale(self, init: Tensor, objective: Objective, prepared: Prepared, count: int, scale: int) -> Tensor:
+    def scale(self, init: Tensor, objective: Objective, prepared: Prepared, scale: Scale) -> Tensor:
         self.partial = lambda x: finish(x, prepared, self.cfg)
-        return self._optimize(init, objective, count, scale, self.partial)
+        return self._optimize(init, objective, scale.iterations, scale.index, self.partial)
 
     def tiled(self, init: Tensor, extractor: VGGFeatures, targets: StyleTargets | None, prepared: Prepared,
-              count: int, scale: int, tiles: list[Tile]) -> Tensor:
+              scale: Scale) -> Tensor:
         """Optimize tile by tile against the shared style targets, pasting each with a feather."""
         canvas = Canvas(init, self.cfg.optimize.tile_overlap)
         dtype = autocast_dtype(self.cfg.network.precision, init.device)
-        for tile in tiles:
+        for tile in scale.tiles:
             def crop(t: Tensor, tile: Tile = tile) -> Tensor:
                 return t[..., tile.y0:tile.y1, tile.x0:tile.x1]
 
@@ -327,7 +320,7 @@ class _Run:
                 return finish(canvas.image(), prepared, self.cfg)
 
             self.partial = partial
-            piece = self._optimize(canvas.crop(tile).clone(), objective, count, scale,
+            piece = self._optimize(canvas.crop(tile).clone(), objective, scale.iterations, scale.index,
                                    lambda x: finish(canvas.image(), prepared, self.cfg))
             canvas.paste(piece.clamp(0, 1), tile)
         self.state = {}  # the last tile's optimizer state means nothing for the next scale

@@ -58,14 +58,43 @@ def add_info_routes(app: FastAPI, auth: list[Any], settings: Settings, store: Jo
         return {"ok": True, "jobs": store.counts(), "worker": any(w["alive"] for w in listed), "workers": listed}
 
 
-def add_job_routes(app: FastAPI, auth: list[Any], settings: Settings, store: JobStore) -> None:
-    limits = settings.limits
+def _job_or_404(store: JobStore, job_id: str) -> Any:
+    job = store.get(job_id)
+    if job is None:
+        raise HTTPProblem(404, f"no job {job_id!r}")
+    return job
 
-    def job_or_404(job_id: str) -> Any:
-        job = store.get(job_id)
-        if job is None:
-            raise HTTPProblem(404, f"no job {job_id!r}")
-        return job
+
+def add_job_routes(app: FastAPI, auth: list[Any], settings: Settings, store: JobStore) -> None:
+    _add_submit_route(app, auth, settings, store)
+    _add_file_routes(app, auth, store)
+
+    @app.get("/api/jobs", dependencies=auth, summary="Recent jobs, newest first")
+    def list_jobs(limit: int = 50) -> list[dict[str, Any]]:
+        return [j.public() for j in store.recent(max(1, min(limit, 500)))]
+
+    @app.get("/api/jobs/{job_id}", dependencies=auth, summary="A job's status and progress")
+    def get_job(job_id: str) -> dict[str, Any]:
+        return _job_or_404(store, job_id).public()
+
+    @app.delete("/api/jobs/{job_id}", dependencies=auth, summary="Cancel a job")
+    def cancel_job(job_id: str) -> dict[str, Any]:
+        _job_or_404(store, job_id)
+        job = store.cancel(job_id)
+        return job.public() if job is not None else {}
+
+    @app.get("/api/jobs/{job_id}/events", dependencies=auth, summary="Server-sent events: the job's progress",
+             description="`event: progress` with the job's JSON whenever it changes (its `preview` counter "
+                         "bumps when a newer preview image is ready), then `event: end` when it is done, "
+                         "failed or cancelled.")
+    async def events(job_id: str, request: Request) -> StreamingResponse:
+        _job_or_404(store, job_id)
+        return StreamingResponse(_job_events(store, job_id, request), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def _add_submit_route(app: FastAPI, auth: list[Any], settings: Settings, store: JobStore) -> None:
+    limits = settings.limits
 
     @app.post("/api/jobs", dependencies=auth, status_code=202, summary="Submit a job", description=SUBMIT_HELP)
     async def submit(request: Request) -> JSONResponse:
@@ -98,19 +127,10 @@ def add_job_routes(app: FastAPI, auth: list[Any], settings: Settings, store: Job
         return JSONResponse({"id": job_id, "status": "queued"}, status_code=202,
                             headers={"Location": f"/api/jobs/{job_id}"})
 
-    @app.get("/api/jobs", dependencies=auth, summary="Recent jobs, newest first")
-    def list_jobs(limit: int = 50) -> list[dict[str, Any]]:
-        return [j.public() for j in store.recent(max(1, min(limit, 500)))]
 
-    @app.get("/api/jobs/{job_id}", dependencies=auth, summary="A job's status and progress")
-    def get_job(job_id: str) -> dict[str, Any]:
-        return job_or_404(job_id).public()
-
-    @app.delete("/api/jobs/{job_id}", dependencies=auth, summary="Cancel a job")
-    def cancel_job(job_id: str) -> dict[str, Any]:
-        job_or_404(job_id)
-        job = store.cancel(job_id)
-        return job.public() if job is not None else {}
+def _add_file_routes(app: FastAPI, auth: list[Any], store: JobStore) -> None:
+    def job_or_404(job_id: str) -> Any:
+        return _job_or_404(store, job_id)
 
     def job_file(job_id: str, name: str, media: str, what: str) -> FileResponse:
         job_or_404(job_id)
@@ -136,15 +156,6 @@ def add_job_routes(app: FastAPI, auth: list[Any], settings: Settings, store: Job
     @app.get("/api/jobs/{job_id}/thumbnail", dependencies=auth, summary="A small copy of the result (JPEG)")
     def thumbnail(job_id: str) -> FileResponse:
         return job_file(job_id, "thumb.jpg", "image/jpeg", "thumbnail")
-
-    @app.get("/api/jobs/{job_id}/events", dependencies=auth, summary="Server-sent events: the job's progress",
-             description="`event: progress` with the job's JSON whenever it changes (its `preview` counter "
-                         "bumps when a newer preview image is ready), then `event: end` when it is done, "
-                         "failed or cancelled.")
-    async def events(job_id: str, request: Request) -> StreamingResponse:
-        job_or_404(job_id)
-        return StreamingResponse(_job_events(store, job_id, request), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 async def _job_events(store: JobStore, job_id: str, request: Request) -> AsyncIterator[str]:

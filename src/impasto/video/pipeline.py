@@ -35,7 +35,7 @@ from torch import Tensor
 from ..config import non_negative, positive_int
 from ..errors import InputError, StylizeInterrupted
 from ..io.image import ImageLike, load_image, save_image, to_pil
-from ..methods import DEFAULT_VIDEO_SIZE, Method, get_method
+from ..methods import DEFAULT_VIDEO_SIZE, FramePainter, Method, get_method
 from ..ops.flow import PRESETS, reliable_flow, warp
 from ..ops.geometry import fit_long_edge, resize
 from ..progress import CancelToken, FrameProgress
@@ -156,11 +156,7 @@ def stylize_video(
     vcfg = video or VideoConfig()
     notes = notes if notes is not None else []
     style_list: list[ImageLike] = list(styles) if isinstance(styles, (list, tuple)) else [styles]  # type: ignore[list-item]
-    chosen = method if isinstance(method, Method) else get_method(
-        str(method) if method is not None else str(model) if model is not None else "optimize")
-    opts = {**(config.flat() if config is not None else {}), **options}
-    if style is not None:
-        opts["style"] = style
+    chosen, opts = _method(method, model, config, style, options)
     chosen.check(opts, len(style_list))
     src = str(input)
     info = probe(src)
@@ -174,11 +170,35 @@ def stylize_video(
     folder = work_folder(output)
     _prepare_work(folder, _settings(src, style_list, chosen.name, opts, vcfg), notes)
     expected = _expected_frames(vcfg, info)
-    frames = painter.frames(vcfg)
+    warn: list[str] = []
+    done = _paint(src, vcfg, painter.frames(vcfg), size, folder, expected, callback, cancel, started, warn)
+    notes.extend(warn)
+    if not done:
+        raise InputError(f"no frames decoded from {src!r} between {vcfg.start:g} s and the end")
+    if fmt != "folder":
+        encode(done, output, source=src, start=vcfg.start, duration=vcfg.duration, fps=info.fps, crf=vcfg.crf)
+        shutil.rmtree(folder, ignore_errors=True)
+    return Path(output)
+
+
+def _method(method: str | Method | None, model: str | os.PathLike | None, config: StylizeConfig | None,
+            style: str | None, options: dict[str, Any]) -> tuple[Method, dict[str, Any]]:
+    """The method a call names (``method``, else ``model``, else optimize) and its options."""
+    chosen = method if isinstance(method, Method) else get_method(
+        str(method) if method is not None else str(model) if model is not None else "optimize")
+    opts = {**(config.flat() if config is not None else {}), **options}
+    if style is not None:
+        opts["style"] = style
+    return chosen, opts
+
+
+def _paint(src: str, vcfg: VideoConfig, frames: FramePainter, size: tuple[int, int], folder: Path,
+           expected: int | None, callback: Callable[[FrameProgress], Any] | None, cancel: CancelToken | None,
+           started: float, warn: list[str]) -> list[tuple[float, Path]]:
+    """Every frame painted (or taken from the work folder), in order: [(time, PNG path)]."""
     done: list[tuple[float, Path]] = []
     history: deque[tuple[Tensor, Tensor]] = deque(maxlen=max(vcfg.long_term))  # (content, stylized)
     resumed = 0
-    warn: list[str] = []
     for frame in read_frames(src, start=vcfg.start, duration=vcfg.duration, warn=warn):
         if cancel is not None and cancel.cancelled:
             raise StylizeInterrupted(None, frame.index, cancelled=True)
@@ -197,13 +217,7 @@ def stylize_video(
             callback(FrameProgress(frame=len(done), frames=expected, elapsed=time.perf_counter() - started,
                                    resumed=resumed, losses=losses, _render=_constant(stylized),
                                    work=min(1.0, len(done) / expected) if expected else 0.0))
-    notes.extend(warn)
-    if not done:
-        raise InputError(f"no frames decoded from {src!r} between {vcfg.start:g} s and the end")
-    if fmt != "folder":
-        encode(done, output, source=src, start=vcfg.start, duration=vcfg.duration, fps=info.fps, crf=vcfg.crf)
-        shutil.rmtree(folder, ignore_errors=True)
-    return Path(output)
+    return done
 
 
 def _constant(x: Tensor) -> Callable[[], Tensor]:
