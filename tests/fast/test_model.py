@@ -31,6 +31,15 @@ def test_stylize_styles_blends_and_sizes(tiny_model):
     assert torch.allclose(half, same)
     kept = model.stylize(EXAMPLES / "cat.jpg", size=64, preserve_color="luminance", output="tensor")
     assert kept.shape == t.shape
+    from impasto.io.image import load_image
+    from impasto.ops import color
+    from impasto.ops.geometry import resize
+
+    photo = resize(load_image(EXAMPLES / "cat.jpg").rgb, tuple(t.shape[-2:]))
+    chroma = lambda x: color.rgb_to_yiq(x)[:, 1:]  # noqa: E731
+    assert (chroma(kept) - chroma(photo)).abs().mean() < 0.02  # the photo's colors
+    assert (chroma(t) - chroma(photo)).abs().mean() > 0.02  # which the plain result does not keep
+    assert torch.allclose(color.luminance(kept), color.luminance(t), atol=0.02)  # the painting's light
 
 
 def test_bad_names_and_blends_list_the_valid_ones(tiny_model):

@@ -13,7 +13,6 @@ from impasto.io.image import load_image
 from impasto.losses import STRENGTH_MAX, LossConfig
 from impasto.nets.vgg import layer_mask, layer_size
 from impasto.ops.geometry import rotate
-from impasto.ops.regions import region_masks
 from impasto.optimize.config import StylizeConfig
 from impasto.optimize.pipeline import augmented
 
@@ -66,18 +65,6 @@ def test_two_styles_split_by_masks(pair):
                                      seed=0)).rgb[0]
     red_minus_blue = out[0] - out[2]
     assert red_minus_blue[:, :28].mean() > red_minus_blue[:, 36:].mean() + 0.2
-
-
-def test_soft_overlapping_masks_are_normalized():
-    a = torch.ones(1, 1, 4, 4)
-    b = torch.full((1, 1, 4, 4), 0.5)
-    ma, mb = region_masks([a, b], None, (4, 4), 2)
-    assert torch.allclose(ma + mb, torch.ones(1, 1, 4, 4))
-    assert torch.allclose(ma, torch.full((1, 1, 4, 4), 2 / 3))
-    keep = torch.zeros(1, 1, 4, 4)
-    keep[..., :2] = 1
-    (only,) = region_masks(None, keep, (4, 4), 1)
-    assert only[..., :2].max() == 0 and only[..., 2:].min() == 1
 
 
 def test_layer_masks_follow_the_network_pooling():

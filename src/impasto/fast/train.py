@@ -420,7 +420,6 @@ def _sample_input(sample: ImageLike | None, photos: Photos) -> Tensor:
 
 
 @torch.no_grad()
-@torch.no_grad()
 def _sample_row(model: StyleModel, image: Tensor) -> Tensor:
     """The sample photo in every style, side by side (the photo first)."""
     model.net.eval()

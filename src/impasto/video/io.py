@@ -147,7 +147,8 @@ def read_frames(path: str | os.PathLike, *, start: float = 0.0, duration: float 
     """The frames of ``path`` from ``start`` for ``duration`` seconds, decoded one at a time.
 
     A frame that fails to decode in the middle is skipped and named in ``warn`` (if given); the
-    run goes on with the next one.
+    run goes on with the next one. A video that ends well before the duration its container
+    declares (a truncated download) is named in ``warn`` too.
     """
     end = float("inf") if duration is None else start + duration
     if _is_frame_folder(path):
@@ -164,7 +165,7 @@ def read_frames(path: str | os.PathLike, *, start: float = 0.0, duration: float 
         stream.thread_type = "AUTO"
         if start > 0:
             container.seek(int(start / stream.time_base), stream=stream, backward=True)
-        index = 0
+        index, last = 0, None
         packets = container.demux(stream)
         while True:
             try:
@@ -189,9 +190,22 @@ def read_frames(path: str | os.PathLike, *, start: float = 0.0, duration: float 
                     return
                 array = _upright(frame.to_ndarray(format="rgb24"), int(getattr(frame, "rotation", 0) or 0))
                 yield Frame(index, t, _to_tensor(array))
-                index += 1
+                index, last = index + 1, t
+        _ended_early(container, stream, start, end, last, index, warn)
     finally:
         container.close()
+
+
+def _ended_early(container: Any, stream: Any, start: float, end: float, last: float | None, frames: int,
+                 warn: list[str] | None) -> None:
+    """Note a video that stops more than two frames before its container's declared duration."""
+    declared = (container.duration or 0) / 1_000_000
+    step = 1 / float(stream.average_rate or 25)
+    wanted = min(end, declared)
+    reached = last if last is not None else start
+    if warn is not None and declared and reached + 2 * step < wanted - 1e-6:
+        warn.append(f"the video ends early, at {reached:.2f} s of the {declared:.2f} s its container declares "
+                    f"(after frame {frames}): the file may be truncated")
 
 
 def check_output(path: str | os.PathLike) -> str:
