@@ -29,7 +29,7 @@ from PIL import Image
 from common import ROOT, SHARED, contact_sheet, cpu_name, measure_process
 from impasto.fast import load_model
 from impasto.fast.export import OnnxModel, export_onnx
-from impasto.metrics import distances, ruler, structure
+from impasto.metrics import distances, lattice_peaks, ruler, structure
 from impasto.runtime import cpu_has_bf16_units
 
 HELD_OUT = {  # style -> a photo that is not in the training data (ImageNet sample, Kodak)
@@ -94,8 +94,8 @@ def quality(model, size: int) -> None:
     r = ruler()
     rows = []
     print("\n| style | photo | optimization: content / style / structure | fast model: content / style / structure "
-          "| ratio content | ratio style | ratio structure |")
-    print("|---|---|---|---|---:|---:|---:|")
+          "| ratio content | ratio style | ratio structure | lattice peak: optimization / fast |")
+    print("|---|---|---|---|---:|---:|---:|---:|")
     for style in model.styles:
         photo = SHARED / "images" / "content" / HELD_OUT.get(style, "tubingen.jpg")
         painting = next((SHARED / "images" / "style").glob(f"{style}.*"))
@@ -110,7 +110,8 @@ def quality(model, size: int) -> None:
         rc, rs = d_fast.content / d_opt.content, d_fast.style / d_opt.style
         print(f"| {style} | {photo.name} | {d_opt.content:.3f} / {d_opt.style:.4f} / {s_opt:.2f} | "
               f"{d_fast.content:.3f} / {d_fast.style:.4f} / {s_fast:.2f} | {rc:.2f} | {rs:.2f} | "
-              f"{s_fast / s_opt:.2f} |", flush=True)
+              f"{s_fast / s_opt:.2f} | {max(lattice_peaks(opt).values()):.0f} / "
+              f"{max(lattice_peaks(fast_path).values()):.0f} |", flush=True)
         rows.append((Image.open(photo).convert("RGB"), Image.open(opt).convert("RGB"), fast.convert("RGB")))
     sheet = contact_sheet(rows)
     sheet.save(ROOT / "docs" / "fast_vs_optimization.jpg", quality=90)

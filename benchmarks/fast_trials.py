@@ -24,7 +24,7 @@ from PIL import Image
 
 from common import EXAMPLES, ROOT, SHARED, contact_sheet, cpu_name, measure_process
 from impasto.fast import TrainConfig, load_model, train
-from impasto.metrics import distances, ruler, structure
+from impasto.metrics import distances, lattice_peaks, ruler, structure
 
 PHOTOS = (EXAMPLES / "lighthouse.jpg", SHARED / "images" / "content" / "tubingen.jpg",
           SHARED / "images" / "content" / "debian-mate" / "Storm.jpg")
@@ -69,6 +69,8 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--data", default=str(SHARED / "training" / "imagenet-sample"))
     p.add_argument("--keep", default=None, help="folder to keep the trained models in")
+    p.add_argument("--name", default="fast_trials",
+                   help="writes benchmarks/results/NAME.md and docs/NAME.jpg (a separate study: another name)")
     args = p.parse_args()
     style = next((SHARED / "images" / "style").glob(f"{args.style}.*"))
     work = Path(args.keep or tempfile.mkdtemp())
@@ -95,24 +97,28 @@ def main() -> int:
             images.append(image.convert("RGB"))
             d = distances(path, photo, style, r)
             (dr, sr) = ref_d[photo]
-            row.append((photo.stem, d.content / dr.content, d.style / dr.style, structure(path, photo) / sr))
+            grid = max(lattice_peaks(path).values())
+            row.append((photo.stem, d.content / dr.content, d.style / dr.style, structure(path, photo) / sr, grid))
         rows.append((name, trained.training["steps_done"], minutes, row))
         sheet_rows.append(images)
         print(f"{name}: {trained.training['steps_done']} steps in {minutes:.1f} min; " + "; ".join(
-            f"{ph} content {c:.2f}x style {s:.2f}x structure {st:.2f}x" for ph, c, s, st in row), flush=True)
+            f"{ph} content {c:.2f}x style {s:.2f}x structure {st:.2f}x lattice {g:.0f}" for ph, c, s, st, g in row),
+            flush=True)
     lines = [f"CPU: {cpu_name()}; style {args.style}; {args.size} px crops, width {args.width}, batch "
              f"{args.batch_size}, lr {args.lr}, {args.minutes:g} min each; ratios to the optimization at 512 px",
-             "", "| variant | steps | " + " | ".join(f"{ph.stem}: content / style / structure" for ph in PHOTOS) + " |",
-             "|---|---:|" + "---|" * len(PHOTOS)]
+             "", "| variant | steps | " + " | ".join(f"{ph.stem}: content / style / structure" for ph in PHOTOS)
+             + " | lattice peak (mean) |", "|---|---:|" + "---|" * len(PHOTOS) + "---:|",
+             f"| optimization | | {' | '.join('1 / 1 / 1' for _ in PHOTOS)} | "
+             f"{sum(max(lattice_peaks(refs[ph]).values()) for ph in PHOTOS) / len(PHOTOS):.0f} |"]
     for name, steps, _, row in rows:
-        lines.append(f"| {name} | {steps} | " + " | ".join(f"{c:.2f} / {s:.2f} / {st:.2f}" for _, c, s, st in row)
-                     + " |")
+        lines.append(f"| {name} | {steps} | " + " | ".join(f"{c:.2f} / {s:.2f} / {st:.2f}" for _, c, s, st, _ in row)
+                     + f" | {sum(g for *_, g in row) / len(row):.0f} |")
     table = "\n".join(lines)
     print(table)
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
-    (ROOT / "benchmarks" / "results" / "fast_trials.md").write_text(table + "\n")
+    (ROOT / "benchmarks" / "results" / f"{args.name}.md").write_text(table + "\n")
     sheet = contact_sheet(sheet_rows, cell=200, gap=6)
-    sheet.save(ROOT / "docs" / "fast_trials.jpg", quality=88)
+    sheet.save(ROOT / "docs" / f"{args.name}.jpg", quality=88)
     return 0
 
 

@@ -70,7 +70,8 @@ def test_bad_training_inputs(tmp_path, styles):
         train(styles, [empty], tmp_path / "m.pt", config=TrainConfig.from_options(**TINY))
     for bad, message in ((dict(size=8), "size must be from 32 to 1024"), (dict(batch_size=0), "positive integer"),
                          (dict(batch_size=1000), "batch_size must be from 1 to 256"),
-                         (dict(style_loss="mrf"), "valid: gram, meancov")):
+                         (dict(style_loss="mrf"), "valid: gram, meancov"),
+                         (dict(size=64, jitter=17), "jitter must be an integer from 0 to a quarter of size")):
         with pytest.raises(InputError, match=message):
             TrainConfig.from_options(**bad)
     assert not (tmp_path / "m.pt").exists()
@@ -120,3 +121,27 @@ def test_a_run_stopped_by_its_time_limit_keeps_its_checkpoint_and_resumes(tmp_pa
     done = train(styles, [photos], out, config=TrainConfig.from_options(**{**TINY, "steps": reached + 2}), resume=True)
     assert done.training["steps_done"] == reached + 2
     assert not checkpoint_path(out).exists()
+
+
+def test_jitter_moves_the_loss_window_and_still_trains(tmp_path, photos, styles, monkeypatch):
+    """With jitter, the loss sees a random window of the output (a fixed crop would let texture
+    align to the loss network's lattice); the step still lowers the loss."""
+    import importlib
+
+    train_module = importlib.import_module("impasto.fast.train")  # the module: impasto.fast.train is the function
+
+    seen = []
+    original = train_module.BatchContext
+
+    def spy(**kwargs):
+        seen.append(tuple(kwargs["content"][next(iter(kwargs["content"]))].shape[-2:]))
+        return original(**kwargs)
+
+    monkeypatch.setattr(train_module, "BatchContext", spy)
+    events = []
+    config = TrainConfig.from_options(**{**TINY, "steps": 12, "lr": 5e-3, "jitter": 8, "pooling": "avg"})
+    train(styles, [photos], tmp_path / "m.pt", config=config, callback=events.append)
+    assert set(seen) == {(3, 3)}  # relu4_2 of a 24 px window (32 - 8), not of the 32 px crop (4x4)
+    first = sum(e.losses["total"] for e in events[:3]) / 3
+    last = sum(e.losses["total"] for e in events[-3:]) / 3
+    assert last < first, (first, last)

@@ -24,10 +24,12 @@ def test_the_term_sums_one_loss_per_earlier_frame_and_pulls_towards_them():
     w_near, w_far = torch.ones(1, 1, 6, 6), torch.full((1, 1, 6, 6), 0.5)
     term = TemporalTerm([near, far], [w_near, w_far])
     value = term(image, {})
-    assert float(value) == pytest.approx(float(temporal_loss(image, near, w_near) + temporal_loss(image, far, w_far)))
+    with torch.no_grad():
+        want = temporal_loss(image, near, w_near) + temporal_loss(image, far, w_far)
+    assert value.item() == pytest.approx(want.item())
     value.backward()
     step = image.detach() - 10.0 * image.grad
-    assert float(term(step, {})) < float(value)  # a gradient step moves towards the warped frames
+    assert term(step, {}).item() < value.item()  # a gradient step moves towards the warped frames
     assert "warped" in dict(term.named_buffers())  # moves with .to(device)
 
 

@@ -52,6 +52,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="content layers (see 'impasto layers')")
     p.add_argument("--style-layers", type=names, default=d.style_layers, metavar="L1,L2",
                    help="style layers; default: the style loss's own (relu1_1..relu5_1)")
+    p.add_argument("--jitter", type=int, default=d.jitter, metavar="PX",
+                   help="crop the output and its photo at a random offset of up to PX before the loss network "
+                        "each step, so texture cannot lock onto its pooling lattice (a fine grid); 0 = off")
+    p.add_argument("--pooling", choices=("max", "avg"), default=d.pooling, help="the loss network's pooling")
     p.add_argument("--style-size", type=positive_int, default=d.style_size,
                    help="long edge of the style images (the stroke scale at the output size you will use)")
     p.add_argument("--checkpoint-every", type=positive_int, default=d.checkpoint_every, metavar="N")

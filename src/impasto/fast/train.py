@@ -79,6 +79,10 @@ class TrainingConfig:
     max_minutes: float | None = None
     """Stop after this many minutes of training even if ``steps`` are not done (the model is written)."""
     workers: int = 2
+    jitter: int = 0
+    """Each step, crop the output and its photo together at a random offset of 0..jitter px before
+    the loss network (losing jitter px of each side), so that texture cannot lock onto the loss
+    network's pooling lattice (a fixed 2-, 4-, 8-pixel grid in its gradients). 0 = off."""
 
     def __post_init__(self) -> None:
         for name in ("size", "batch_size", "steps", "blocks", "style_size", "checkpoint_every", "sample_every"):
@@ -95,6 +99,9 @@ class TrainingConfig:
             raise InputError(f"workers must be an integer >= 0; got {self.workers!r}", fields=("workers",))
         if self.max_minutes is not None:
             positive("max_minutes", self.max_minutes)
+        if isinstance(self.jitter, bool) or not isinstance(self.jitter, int) or not 0 <= self.jitter <= self.size // 4:
+            raise InputError(f"jitter must be an integer from 0 to a quarter of size ({self.size // 4}); "
+                             f"got {self.jitter!r}", fields=("jitter",))
 
 
 @dataclass(frozen=True)
@@ -117,9 +124,8 @@ class TrainConfig:
             valid = ", ".join(n for n, kind in STYLE_LOSSES.items() if kind.trains)
             raise InputError(f"style_loss {self.loss.style_loss!r} cannot train a network; valid: {valid}",
                              fields=("style_loss",))
-        if self.network.weights != "caffe" or self.network.pooling != "max":
-            raise InputError("training uses the default loss network (weights caffe, pooling max)",
-                             fields=("weights", "pooling"))
+        if self.network.weights != "caffe":
+            raise InputError("training uses the default loss network's weights (caffe)", fields=("weights",))
 
     @classmethod
     def from_options(cls, **options: Any) -> TrainConfig:
@@ -336,7 +342,7 @@ def _loop(run: _Training, callback: Callable[[TrainProgress], Any] | None, cance
         batch = next(run.batches).to(device, non_blocking=True)
         which = torch.randint(run.first_new, run.first_new + run.n_new, (batch.shape[0],))
         losses = _step(state, run.objective, batch, which, run.first_new,
-                       stop=time.perf_counter() >= deadline, world=run.ranks.world)
+                       stop=time.perf_counter() >= deadline, world=run.ranks.world, jitter=tc.jitter)
         if not math.isfinite(losses["total"]):
             raise NonFiniteLossError(f"training diverged at step {state.step + 1} (the loss is not finite); "
                                      "try a lower lr; the last checkpoint is kept")
@@ -384,7 +390,7 @@ def _network(names: list[str], base: str | os.PathLike | None, cfg: TrainConfig,
 
 
 def _step(state: _State, objective: Objective, batch: Tensor, which: Tensor, first: int, *,
-          stop: bool = False, world: int = 1) -> dict[str, float]:
+          stop: bool = False, world: int = 1, jitter: int = 0) -> dict[str, float]:
     """One optimizer step on ``batch``; ``which`` is each crop's style (index into the network's
     styles, of which the objective holds those from ``first`` on). The named losses come back as
     floats, averaged over the ranks of a distributed run, with ``stop`` > 0 if any rank asked to
@@ -395,6 +401,10 @@ def _step(state: _State, objective: Objective, batch: Tensor, which: Tensor, fir
     dtype = objective.autocast_dtype
     with torch.autocast(batch.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         out = net(batch, style_vec)
+    if jitter:  # the same random window of the output and of its photo
+        dy, dx = (int(v) for v in torch.randint(0, jitter + 1, (2,)))
+        h, w = batch.shape[-2] - jitter, batch.shape[-1] - jitter
+        out, batch = out[..., dy:dy + h, dx:dx + w], batch[..., dy:dy + h, dx:dx + w]
     with torch.no_grad():
         content = objective.features(batch, objective.content_layers)
     total, parts = objective(out, BatchContext(style_index=which - first, content=content))
