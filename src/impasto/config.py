@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,8 +23,17 @@ from .errors import InputError
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICE_CHOICES = ("cpu", "cuda", "mps", "auto")  # "cuda:1" and the like are accepted too
 
-__all__ = ["DEVICE_CHOICES", "PRECISIONS", "as_tuples", "choice", "non_negative", "options_for", "positive",
-           "positive_int"]
+__all__ = [
+    "DEVICE_CHOICES",
+    "PRECISIONS",
+    "as_tuples",
+    "choice",
+    "non_negative",
+    "options_for",
+    "parse_int",
+    "positive",
+    "positive_int",
+]
 
 
 def options_for(parts: Sequence[type], options: dict[str, Any]) -> list[dict[str, Any]]:
@@ -43,6 +53,15 @@ def options_for(parts: Sequence[type], options: dict[str, Any]) -> list[dict[str
 
 
 # Validators shared by every config part; each names the field and the valid values.
+
+def parse_int(text: str) -> int:
+    """An integer written in plain ASCII digits, with an optional leading minus (``int()`` also takes
+    ``'+64'``, ``'1_28'`` and other scripts' digits, which no form or flag should)."""
+    stripped = text.strip()
+    if not re.fullmatch(r"-?[0-9]{1,30}", stripped):
+        raise ValueError(f"not a plain integer: {text[:40]!r}")
+    return int(stripped)
+
 
 def as_tuples(obj: Any, names: Sequence[str]) -> None:
     """Turn list values of frozen dataclass fields into tuples (hashable, immutable)."""

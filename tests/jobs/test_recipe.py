@@ -66,3 +66,9 @@ def test_runner_keeps_networks_between_jobs(small_images):
     assert [k[0] for k in runner.cache] == ["vgg"]  # one network, built once for both jobs
     fast = Recipe("multistyle6", {"size": 24})
     assert runner.painter(fast, []).model is runner.painter(fast, []).model
+
+
+@pytest.mark.parametrize("text", ["٦٤", "1_28", "+64", "64.0"])
+def test_form_integers_are_plain_ascii_digits(text):
+    with pytest.raises(InputError, match="size must be an integer"):
+        options_from_text({"size": text}, OPTIMIZE)

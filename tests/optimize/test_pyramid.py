@@ -80,3 +80,31 @@ def test_ema_output_averages_the_iterates(small_images):
     assert (b - content).abs().mean() < (a - content).abs().mean()
     with pytest.raises(InputError, match="ema_decay must be a number between 0 and 1"):
         OptimizeConfig(ema_decay=1.0)
+
+
+@pytest.mark.parametrize(("options", "words"), [
+    (dict(seed=2**64), "seed must be an integer from 0 to 2\\*\\*63-1"),
+    (dict(seed=-1), "seed must be an integer from 0"),
+    (dict(style_scale=1e300), "style_scale must be at most 8"),
+    (dict(style_scales=(1e300,)), "style_scales must each be at most 8"),
+    (dict(size=4096, style_scale=4.0), "over the limit of 120 Mpx"),
+    (dict(style_rotations=tuple(range(17))), "at most 16 copies"),
+    (dict(scales=3, scale_ratio=1e308), "scale_ratio must be at most 16"),
+    (dict(scales=500), "scales must be from 1 to 12"),
+    (dict(scales=12, scale_ratio=16.0, size=64), "below 1 px at the first scale"),
+    (dict(start_size=1, scale_ratio=1.0001), "make 62387 scales, more than 12"),
+])
+def test_options_that_would_make_absurd_work_are_refused_by_the_config(options, words):
+    from impasto.optimize.config import StylizeConfig
+
+    with pytest.raises(InputError, match=words):
+        StylizeConfig.from_options(**options)
+
+
+def test_integers_are_plain_ascii_digits():
+    from impasto.config import parse_int
+
+    assert parse_int(" 64 ") == 64 and parse_int("-3") == -3
+    for text in ("٦٤", "1_28", "+64", "6.4", "", "1" * 40):
+        with pytest.raises(ValueError):
+            parse_int(text)

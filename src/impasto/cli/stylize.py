@@ -15,6 +15,7 @@ from .common import (
     EXIT_OK,
     ProgressBar,
     add_precision,
+    integer,
     names,
     number,
     numbers,
@@ -115,7 +116,7 @@ def _optimizer_arguments(p: argparse.ArgumentParser, d: SimpleNamespace) -> None
     g.add_argument("--ema", "--ema-decay", dest="ema_decay", type=number, default=d.ema_decay, metavar="DECAY",
                    help="output an exponential moving average of the iterates (e.g. 0.9) for a cleaner image")
     g.add_argument("--init", default=d.init, help=f"start image: {' or '.join(INIT_CHOICES)} or an image path")
-    g.add_argument("--seed", type=int, default=d.seed, help="random seed (bitwise-reproducible CPU runs)")
+    g.add_argument("--seed", type=integer, default=d.seed, help="random seed (bitwise-reproducible CPU runs)")
 
 
 def _network_arguments(p: argparse.ArgumentParser, d: SimpleNamespace) -> None:
@@ -135,10 +136,10 @@ def _network_arguments(p: argparse.ArgumentParser, d: SimpleNamespace) -> None:
 
 def _print_size_arguments(p: argparse.ArgumentParser, d: SimpleNamespace) -> None:
     g = p.add_argument_group("print size")
-    g.add_argument("--tile", type=int, default=d.tile, metavar="PX",
+    g.add_argument("--tile", type=integer, default=d.tile, metavar="PX",
                    help="optimize scales larger than PX in overlapping tiles of at most PX a side; default: automatic, "
                         "only when a scale would not fit in --memory-budget; 0 = never")
-    g.add_argument("--tile-overlap", type=int, default=d.tile_overlap, metavar="PX",
+    g.add_argument("--tile-overlap", type=integer, default=d.tile_overlap, metavar="PX",
                    help="overlap between tiles, feathered when pasting")
     g.add_argument("--memory-budget", type=number, default=d.memory_budget, metavar="GIB",
                    help="memory a scale may use before it is tiled; default: 80%% of what is available")

@@ -13,6 +13,7 @@ from .common import (
     EXIT_OK,
     ProgressBar,
     add_precision,
+    integer,
     names,
     number,
     positive_int,
@@ -52,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="content layers (see 'impasto layers')")
     p.add_argument("--style-layers", type=names, default=d.style_layers, metavar="L1,L2",
                    help="style layers; default: the style loss's own (relu1_1..relu5_1)")
-    p.add_argument("--jitter", type=int, default=d.jitter, metavar="PX",
+    p.add_argument("--jitter", type=integer, default=d.jitter, metavar="PX",
                    help="crop the output and its photo at a random offset of up to PX before the loss network "
                         "each step, so texture cannot lock onto its pooling lattice (a fine grid); 0 = off")
     p.add_argument("--pooling", choices=("max", "avg"), default=d.pooling, help="the loss network's pooling")
@@ -66,8 +67,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="add STYLE(s) to this trained model, training only their own parameters")
     p.add_argument("--resume", action="store_true", help="go on from OUTPUT.ckpt")
     p.add_argument("--force", action="store_true", help="overwrite an existing model file")
-    p.add_argument("--workers", type=int, default=d.workers, help="data-loading processes")
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed")
+    p.add_argument("--workers", type=integer, default=d.workers, help="data-loading processes")
+    p.add_argument("--seed", type=integer, default=d.seed, help="random seed")
     p.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N, mps or auto")
     add_precision(p, d.precision)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

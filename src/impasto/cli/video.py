@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from .common import EXIT_INTERRUPTED, EXIT_OK, ProgressBar, names, number, report_errors
+from .common import EXIT_INTERRUPTED, EXIT_OK, ProgressBar, integer, names, number, report_errors
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g = p.add_argument_group("video")
     g.add_argument("--temporal-weight", type=number, default=d.temporal_weight,
                    help="weight of the temporal loss (higher = steadier, less free per frame)")
-    g.add_argument("--frame-iterations", type=int, default=d.frame_iterations,
+    g.add_argument("--frame-iterations", type=integer, default=d.frame_iterations,
                    help="iterations for each frame after the first")
     g.add_argument("--long-term", type=lambda t: tuple(int(v) for v in names(t)), default=d.long_term,
                    metavar="J1,J2", help="earlier frames to stay consistent with, e.g. 1,2,4")
@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--start", type=number, default=d.start, metavar="SECONDS", help="where to begin")
     g.add_argument("--duration", type=number, default=d.duration, metavar="SECONDS",
                    help="how much to stylize (try a short part first)")
-    g.add_argument("--crf", type=int, default=d.crf, help="encoder quality, 0 (lossless) to 51")
+    g.add_argument("--crf", type=integer, default=d.crf, help="encoder quality, 0 (lossless) to 51")
     g.add_argument("--model", default=None, help="a fast model's name or file instead of optimization")
     g.add_argument("--style", default=None, help="with --model: which of its styles")
     g.add_argument("--blend", type=number, default=d.blend,

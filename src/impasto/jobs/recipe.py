@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import parse_int
 from ..errors import InputError
 from ..methods import Method, get_method
 
@@ -70,7 +71,7 @@ def parse_option(name: str, text: str, kind: Any) -> Any:
                 raise ValueError
             return lowered in ("1", "true", "on", "yes")
         if kind is int:
-            return int(text)
+            return parse_int(text)
         if kind is float:
             return float(text)
         if typing.get_origin(kind) is tuple:

@@ -17,6 +17,9 @@ from .style import STYLE_LOSSES
 # 0.2 step multiplies the style weight by about 4. The default style_weight 15 is strength 0.39.
 STRENGTH_MAX = 1000.0
 DEFAULT_STYLE_WEIGHT = 15.0
+MAX_STYLE_COPIES = 16
+"""The most rotated or scaled copies of each style image (each costs a pass of the network)."""
+MAX_STYLE_SCALE = 8.0
 
 
 def strength_to_style_weight(strength: float) -> float:
@@ -71,13 +74,23 @@ class LossConfig:
                 raise InputError("give either strength or style_weight, not both", fields=("strength", "style_weight"))
         choice("style_loss", self.style_loss, tuple(STYLE_LOSSES))
         positive_int("mrf_stride", self.mrf_stride)
+        for name in ("style_rotations", "style_scales"):
+            if len(getattr(self, name)) > MAX_STYLE_COPIES:
+                raise InputError(f"{name}: at most {MAX_STYLE_COPIES} copies; got {len(getattr(self, name))}",
+                                 fields=(name,))
         for angle in self.style_rotations:
             if not isinstance(angle, (int, float)) or not math.isfinite(angle):
                 raise InputError(f"style_rotations: each must be a number of degrees; got {angle!r}",
                                  fields=("style_rotations",))
         for factor in self.style_scales:
             positive("style_scales", factor)
+            if factor > MAX_STYLE_SCALE:
+                raise InputError(f"style_scales must each be at most {MAX_STYLE_SCALE:g}; got {factor!r}",
+                                 fields=("style_scales",))
         positive("style_scale", self.style_scale)
+        if self.style_scale > MAX_STYLE_SCALE:
+            raise InputError(f"style_scale must be at most {MAX_STYLE_SCALE:g}; got {self.style_scale!r}",
+                             fields=("style_scale",))
         if self.content_weight == 0 and self.effective_style_weight == 0:
             raise InputError("content_weight and style_weight are both 0: nothing to optimize",
                              fields=("content_weight", "style_weight"))

@@ -16,6 +16,10 @@ from ..ops.color import PRESERVE_COLOR_CHOICES
 from .optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
 
 INIT_CHOICES = ("content", "noise")  # or the path of an image
+MAX_SCALES = 12
+"""The most scales a pyramid may have (a 2x pyramid from 1 px to 4096 px has 13 edges)."""
+MAX_SCALE_RATIO = 16.0
+MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,13 @@ class OptimizeConfig:
                                                       and math.isfinite(self.scale_ratio) and self.scale_ratio > 1):
             raise InputError(f"scale_ratio must be a number > 1 (e.g. 2 or 1.414); got {self.scale_ratio!r}",
                              fields=("scale_ratio",))
+        if not self.scale_ratio <= MAX_SCALE_RATIO:
+            raise InputError(f"scale_ratio must be at most {MAX_SCALE_RATIO:g}; got {self.scale_ratio!r}",
+                             fields=("scale_ratio",))
         if self.scales is not None:
             positive_int("scales", self.scales)
+            if self.scales > MAX_SCALES:
+                raise InputError(f"scales must be from 1 to {MAX_SCALES}; got {self.scales}", fields=("scales",))
         if self.start_size is not None:
             positive_int("start_size", self.start_size)
             if self.start_size > self.size:
@@ -88,8 +97,9 @@ class OptimizeConfig:
                              fields=("ema_decay",))
         if not isinstance(self.init, str) or not self.init:
             raise InputError(f"init must be 'content', 'noise' or an image path; got {self.init!r}", fields=("init",))
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise InputError(f"seed must be an integer; got {self.seed!r}", fields=("seed",))
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
+                                      or not 0 <= self.seed <= MAX_SEED):
+            raise InputError(f"seed must be an integer from 0 to 2**63-1; got {self.seed!r}", fields=("seed",))
         if self.preserve_color is not None:
             choice("preserve_color", self.preserve_color, PRESERVE_COLOR_CHOICES)
         positive_int("max_pixels", self.max_pixels)
@@ -104,6 +114,17 @@ class OptimizeConfig:
                              fields=("tile_overlap",))
         if self.memory_budget is not None:
             positive("memory_budget", self.memory_budget)
+        if self.scales is None:  # counted without building it: start_size 1 with a ratio of 1.0001 is refused here
+            start = self.start_size if self.start_size is not None else min(128, self.size)
+            n = 1 + math.floor(math.log(self.size / start) / math.log(self.scale_ratio) + 1e-6)
+            if n > MAX_SCALES:
+                raise InputError(f"start_size {start} and scale_ratio {self.scale_ratio:g} make {n} scales, more than "
+                                 f"{MAX_SCALES}; raise start_size or scale_ratio, or give scales",
+                                 fields=("start_size", "scale_ratio", "scales"))
+        if self.scales is not None and round(self.size / self.scale_ratio ** (self.scales - 1)) < 1:
+            raise InputError(f"scales {self.scales} at scale_ratio {self.scale_ratio:g} shrink a {self.size} px "
+                             "output below 1 px at the first scale; give fewer scales",
+                             fields=("scales", "scale_ratio"))
 
     def pyramid(self) -> list[int]:
         """Long edges of the scales, coarse to fine, ending at ``size``."""
@@ -143,6 +164,11 @@ class StylizeConfig:
 
     def __post_init__(self) -> None:
         self.loss.check_network(self.network)
+        edge = self.optimize.size * self.loss.style_scale * max((1.0, *self.loss.style_scales))
+        if edge * edge > self.optimize.max_pixels:
+            raise InputError(f"style_scale and style_scales make the style image {edge:.0f} px on its long edge at "
+                             f"size {self.optimize.size}, over the limit of {self.optimize.max_pixels / 1e6:.0f} Mpx",
+                             fields=("style_scale", "style_scales"))
 
     @classmethod
     def from_options(cls, **options: Any) -> StylizeConfig:
