@@ -128,7 +128,8 @@ def test_uploads_over_the_limit_get_413(tmp_path):
 def test_a_full_queue_gets_429(tmp_path):
     with make_client(tmp_path, limits=Limits(max_active=2)) as client:
         assert [submit(client).status_code for _ in range(3)] == [202, 202, 429]
-        assert "queue is full" in submit(client).json()["detail"]
+        refused = submit(client)
+        assert "queue is full" in refused.json()["detail"] and int(refused.headers["Retry-After"]) > 0
         assert len(list((tmp_path / "data" / "jobs").iterdir())) == 2  # the refused job left no files
 
 
@@ -147,8 +148,23 @@ def test_a_token_guards_every_api_call(tmp_path):
         assert client.get("/api/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
         job = submit(client, headers={"Authorization": "Bearer s3cret"})
         assert job.status_code == 202
-        # EventSource and <img> cannot send headers: the token may come as a query parameter
-        assert client.get(f"/api/jobs/{job.json()['id']}?token=s3cret").status_code == 200
+        job_id = job.json()["id"]
+        assert client.get(f"/api/jobs/{job_id}", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        refused = client.get("/api/jobs")
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        # EventSource and <img> cannot send headers: for them alone the token may come as ?token=
+        assert client.get("/api/gallery/wave_crop?token=s3cret").status_code == 200
+        assert client.get(f"/api/jobs/{job_id}/preview?token=s3cret").status_code in (200, 404)  # no preview yet
+        assert client.get(f"/api/jobs/{job_id}/preview?token=wrong").status_code == 401
+        for method, path in (("GET", f"/api/jobs/{job_id}"), ("GET", "/api/jobs"), ("DELETE", f"/api/jobs/{job_id}"),
+                             ("GET", "/api/methods"), ("GET", "/api/limits")):
+            assert client.request(method, path + "?token=s3cret").status_code == 401, (method, path)
+        assert submit(client, params={"token": "s3cret"}).status_code == 401
+        basic = {"Authorization": "Basic czNjcmV0"}  # a wrong scheme fails even with a right ?token=
+        assert client.get(f"/api/jobs/{job_id}/preview?token=s3cret", headers=basic).status_code == 401
+        for path in ("/docs", "/openapi.json", "/redoc"):  # no open back door to the API's description
+            assert client.get(path).status_code == 404, path
+        assert client.get("/api/health").status_code == 200  # liveness stays open (no job data in it)
 
 
 def test_the_page_and_the_openapi_document(client):
@@ -190,3 +206,23 @@ def test_a_video_over_the_length_limit_gets_422(tmp_path):
     with make_client(tmp_path, limits=Limits(max_video_seconds=0.1)) as client:
         response = submit(client, files=[("content", ("clip.mp4", clip, "video/mp4"))])
         assert response.status_code == 422 and "longer than this server's limit" in response.json()["detail"]
+
+
+def test_head_answers_like_get_without_a_body(client):
+    for path in ("/", "/api/health", "/api/methods", "/static/app.js"):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code == 200, path
+        assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"]
+    assert client.head("/api/jobs/nope").status_code == 404
+
+
+def test_a_form_with_too_many_fields_is_a_bad_request_in_one_line(client):
+    fields = {f"f{i}": "1" for i in range(80)}
+    response = client.post("/api/jobs", data=fields, files={"content": ("c.jpg", jpeg(), "image/jpeg")})
+    detail = response.json()["detail"]
+    assert response.status_code == 400 and "Too many fields" in detail and "400" not in detail
+
+
+def test_error_details_never_echo_a_long_input_in_full(client):
+    response = submit(client, data={"style_loss": "x" * 5000})
+    assert response.status_code == 422 and len(response.json()["detail"]) <= 300

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ..errors import InputError
 from ..jobs.store import JobStore
-from .forms import HTTPProblem
+from .forms import HTTPProblem, cut
 from .routes import add_info_routes, add_job_routes
 from .settings import Settings
 from .workers import Workers
@@ -44,9 +45,12 @@ def create_app(settings: Settings) -> FastAPI:
         if workers is not None:
             workers.stop()
 
-    app = FastAPI(title="impasto", version="1", lifespan=lifespan,
+    # With a token, the OpenAPI document and its pages are off: they would answer without it.
+    docs = {} if settings.token is None else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="impasto", version="1", lifespan=lifespan, **docs,
                   description="Neural style transfer as a service: submit a photo and a painting, watch it "
                               "repaint, download the result.")
+    app.add_middleware(HeadAsGet)
     app.state.store = store
     app.state.workers = workers
     _add_error_handlers(app)
@@ -65,20 +69,54 @@ def create_app(settings: Settings) -> FastAPI:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPProblem)
     async def problem(_: Request, exc: HTTPProblem) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        return JSONResponse({"detail": cut(exc.detail)}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(InputError)
     async def bad_input(_: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "fields": list(getattr(exc, "fields", ()))}, status_code=422)
+        return JSONResponse({"detail": cut(str(exc)), "fields": list(getattr(exc, "fields", ()))}, status_code=422)
+
+
+QUERY_TOKEN_PATHS = re.compile(r"^/api/(jobs/[^/]+/(events|preview|thumbnail|result)|gallery/[^/]+)$")
+"""What a browser loads without headers (an EventSource, an <img>, a download link): only these GETs
+may carry the token as ``?token=``; every other call sends ``Authorization: Bearer TOKEN``."""
 
 
 def _authorizer(token: str | None) -> Any:
     def authorized(request: Request) -> None:
         if token is None:
             return
-        header = request.headers.get("authorization", "")
-        given = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token", "")
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPProblem(401, "missing or wrong token: send 'Authorization: Bearer TOKEN'")
+        header = request.headers.get("authorization")
+        if header is not None:
+            scheme, _, given = header.partition(" ")
+            ok = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+        else:
+            given = request.query_params.get("token")
+            ok = (given is not None and request.method in ("GET", "HEAD")
+                  and QUERY_TOKEN_PATHS.match(request.url.path) is not None
+                  and hmac.compare_digest(given.encode(), token.encode()))
+        if not ok:
+            raise HTTPProblem(401, "missing or wrong token: send 'Authorization: Bearer TOKEN'",
+                              {"WWW-Authenticate": 'Bearer realm="impasto"'})
 
     return authorized
+
+
+class HeadAsGet:
+    """HEAD answers as GET would, without the body (FastAPI routes answer only the methods they name)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                if not message.get("more_body", False):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)

@@ -24,10 +24,20 @@ DEFAULT_SIZE = 512
 """The output's long edge when a form does not say (at most the server's max_size)."""
 
 
+MAX_DETAIL = 300
+"""Error details are cut to this many characters: a message never echoes a long input in full."""
+
+
+def cut(text: str) -> str:
+    return text if len(text) <= MAX_DETAIL else text[:MAX_DETAIL - 3] + "..."
+
+
 class HTTPProblem(Exception):
-    def __init__(self, status: int, detail: str) -> None:
+    """A 4xx answer: its status, one line of detail, and any headers it needs (Retry-After...)."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
-        self.status, self.detail = status, detail
+        self.status, self.detail, self.headers = status, detail, headers or {}
 
 
 @dataclass

@@ -21,6 +21,8 @@ from .workers import Workers
 
 MEDIA_TYPES = {".png": "image/png", ".mp4": "video/mp4", ".mov": "video/quicktime", ".mkv": "video/x-matroska",
                ".webm": "video/webm"}
+RETRY_AFTER = 30
+"""Seconds a client told 429 (the queue is full) should wait before it tries again."""
 SUBMIT_HELP = ("Multipart form: file `content` (an image, or a video for the video method); `style` one or more "
                "times, each a file or the name of a gallery painting (for a method that takes style images) or "
                "the name of one of the method's own styles; `method` (see /api/methods); and the method's options "
@@ -105,9 +107,9 @@ def _add_submit_route(app: FastAPI, auth: list[Any], settings: Settings, store: 
                                    f"{limits.max_upload_mb:g} MB")
         try:
             form = await request.form(max_files=limits.max_styles + 1, max_fields=64)
-        except Exception as exc:  # malformed multipart, too many parts
-            raise HTTPProblem(400 if "multipart" in str(exc).lower() else 422,
-                              f"could not read the form: {exc}") from None
+        except Exception as exc:  # malformed multipart, too many parts or files: the request is bad
+            detail = str(getattr(exc, "detail", "") or exc)
+            raise HTTPProblem(400, f"could not read the form: {detail}") from None
         try:
             got = await read_submission(form, max_bytes, limits)
         finally:
@@ -123,7 +125,7 @@ def _add_submit_route(app: FastAPI, auth: list[Any], settings: Settings, store: 
             job_id = await asyncio.to_thread(store.submit, recipe.to_json(), (content_ext, got.content), styles,
                                              limits.max_active)
         except QueueFull as exc:
-            raise HTTPProblem(429, str(exc)) from None
+            raise HTTPProblem(429, str(exc), {"Retry-After": str(RETRY_AFTER)}) from None
         return JSONResponse({"id": job_id, "status": "queued"}, status_code=202,
                             headers={"Location": f"/api/jobs/{job_id}"})
 
