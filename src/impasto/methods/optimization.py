@@ -54,7 +54,10 @@ class OptimizeMethod(Method):
 
     def cost(self, options: Mapping[str, Any]) -> dict[str, int]:
         opt = self.config(options).optimize
-        return {"size": opt.size, "iterations": max(opt.iterations, opt.initial_iterations or 0)}
+        cost = {"size": opt.size, "iterations": opt.iterations}
+        if opt.initial_iterations is not None:
+            cost["initial_iterations"] = opt.initial_iterations
+        return cost
 
     def load(self, options: Mapping[str, Any], styles: Sequence[Any], *, cache: dict | None = None,
              **inputs: Any) -> OptimizePainter:

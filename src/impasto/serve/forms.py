@@ -156,7 +156,8 @@ def build_recipe(fields: dict[str, str], n_style_files: int, style_names: list[s
         options.setdefault("size", min(DEFAULT_SIZE, limits.max_size))
     method.check(options, n_styles)
     method.check_web(options)
-    bounds = {"size": limits.max_size, "iterations": limits.max_iterations}
+    bounds = {"size": limits.max_size, "iterations": limits.max_iterations,
+              "initial_iterations": limits.max_iterations}
     for name, value in method.cost(options).items():
         if name in bounds and value > bounds[name]:
             raise InputError(f"{name} {value} is above this server's limit of {bounds[name]}", fields=(name,))
