@@ -77,7 +77,7 @@ def _bad_images(tmp_path, small_images):
 @pytest.mark.parametrize("which,message", [
     ("missing", "no such file"),
     ("text", "not an image"),
-    ("trunc", "cannot decode"),
+    ("trunc", "not a readable image"),
     ("bomb", "too large to decode safely"),
 ])
 def test_bad_input_images(tmp_path, small_images, capsys, which, message):

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from impasto.serve import Limits
+from tests.conftest import EXAMPLES
 from tests.serve.conftest import TINY_JOB, jpeg, make_client, run_queued
 
 
@@ -231,3 +232,76 @@ def test_a_form_with_too_many_fields_is_a_bad_request_in_one_line(client):
 def test_error_details_never_echo_a_long_input_in_full(client):
     response = submit(client, data={"style_loss": "x" * 5000})
     assert response.status_code == 422 and len(response.json()["detail"]) <= 300
+
+
+def _small_files() -> dict[str, bytes]:
+    """One small image per format Pillow writes, plus mp4 and mkv clips."""
+    from PIL import Image as PILImage
+
+    base = PILImage.open(EXAMPLES / "lighthouse.jpg").convert("RGB").resize((24, 16))
+    files = {}
+    for fmt, mode in (("PNG", "RGB"), ("JPEG", "RGB"), ("GIF", "P"), ("BMP", "RGB"), ("TIFF", "RGB"),
+                      ("WEBP", "RGB"), ("ICO", "RGB"), ("IM", "RGB"), ("DDS", "RGBA"), ("SPIDER", "F"),
+                      ("PPM", "RGB"), ("TGA", "RGB"), ("PCX", "RGB"), ("SGI", "RGB")):
+        buffer = io.BytesIO()
+        try:
+            base.convert(mode).save(buffer, fmt)
+        except (OSError, KeyError, ValueError):
+            continue
+        files[fmt] = buffer.getvalue()
+    try:
+        from tests.video.clips import make_clip
+    except ImportError:
+        return files
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for ext in (".mp4", ".mkv"):
+            files[ext] = make_clip(Path(tmp) / f"c{ext}", frames=2, size=(16, 16), audio=False).read_bytes()
+    return files
+
+
+@pytest.mark.filterwarnings("ignore")  # Pillow's plug-ins warn about what they skip in broken headers
+def test_fuzzed_headers_of_every_format_get_a_one_line_4xx(client):
+    """Header bytes of one small file per format, changed: every answer is a 4xx with one line."""
+    import random
+
+    rng = random.Random(0)
+    seen = set()
+    for fmt, data in _small_files().items():
+        for position in list(range(min(20, len(data)))) + [rng.randrange(len(data)) for _ in range(12)]:
+            for value in (0x00, 0xFF, data[position] ^ 0x5A):
+                mutated = bytearray(data)
+                mutated[position] = value
+                for field in ("content", "style") if position % 4 == 0 else ("content",):
+                    files = [("content", ("c", bytes(mutated) if field == "content" else jpeg(), "x/y"))]
+                    if field == "style":
+                        files.append(("style", ("s", bytes(mutated), "x/y")))
+                    response = client.post("/api/jobs", data={**TINY_JOB, "style": "wave_crop"}
+                                           if field == "content" else TINY_JOB, files=files)
+                    seen.add(response.status_code)
+                    assert response.status_code < 500, (fmt, position, value, field, response.text)
+                    if response.status_code >= 400:
+                        detail = response.json()["detail"]
+                        assert "\n" not in detail and len(detail) <= 300, (fmt, position, detail)
+    files = _small_files()
+    targeted = [files["IM"].replace(b"24*16", b"3.*24")]  # a size field Pillow parses into a float
+    if ".mkv" in files and b"V_MPEG4/ISO/AVC" in files[".mkv"]:
+        targeted.append(files[".mkv"].replace(b"V_MPEG4/ISO/AVC", b"V_MPEG9/ISO/XYZ"))  # a codec FFmpeg lacks
+    for data in targeted:
+        response = client.post("/api/jobs", data={**TINY_JOB, "style": "wave_crop"},
+                               files={"content": ("c", data, "x/y")})
+        assert response.status_code == 415 and "\n" not in response.json()["detail"], response.text
+    assert 415 in seen and 202 in seen  # some mutations break a file, some leave it readable
+    assert client.get("/api/health").json()["ok"]
+
+
+def test_a_truncated_jpeg_is_judged_as_an_image_for_every_field(client):
+    data = jpeg(size=(64, 48))
+    truncated = data[: len(data) // 2]
+    as_content = submit(client, files=[("content", ("c.jpg", truncated, "image/jpeg"))])
+    as_style = submit(client, files=[("content", ("c.jpg", data, "image/jpeg")),
+                                     ("style", ("s.jpg", truncated, "image/jpeg"))])
+    assert as_content.status_code == as_style.status_code == 415
+    assert "not a readable image" in as_content.json()["detail"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,9 @@ def decode_image(data: bytes, name: str = "upload", *, max_pixels: int = MAX_PIX
 
 
 REDUCING_GAP = 2.0  # decode a JPEG at no less than this times the size it will be used at
+DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error,
+                  ZeroDivisionError, OverflowError, RuntimeError, MemoryError, AttributeError, NotImplementedError)
+"""What Pillow's decoders raise on corrupt data (each plug-in parses its header its own way)."""
 
 
 def _decode(src: str | os.PathLike | io.BytesIO, name: str, max_pixels: int,
@@ -114,8 +118,9 @@ def _decode(src: str | os.PathLike | io.BytesIO, name: str, max_pixels: int,
         raise ImageError(f"not an image (or a format Pillow cannot read): {name}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLarge(f"image too large to decode safely (decompression bomb): {name}") from None
-    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
-        raise ImageError(f"cannot decode {name}: {exc}") from None
+    except DECODER_ERRORS as exc:  # truncated or corrupt data
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise ImageError(f"not a readable image: {name} ({why})") from None
     try:
         return ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block should not make a readable image unusable

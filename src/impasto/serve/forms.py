@@ -100,13 +100,24 @@ def image_extension(data: bytes, what: str, limits: Limits) -> str:
             "GIF": ".gif"}.get(fmt, ".img")
 
 
-def content_extension(data: bytes, limits: Limits) -> str:
-    """The content is an image, or else a video (the video method); its file extension."""
+def is_image_format(data: bytes) -> bool:
+    """Whether Pillow recognises ``data``'s format from its header (decodable or not): such a file is
+    an image, judged as one, never tried as a video."""
     try:
+        with PIL.Image.open(io.BytesIO(data)):
+            return True
+    except PIL.UnidentifiedImageError:
+        return False
+    except Exception:  # recognised, then failed on its header: a broken image
+        return True
+
+
+def content_extension(data: bytes, limits: Limits) -> str:
+    """The content is an image (any format Pillow recognises, which must then decode) or a video
+    (the video method); its file extension. The same rule for every upload: by what the bytes are,
+    never "not a readable image, so try video"."""
+    if is_image_format(data):
         return image_extension(data, "content", limits)
-    except HTTPProblem as problem:
-        if problem.status != 415:
-            raise
     try:
         import av
     except ImportError:
@@ -116,10 +127,15 @@ def content_extension(data: bytes, limits: Limits) -> str:
             if not container.streams.video:
                 raise HTTPProblem(415, "content is neither an image nor a video")
             stream = container.streams.video[0]
-            width, height = stream.codec_context.width, stream.codec_context.height
+            context = stream.codec_context  # None or unopened for a codec FFmpeg does not know
+            width, height = int(context.width or 0), int(context.height or 0)
+            if width <= 0 or height <= 0:
+                raise HTTPProblem(415, "content is a video whose frames FFmpeg cannot decode")
             seconds = (container.duration or 0) / 1_000_000 or float((stream.duration or 0) * (stream.time_base or 0))
             names = container.format.name.split(",")
-    except (av.error.FFmpegError, UnicodeDecodeError, ValueError):
+    except HTTPProblem:
+        raise
+    except Exception:  # corrupt containers raise all kinds
         raise HTTPProblem(415, "content is neither an image nor a video Pillow or FFmpeg can read") from None
     if width * height > limits.max_input_pixels:
         raise HTTPProblem(422, f"video frames of {width}x{height} are over the limit of "
