@@ -305,3 +305,35 @@ def test_a_truncated_jpeg_is_judged_as_an_image_for_every_field(client):
                                      ("style", ("s.jpg", truncated, "image/jpeg"))])
     assert as_content.status_code == as_style.status_code == 415
     assert "not a readable image" in as_content.json()["detail"]
+
+
+def test_errors_shown_to_clients_never_contain_server_paths(tmp_path):
+    """A job failing with a message that names its files (as FFmpeg's and Pillow's do) shows the
+    files' own names only, in the job, the job list and the event stream."""
+    from impasto.errors import ImpastoError
+    from impasto.methods import Method, Painter, register, unregister
+
+    class Failing(Method):
+        name = "test-failing"
+        def option_types(self):
+            return {}
+        def load(self, options, styles, *, cache=None, **inputs):
+            return FailingPainter()
+
+    class FailingPainter(Painter):
+        def image(self, content, **kw):
+            raise ImpastoError(f"cannot decode the video stream of {str(content)!r}: no frames in {content}")
+
+    register(Failing(), replace=True)
+    try:
+        with make_client(tmp_path) as client:
+            job_id = client.post("/api/jobs", data={"method": "test-failing"},
+                                 files={"content": ("c.jpg", jpeg(), "image/jpeg")}).json()["id"]
+            run_queued(client)
+            shown = [client.get(f"/api/jobs/{job_id}").text, client.get("/api/jobs").text,
+                     client.get(f"/api/jobs/{job_id}/events").text]
+    finally:
+        unregister("test-failing")
+    assert "content.jpg" in shown[0] and "failed" in shown[0]
+    for text in shown:
+        assert str(tmp_path) not in text and "/jobs/" not in text, text

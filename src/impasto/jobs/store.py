@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import sqlite3
 import time
@@ -330,7 +331,16 @@ class JobStore:
         self._end(job_id, "done", None, "done", progress=1.0)
 
     def fail(self, job_id: str, error: str) -> None:
-        self._end(job_id, "failed", error, "failed")
+        """Mark the job failed; ``error`` is shown to clients, so server paths are taken out of it."""
+        self._end(job_id, "failed", self.public_message(error), "failed")
+
+    def public_message(self, text: str) -> str:
+        """``text`` without this server's paths: files under the data folder by their own name, any
+        other absolute path by its last part; one line."""
+        line = (text.strip().splitlines() or [""])[0]
+        for root in {str(self.root.resolve()), str(self.root)}:
+            line = re.sub(re.escape(root) + r"/(?:[^\s'\"]*/)?([^/\s'\"]+)", r"\1", line)
+        return re.sub(r"(?<![\w.])/(?:[^\s'\"/]+/)+([^\s'\"/]+)", r"\1", line)
 
     def cancelled(self, job_id: str) -> None:
         self._end(job_id, "cancelled", None, "cancelled")
