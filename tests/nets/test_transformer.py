@@ -37,3 +37,22 @@ def test_width_scales_the_channels_and_style_parameters_are_per_style():
     assert views and all(v.dim() == 1 for v in views)
     # no transposed convolutions (checkerboard artifacts): upsampling is resize + conv
     assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in big.modules())
+
+
+def test_bilinear_upsampling_is_an_architecture_choice_kept_in_the_model_file(tmp_path):
+    from impasto.fast.model import StyleModel, load_model
+    from impasto.nets.transformer import TransformerNet
+
+    torch.manual_seed(0)
+    net = TransformerNet(2, width=0.125, blocks=1, upsample="bilinear")
+    x, w = torch.rand(1, 3, 20, 28), torch.tensor([[1.0, 0.0]])
+    nearest = TransformerNet(2, width=0.125, blocks=1)
+    nearest.load_state_dict(net.state_dict())  # the same weights: only the upsampling differs
+    assert not torch.allclose(net(x, w), nearest(x, w))
+    path = tmp_path / "m.pt"
+    StyleModel(net.eval(), ["a", "b"]).save(path)
+    loaded = load_model(path, precision="fp32")
+    assert loaded.net.upsample == "bilinear"
+    assert torch.allclose(loaded.net(x, w), net(x, w), atol=2e-3)  # float16 storage
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        TransformerNet(1, upsample="cubic")

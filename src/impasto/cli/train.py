@@ -56,6 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--jitter", type=integer, default=d.jitter, metavar="PX",
                    help="crop the output and its photo at a random offset of up to PX before the loss network "
                         "each step, so texture cannot lock onto its pooling lattice (a fine grid); 0 = off")
+    p.add_argument("--upsample", choices=("nearest", "bilinear"), default=d.upsample,
+                   help="the network's upsampling before each decoder convolution")
     p.add_argument("--pooling", choices=("max", "avg"), default=d.pooling, help="the loss network's pooling")
     p.add_argument("--style-size", type=positive_int, default=d.style_size,
                    help="long edge of the style images (the stroke scale at the output size you will use)")

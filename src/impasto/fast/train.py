@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..config import options_for, positive, positive_int
+from ..config import choice, options_for, positive, positive_int
 from ..errors import InputError, NonFiniteLossError, StylizeInterrupted
 from ..io.atomic import atomic_path
 from ..io.image import ImageLike, load_image, save_image, to_pil
@@ -44,7 +44,7 @@ from ..losses.objective import (
 )
 from ..losses.style import STYLE_LOSSES
 from ..nets.config import NetworkConfig
-from ..nets.transformer import TransformerNet
+from ..nets.transformer import UPSAMPLING, TransformerNet
 from ..nets.vgg import build_extractor
 from ..ops.geometry import fit_long_edge, resize, spatial_size
 from ..progress import CancelToken, TrainProgress
@@ -79,6 +79,8 @@ class TrainingConfig:
     max_minutes: float | None = None
     """Stop after this many minutes of training even if ``steps`` are not done (the model is written)."""
     workers: int = 2
+    upsample: str = "nearest"
+    """The decoder's upsampling before each convolution: nearest or bilinear (nets.transformer)."""
     jitter: int = 0
     """Each step, crop the output and its photo together at a random offset of 0..jitter px before
     the loss network (losing jitter px of each side), so that texture cannot lock onto the loss
@@ -99,6 +101,7 @@ class TrainingConfig:
             raise InputError(f"workers must be an integer >= 0; got {self.workers!r}", fields=("workers",))
         if self.max_minutes is not None:
             positive("max_minutes", self.max_minutes)
+        choice("upsample", self.upsample, UPSAMPLING)
         if isinstance(self.jitter, bool) or not isinstance(self.jitter, int) or not 0 <= self.jitter <= self.size // 4:
             raise InputError(f"jitter must be an integer from 0 to a quarter of size ({self.size // 4}); "
                              f"got {self.jitter!r}", fields=("jitter",))
@@ -365,14 +368,15 @@ def _network(names: list[str], base: str | os.PathLike | None, cfg: TrainConfig,
              device: torch.device) -> tuple[StyleModel, list[torch.nn.Parameter], int]:
     """(model, trainable parameters, index of the first style being trained)."""
     if base is None:
-        net = TransformerNet(len(names), width=cfg.training.width, blocks=cfg.training.blocks).to(device)
+        net = TransformerNet(len(names), width=cfg.training.width, blocks=cfg.training.blocks,
+                             upsample=cfg.training.upsample).to(device)
         return StyleModel(net, list(names)), list(net.parameters()), 0
     old = load_model(base)
     clash = sorted(set(old.styles) & set(names))
     if clash:
         raise InputError(f"model {str(base)!r} already has style(s) {', '.join(clash)}")
     n_old = len(old.styles)
-    net = TransformerNet(n_old + len(names), width=old.net.width, blocks=old.net.blocks)
+    net = TransformerNet(n_old + len(names), width=old.net.width, blocks=old.net.blocks, upsample=old.net.upsample)
     state = old.net.state_dict()
     for key, _value in net.state_dict().items():
         if key.endswith((".gamma", ".beta")):  # old rows kept; new styles start from the mean style

@@ -67,11 +67,16 @@ class CondInstanceNorm(nn.Module):
         return x * gamma + beta
 
 
+UPSAMPLING = ("nearest", "bilinear")
+"""How the decoder doubles its resolution before each of its convolutions (both avoid the
+checkerboard of a transposed convolution; bilinear leaves no 2- or 4-pixel blocks either)."""
+
+
 class ConvNorm(nn.Module):
     """Reflection pad, conv (optionally after a 2x nearest upsample), conditional IN, ReLU."""
 
     def __init__(self, cin: int, cout: int, kernel: int, n_styles: int, *, stride: int = 1,
-                 upsample: bool = False, relu: bool = True) -> None:
+                 upsample: str | None = None, relu: bool = True) -> None:
         super().__init__()
         self.upsample, self.relu = upsample, relu
         self.pad = kernel // 2
@@ -79,8 +84,10 @@ class ConvNorm(nn.Module):
         self.norm = CondInstanceNorm(cout, n_styles)
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
-        if self.upsample:
+        if self.upsample == "nearest":
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        elif self.upsample == "bilinear":
+            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
         x = self.norm(self.conv(reflect_pad(x, [self.pad] * 4)), style)
         return F.relu(x) if self.relu else x
 
@@ -104,17 +111,19 @@ class TransformerNet(nn.Module):
 
     stride = 4  # two stride-2 convolutions: tiles must start on multiples of this
 
-    def __init__(self, n_styles: int = 1, width: float = 1.0, blocks: int = 5) -> None:
+    def __init__(self, n_styles: int = 1, width: float = 1.0, blocks: int = 5, upsample: str = "nearest") -> None:
         super().__init__()
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {UPSAMPLING}; got {upsample!r}")
         c1, c2, c3 = (max(4, round(c * width)) for c in (32, 64, 128))
-        self.n_styles, self.width, self.blocks = n_styles, width, blocks
+        self.n_styles, self.width, self.blocks, self.upsample = n_styles, width, blocks, upsample
         self.down = nn.ModuleList([
             ConvNorm(3, c1, 9, n_styles), ConvNorm(c1, c2, 3, n_styles, stride=2),
             ConvNorm(c2, c3, 3, n_styles, stride=2),
         ])
         self.res = nn.ModuleList([Residual(c3, n_styles) for _ in range(blocks)])
         self.up = nn.ModuleList([
-            ConvNorm(c3, c2, 3, n_styles, upsample=True), ConvNorm(c2, c1, 3, n_styles, upsample=True),
+            ConvNorm(c3, c2, 3, n_styles, upsample=upsample), ConvNorm(c2, c1, 3, n_styles, upsample=upsample),
         ])
         self.out = nn.Conv2d(c1, 3, 9)
 

@@ -46,8 +46,9 @@ def create_app(settings: Settings) -> FastAPI:
             workers.stop()
 
     # With a token, the OpenAPI document and its pages are off: they would answer without it.
-    docs = {} if settings.token is None else {"docs_url": None, "redoc_url": None, "openapi_url": None}
-    app = FastAPI(title="impasto", version="1", lifespan=lifespan, **docs,
+    open_docs = settings.token is None
+    app = FastAPI(title="impasto", version="1", lifespan=lifespan, docs_url="/docs" if open_docs else None,
+                  redoc_url="/redoc" if open_docs else None, openapi_url="/openapi.json" if open_docs else None,
                   description="Neural style transfer as a service: submit a photo and a painting, watch it "
                               "repaint, download the result.")
     app.add_middleware(HeadAsGet)
@@ -87,13 +88,13 @@ def _authorizer(token: str | None) -> Any:
             return
         header = request.headers.get("authorization")
         if header is not None:
-            scheme, _, given = header.partition(" ")
-            ok = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+            scheme, _, sent = header.partition(" ")
+            ok = scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), token.encode())
         else:
-            given = request.query_params.get("token")
-            ok = (given is not None and request.method in ("GET", "HEAD")
+            query = request.query_params.get("token")
+            ok = (query is not None and request.method in ("GET", "HEAD")
                   and QUERY_TOKEN_PATHS.match(request.url.path) is not None
-                  and hmac.compare_digest(given.encode(), token.encode()))
+                  and hmac.compare_digest(query.encode(), token.encode()))
         if not ok:
             raise HTTPProblem(401, "missing or wrong token: send 'Authorization: Bearer TOKEN'",
                               {"WWW-Authenticate": 'Bearer realm="impasto"'})
