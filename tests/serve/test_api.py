@@ -109,6 +109,7 @@ def _png_header(width: int, height: int) -> bytes:
     ({"seed": str(2**64)}, None, 422, "seed must be an integer from 0 to 2**63-1"),
     ({"style_scale": "1e300"}, None, 422, "style_scale must be at most 8"),
     ({"size": "+64"}, None, 422, "size must be an integer"),
+    ({"size": "8", "scales": "1"}, None, 422, "image too small"),
     ({"weights": "/etc/passwd"}, None, 422, "unknown option 'weights'"),
     ({"init": "/etc/passwd"}, None, 422, "init must be content or noise"),
     ({"style": "mona_lisa"}, None, 422, "unknown gallery painting 'mona_lisa'"),

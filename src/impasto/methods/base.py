@@ -100,6 +100,10 @@ class Method:
     def check_web(self, options: Mapping[str, Any]) -> None:
         """What only a web client is refused (on top of :meth:`check`); nothing by default."""
 
+    def check_content(self, options: Mapping[str, Any], size: tuple[int, int]) -> None:
+        """Refuse a photo of ``size`` (height, width) that these options cannot paint (too small for
+        the network, say), before any work; nothing by default."""
+
     def cost(self, options: Mapping[str, Any]) -> dict[str, int]:
         """The figures a server bounds (``size``, ``iterations``), as the options set them."""
         size = options.get("size")

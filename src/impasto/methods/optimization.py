@@ -52,6 +52,14 @@ class OptimizeMethod(Method):
         if options.get("init", "content") not in ("content", "noise"):
             raise InputError("init must be content or noise", fields=("init",))
 
+    def check_content(self, options: Mapping[str, Any], size: tuple[int, int]) -> None:
+        from ..ops.geometry import fit_long_edge
+        from ..optimize.pipeline import check_smallest_scale
+
+        cfg = self.config(options)
+        first = cfg.optimize.pyramid()[0]
+        check_smallest_scale(fit_long_edge(size, first), first, cfg)
+
     def cost(self, options: Mapping[str, Any]) -> dict[str, int]:
         opt = self.config(options).optimize
         cost = {"size": opt.size, "iterations": opt.iterations}

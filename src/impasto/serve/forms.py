@@ -84,6 +84,18 @@ async def read_submission(form: Any, max_bytes: int, limits: Limits) -> Submissi
     return got
 
 
+IMAGE_EXTENSIONS = (".jpg", ".png", ".webp", ".tif", ".bmp", ".gif", ".img")
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(height, width) of an image that :func:`image_extension` accepted, as it will be used
+    (EXIF orientation applied)."""
+    from ..io.image import decode_image
+
+    img = decode_image(data)
+    return img.height, img.width
+
+
 def image_extension(data: bytes, what: str, limits: Limits) -> str:
     """Check that ``data`` is an image Pillow can decode within the pixel limit; its file extension."""
     from ..io.image import decode_image
