@@ -338,3 +338,24 @@ def test_errors_shown_to_clients_never_contain_server_paths(tmp_path):
     assert "content.jpg" in shown[0] and "failed" in shown[0]
     for text in shown:
         assert str(tmp_path) not in text and "/jobs/" not in text, text
+
+
+def test_a_chunked_upload_is_stopped_at_the_limit_and_a_full_disk_gets_507(tmp_path, monkeypatch):
+    from impasto.serve import routes
+
+    with make_client(tmp_path, limits=Limits(max_upload_mb=0.01)) as client:
+        sent = []
+
+        def chunks():  # no Content-Length: the body streams in pieces
+            for _ in range(1000):
+                sent.append(1)
+                yield b"x" * 4096
+
+        response = client.post("/api/jobs", content=chunks(), headers={"Content-Type": "multipart/form-data; b=x"})
+        assert response.status_code == 413 and "above the limit" in response.json()["detail"]
+        assert not list((tmp_path / "data" / "jobs").iterdir())
+        full = type("Usage", (), {"free": 10 * 2**20})()
+        monkeypatch.setattr(routes.shutil, "disk_usage", lambda path: full)
+        refused = submit(client)
+        assert refused.status_code == 507 and "disk is nearly full" in refused.json()["detail"]
+        assert "Retry-After" in refused.headers

@@ -168,3 +168,32 @@ def test_two_workers_survive_a_kill_9_of_one_and_no_job_runs_twice(tmp_path):
         result = np.asarray(Image.open(tmp_path / "data" / "jobs" / job_id / "result.png").convert("RGB"), float)
         want = 255 - np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"), float)
         assert np.abs(result - want).max() <= 1
+
+
+def test_a_chunked_upload_is_refused_as_it_streams_past_the_limit(tmp_path):
+    """No Content-Length: the real server answers 413 once the limit is passed, while the client
+    is still sending, instead of spooling the whole body first."""
+    import select
+    import socket
+
+    with Server(tmp_path / "data", args=("--max-upload-mb", "1")) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                     b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+        sent, answer = 0, b""
+        chunk = b"x" * 65536
+        while sent < 200 * 2**20:
+            try:
+                sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            except OSError:  # the server closed the connection after answering
+                break
+            sent += len(chunk)
+            if select.select([sock], [], [], 0)[0]:
+                break
+        sock.settimeout(10)
+        try:
+            answer = sock.recv(65536)
+        finally:
+            sock.close()
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert sent < 20 * 2**20, sent  # refused within a few MB of the 1 MB limit, not after 200 MB

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,6 +30,8 @@ from .workers import Workers
 
 MEDIA_TYPES = {".png": "image/png", ".mp4": "video/mp4", ".mov": "video/quicktime", ".mkv": "video/x-matroska",
                ".webm": "video/webm"}
+MIN_FREE_BYTES = 256 * 2**20
+"""Free disk the data folder keeps beyond one upload; below it, submissions get 507."""
 RETRY_AFTER = 30
 """Seconds a client told 429 (the queue is full) should wait before it tries again."""
 SUBMIT_HELP = ("Multipart form: file `content` (an image, or a video for the video method); `style` one or more "
@@ -113,6 +116,11 @@ def _add_submit_route(app: FastAPI, auth: list[Any], settings: Settings, store: 
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             raise HTTPProblem(413, f"upload of {int(declared) / 2**20:.1f} MB is above the limit of "
                                    f"{limits.max_upload_mb:g} MB")
+        free = shutil.disk_usage(store.root).free
+        if free < max_bytes + MIN_FREE_BYTES:
+            raise HTTPProblem(507, f"the server's disk is nearly full ({free / 2**20:.0f} MB free); try again later",
+                              {"Retry-After": str(RETRY_AFTER)})
+        await _read_body(request, max_bytes, limits.max_upload_mb)
         try:
             form = await request.form(max_files=limits.max_styles + 1, max_fields=64)
         except Exception as exc:  # malformed multipart, too many parts or files: the request is bad
@@ -138,6 +146,18 @@ def _add_submit_route(app: FastAPI, auth: list[Any], settings: Settings, store: 
             raise HTTPProblem(429, str(exc), {"Retry-After": str(RETRY_AFTER)}) from None
         return JSONResponse({"id": job_id, "status": "queued"}, status_code=202,
                             headers={"Location": f"/api/jobs/{job_id}"})
+
+
+async def _read_body(request: Request, max_bytes: int, max_mb: float) -> None:
+    """Read the body, counting as it streams, and stop at the limit: a chunked upload (no
+    Content-Length) is refused at max_bytes, not after it is spooled in full."""
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > max_bytes:
+            raise HTTPProblem(413, f"upload is above the limit of {max_mb:g} MB")
+        chunks.append(chunk)
+    request._body = b"".join(chunks)  # what request.form() parses from now on
 
 
 def _add_file_routes(app: FastAPI, auth: list[Any], store: JobStore) -> None:
