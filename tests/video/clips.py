@@ -19,10 +19,15 @@ def frame_array(i: int, h: int, w: int) -> np.ndarray:
 
 
 def make_clip(path: Path, frames: int = 6, size: tuple[int, int] = (48, 64), fps: int = 10, audio: bool = True,
-              codec: str = "libx264", rotate: int = 0, times: list[float] | None = None) -> Path:
-    """``times``: each frame's presentation time in seconds (a variable frame rate); default 1/fps apart."""
+              codec: str = "libx264", rotate: int = 0, times: list[float] | None = None,
+              video_start: float = 0.0, audio_start: float = 0.0, container: str | None = None) -> Path:
+    """``times``: each frame's presentation time in seconds (a variable frame rate); default 1/fps apart.
+    ``video_start`` and ``audio_start`` shift each stream's first timestamp (as MPEG streams and
+    camera files have); ``container`` forces a format (``mpegts``)."""
+    if video_start and times is None:
+        times = [video_start + i / fps for i in range(frames)]
     h, w = size
-    out = av.open(str(path), "w")
+    out = av.open(str(path), "w", format=container) if container else av.open(str(path), "w")
     video = out.add_stream(codec, rate=fps)
     video.width, video.height = w + w % 2, h + h % 2
     video.pix_fmt = "yuv420p"
@@ -47,7 +52,7 @@ def make_clip(path: Path, frames: int = 6, size: tuple[int, int] = (48, 64), fps
         for start in range(0, n, 1024):
             chunk = av.AudioFrame.from_ndarray(samples[:, start:start + 1024], format="fltp", layout="mono")
             chunk.sample_rate = 16000
-            chunk.pts = start
+            chunk.pts = start + round(audio_start * 16000)
             chunk.time_base = Fraction(1, 16000)
             for packet in sound.encode(chunk):
                 out.mux(packet)

@@ -225,3 +225,30 @@ def test_the_fast_model_blend_changes_the_frames_and_steadies_them(tmp_path, cli
     assert torch.equal(got[0.0][0], got[0.7][0])  # the first frame has nothing to blend with
     assert (got[0.0][-1] - got[0.7][-1]).abs().mean() > 1e-3
     assert warping_error(got[0.7], inputs) < warping_error(got[0.0], inputs)
+
+
+def _audio_seconds(path) -> float:
+    import av
+
+    with av.open(str(path)) as c:
+        a = c.streams.audio[0]
+        samples = sum(f.samples for f in c.decode(a))
+        return samples / a.rate
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".ts"])
+def test_times_count_from_the_first_frame_when_a_stream_does_not_start_at_zero(tmp_path, ext):
+    """Video from 0.5 s, audio from 0.3 s (as MPEG streams and camera files have): --start and
+    --duration count from the first frame, and the sound is cut to match."""
+    clip = make_clip(tmp_path / f"late{ext}", frames=20, fps=10, video_start=0.5, audio_start=0.3,
+                     container="mpegts" if ext == ".ts" else None)
+    info = probe(clip)
+    assert abs(info.origin - 0.5) < 0.05
+    frames = list(read_frames(clip, start=0.5, duration=1.0))
+    assert len(frames) == 10 and abs(frames[0].time - 0.5) < 0.01  # 1 s at 10 fps, from 0.5 s after the first frame
+    out = tmp_path / "out.mp4"
+    stylize_video(clip, EXAMPLES / "wave.jpg", out, video=VideoConfig(frame_iterations=1, start=0.5, duration=1.0),
+                  **{**FAST, "size": 32})
+    got = streams(out)
+    assert got["frames"] == 10
+    assert abs(_audio_seconds(out) - 1.0) < 0.15  # the sound of that second, within about a frame

@@ -64,6 +64,10 @@ class VideoInfo:
     rotation: int
     has_audio: bool
     folder: bool
+    origin: float = 0.0
+    """Presentation time of the first video frame, in seconds: MPEG streams and many camera files
+    start at 0.5 s or more. Every time impasto takes or reports (``start``, ``duration``, a frame's
+    ``time``) counts from it, as a player shows it."""
 
 
 def is_video(path: str | os.PathLike) -> bool:
@@ -126,8 +130,9 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         duration = (float(stream.duration * stream.time_base) if stream.duration
                     else (container.duration or 0) / 1e6)
         fps = stream.average_rate or stream.guessed_rate or Fraction(25)
+        origin = float(first.time) if first.time is not None else 0.0
         return VideoInfo(str(path), (h, w), duration, Fraction(fps), stream.frames or None, rotation,
-                         bool(container.streams.audio), False)
+                         bool(container.streams.audio), False, origin)
     finally:
         container.close()
 
@@ -159,47 +164,68 @@ def read_frames(path: str | os.PathLike, *, start: float = 0.0, duration: float 
         return
     av = require("av", "video")
 
-    container = _open(path)
-    try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        if start > 0:
-            container.seek(int(start / stream.time_base), stream=stream, backward=True)
-        index, last = 0, None
-        packets = container.demux(stream)
-        while True:
+    origin = probe(path).origin
+    seek = start > 0
+    while True:
+        container = _open(path)
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if seek:
+                container.seek(int((origin + start) / stream.time_base), stream=stream, backward=True)
             try:
-                packet = next(packets)
-            except StopIteration:
-                break
-            except av.error.FFmpegError as exc:
-                if warn is not None:
-                    warn.append(f"unreadable data after frame {index}: {exc}")
-                break
-            try:
-                decoded = packet.decode()
-            except av.error.FFmpegError as exc:
-                if warn is not None:
-                    warn.append(f"skipped a corrupt frame after frame {index} (at {packet.pts}): {exc}")
+                yield from _decoded(av, container, stream, start, end, origin, seek, warn)
+                return
+            except _Overshot:  # the seek landed past the start (MPEG-TS has no index): from the top
+                seek = False
+        finally:
+            container.close()
+
+
+class _Overshot(Exception):
+    pass
+
+
+def _decoded(av: Any, container: Any, stream: Any, start: float, end: float, origin: float, seeked: bool,
+             warn: list[str] | None) -> Iterator[Frame]:
+    index, last = 0, None
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.error.FFmpegError as exc:
+            if warn is not None:
+                warn.append(f"unreadable data after frame {index}: {exc}")
+            break
+        try:
+            decoded = packet.decode()
+        except av.error.FFmpegError as exc:
+            if warn is not None:
+                warn.append(f"skipped a corrupt frame after frame {index} (at {packet.pts}): {exc}")
+            continue
+        for frame in decoded:
+            t = float(frame.time) - origin if frame.time is not None else index / float(stream.average_rate or 25)
+            if seeked and index == 0 and last is None and t > start + 1e-3:
+                raise _Overshot
+            last = t if last is None else last
+            if t < start - 1e-6:
                 continue
-            for frame in decoded:
-                t = float(frame.time) if frame.time is not None else index / float(stream.average_rate or 25)
-                if t < start - 1e-6:
-                    continue
-                if t >= end - 1e-6:
-                    return
-                array = _upright(frame.to_ndarray(format="rgb24"), int(getattr(frame, "rotation", 0) or 0))
-                yield Frame(index, t, _to_tensor(array))
-                index, last = index + 1, t
-        _ended_early(container, stream, start, end, last, index, warn)
-    finally:
-        container.close()
+            if t >= end - 1e-6:
+                return
+            array = _upright(frame.to_ndarray(format="rgb24"), int(getattr(frame, "rotation", 0) or 0))
+            yield Frame(index, t, _to_tensor(array))
+            index, last = index + 1, t
+    if seeked and last is None:  # the seek left nothing to decode: from the top
+        raise _Overshot
+    _ended_early(container, stream, start, end, last if index else None, index, warn, origin)
 
 
 def _ended_early(container: Any, stream: Any, start: float, end: float, last: float | None, frames: int,
-                 warn: list[str] | None) -> None:
+                 warn: list[str] | None, origin: float) -> None:
     """Note a video that stops more than two frames before its container's declared duration."""
-    declared = (container.duration or 0) / 1_000_000
+    declared = (container.duration or 0) / 1_000_000 - max(0.0, origin - (container.start_time or 0) / 1_000_000)
     step = 1 / float(stream.average_rate or 25)
     wanted = min(end, declared)
     reached = last if last is not None else start
@@ -231,9 +257,10 @@ def _even(array: np.ndarray) -> np.ndarray:
 
 
 def encode(frames: list[tuple[float, Path]], output: str | os.PathLike, *, source: str | os.PathLike | None,
-           start: float, duration: float | None, fps: Fraction, crf: int = 18) -> None:
-    """Write the frame files (with their times, seconds from the input's start) as a video, with
-    the source's audio between ``start`` and ``start + duration``; atomically."""
+           start: float, duration: float | None, fps: Fraction, crf: int = 18, origin: float = 0.0) -> None:
+    """Write the frame files (with their times, seconds from the input's first frame) as a video,
+    with the source's audio between ``start`` and ``start + duration`` of the same clock (the
+    source's first video frame is at ``origin`` seconds of its own); atomically."""
     fmt = check_output(output)
     if fmt == "gif":
         _encode_gif(frames, output, fps)
@@ -265,7 +292,7 @@ def encode(frames: list[tuple[float, Path]], output: str | os.PathLike, *, sourc
             for packet in video.encode():
                 out.mux(packet)
             if src is not None:
-                _copy_audio(src, audio_in, audio_out, out, start, duration)
+                _copy_audio(src, audio_in, audio_out, out, origin + start, duration)
         finally:
             out.close()
             if "src" in locals() and src is not None:
@@ -295,6 +322,9 @@ def _audio(out, fmt: str, source):
 def _copy_audio(src, a_in, a_out, out, start: float, duration: float | None) -> None:
     av = require("av", "video")
 
+    """The audio from ``start`` (seconds of the source's own clock: where the output's first frame
+    is) for ``duration``, placed so that it keeps its time relative to the picture; audio before
+    the output's first frame is left out."""
     end = float("inf") if duration is None else start + duration
     remux = a_out.codec_context.name == a_in.codec_context.name
     if start > 0:
@@ -304,7 +334,7 @@ def _copy_audio(src, a_in, a_out, out, start: float, duration: float | None) -> 
         if packet.pts is None or packet.dts is None:
             continue
         t = float(packet.pts * a_in.time_base)
-        if start > 0 and t < start - 1e-6:
+        if t + float((packet.duration or 0) * a_in.time_base) < start - 1e-6:  # over before the picture starts
             continue
         if t >= end:
             break

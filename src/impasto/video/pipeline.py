@@ -176,7 +176,8 @@ def stylize_video(
     if not done:
         raise InputError(f"no frames decoded from {src!r} between {vcfg.start:g} s and the end")
     if fmt != "folder":
-        encode(done, output, source=src, start=vcfg.start, duration=vcfg.duration, fps=info.fps, crf=vcfg.crf)
+        encode(done, output, source=src, start=vcfg.start, duration=vcfg.duration, fps=info.fps, crf=vcfg.crf,
+               origin=info.origin)
         shutil.rmtree(folder, ignore_errors=True)
     return Path(output)
 
