@@ -124,7 +124,7 @@ def main() -> int:
         rows, first, _inputs, baseline, frames = run(clip, Path(args.style), size, args.start, args.duration,
                                                     video, work, args.model, args.model_style)
         for name, (err, c, s, sec) in rows.items():
-            cells = [f"{err:.5f}"] + (["", "", ""] if c is None else [f"{c:.3f}", f"{s:.4f}", f"{sec:.1f}"])
+            cells = [f"{err:.5f}"] + (["", "", ""] if c is None else [f"{c:.3f}", f"{s:.4f}", f"{sec:.2f}"])
             print(f"| {size} | {name} | {' | '.join(cells)} |", flush=True)
         ratio = rows[VIDEO][0] / rows[BASELINE][0]
         style_ratio = rows[VIDEO][2] / rows[BASELINE][2]
