@@ -110,6 +110,7 @@ def _png_header(width: int, height: int) -> bytes:
     ({"style_scale": "1e300"}, None, 422, "style_scale must be at most 8"),
     ({"size": "+64"}, None, 422, "size must be an integer"),
     ({"size": "8", "scales": "1"}, None, 422, "image too small"),
+    ({"size": "2048", "iterations": "1000", "scales": "4"}, None, 422, "megapixel-iterations, above this server's"),
     ({"weights": "/etc/passwd"}, None, 422, "unknown option 'weights'"),
     ({"init": "/etc/passwd"}, None, 422, "init must be content or noise"),
     ({"style": "mona_lisa"}, None, 422, "unknown gallery painting 'mona_lisa'"),
@@ -359,3 +360,14 @@ def test_a_chunked_upload_is_stopped_at_the_limit_and_a_full_disk_gets_507(tmp_p
         refused = submit(client)
         assert refused.status_code == 507 and "disk is nearly full" in refused.json()["detail"]
         assert "Retry-After" in refused.headers
+
+
+def test_a_video_with_too_many_frames_is_refused_at_submit(tmp_path):
+    pytest.importorskip("av")
+    from tests.video.clips import make_clip
+
+    clip = make_clip(tmp_path / "fast.mp4", frames=40, fps=100, size=(32, 32), audio=False).read_bytes()  # 0.4 s
+    with make_client(tmp_path, limits=Limits(max_video_frames=30)) as client:
+        response = client.post("/api/jobs", data={"style": "wave_crop", "size": "32"},
+                               files={"content": ("c.mp4", clip, "video/mp4")})
+    assert response.status_code == 422 and "40 frames is over this server's limit of 30" in response.json()["detail"]

@@ -49,6 +49,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--max-size", type=positive_int, default=d.max_size, help="largest output long edge")
     g.add_argument("--max-iterations", type=positive_int, default=d.max_iterations, help="most iterations per scale")
     g.add_argument("--max-video-seconds", type=number, default=d.max_video_seconds, help="longest video a job takes")
+    g.add_argument("--max-video-frames", type=positive_int, default=d.max_video_frames,
+                   help="most frames a video job may have")
+    g.add_argument("--max-work", type=number, default=d.max_work,
+                   help="most megapixel-iterations one job may ask for, summed over its scales")
     g.add_argument("--max-queue", type=positive_int, default=d.max_active,
                    help="most jobs waiting or running (429 above)")
     p.set_defaults(run=lambda args: run(args, p))
@@ -111,7 +115,8 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"another impasto serve is using {str(data)!r}; stop it or give another --data") from None
     _check_port(args.host, args.port)
     limits = Limits(max_upload_mb=args.max_upload_mb, max_size=args.max_size, max_iterations=args.max_iterations,
-                    max_video_seconds=args.max_video_seconds, max_active=args.max_queue)
+                    max_video_seconds=args.max_video_seconds, max_video_frames=args.max_video_frames,
+                    max_work=args.max_work, max_active=args.max_queue)
     if args.keep_days < 0:
         raise InputError("--keep-days must be 0 (never delete) or more")
     app = create_app(Settings(data=data, token=token, limits=limits, device=args.device, keep_days=args.keep_days,

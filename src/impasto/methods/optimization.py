@@ -61,8 +61,12 @@ class OptimizeMethod(Method):
         check_smallest_scale(fit_long_edge(size, first), first, cfg)
 
     def cost(self, options: Mapping[str, Any]) -> dict[str, int]:
-        opt = self.config(options).optimize
-        cost = {"size": opt.size, "iterations": opt.iterations}
+        cfg = self.config(options)
+        opt = cfg.optimize
+        copies = 1 + len(cfg.loss.style_rotations) + len(cfg.loss.style_scales)
+        # an upper bound (a square photo): the photo's aspect is not known until it is decoded
+        work = sum(n * e * e for e, n in zip(opt.pyramid(), opt.scale_iterations())) * (1 + 0.25 * (copies - 1))
+        cost = {"size": opt.size, "iterations": opt.iterations, "work": round(work / 1e6)}
         if opt.initial_iterations is not None:
             cost["initial_iterations"] = opt.initial_iterations
         return cost

@@ -145,6 +145,7 @@ def content_extension(data: bytes, limits: Limits) -> str:
                 raise HTTPProblem(415, "content is a video whose frames FFmpeg cannot decode")
             seconds = (container.duration or 0) / 1_000_000 or float((stream.duration or 0) * (stream.time_base or 0))
             names = container.format.name.split(",")
+            frames = int(stream.frames or round(seconds * float(stream.average_rate or stream.guessed_rate or 0)))
     except HTTPProblem:
         raise
     except Exception:  # corrupt containers raise all kinds
@@ -155,6 +156,8 @@ def content_extension(data: bytes, limits: Limits) -> str:
     if seconds > limits.max_video_seconds:
         raise HTTPProblem(422, f"video of {seconds:.1f} s is longer than this server's limit of "
                                f"{limits.max_video_seconds:g} s")
+    if frames > limits.max_video_frames:
+        raise HTTPProblem(422, f"video of {frames} frames is over this server's limit of {limits.max_video_frames}")
     return next((ext for name, ext in VIDEO_CONTAINERS.items() if name in names), ".mp4")  # mp4 before mov
 
 
@@ -185,8 +188,12 @@ def build_recipe(fields: dict[str, str], n_style_files: int, style_names: list[s
     method.check(options, n_styles)
     method.check_web(options)
     bounds = {"size": limits.max_size, "iterations": limits.max_iterations,
-              "initial_iterations": limits.max_iterations}
+              "initial_iterations": limits.max_iterations, "work": limits.max_work}
     for name, value in method.cost(options).items():
         if name in bounds and value > bounds[name]:
+            if name == "work":
+                raise InputError(f"this job asks for about {value} megapixel-iterations, above this server's limit of "
+                                 f"{bounds[name]:g}: lower size, iterations, scales or style copies",
+                                 fields=("size", "iterations"))
             raise InputError(f"{name} {value} is above this server's limit of {bounds[name]}", fields=(name,))
     return Recipe(method.name, options)

@@ -24,6 +24,11 @@ class Limits:
     """Most iterations per scale."""
     max_video_seconds: float = 20.0
     """Longest video a job may stylize."""
+    max_video_frames: int = 600
+    """Most frames a video job may have (20 s at 30 fps): seconds alone let a 1000 fps clip through."""
+    max_work: float = 400.0
+    """Most work one job may ask for, in megapixel-iterations summed over its scales (the defaults at
+    512 px are about 6.5, at 2048 px about 85)."""
     max_styles: int = 4
     max_active: int = 64
     """Most jobs queued or running at once; more get 429."""
