@@ -5,6 +5,7 @@ Tensors are RGB in [0, 1], shape (1, 3, H, W), float32. Alpha travels separately
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -121,10 +122,14 @@ def _decode(src: str | os.PathLike | io.BytesIO, name: str, max_pixels: int,
     except DECODER_ERRORS as exc:  # truncated or corrupt data
         why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
         raise ImageError(f"not a readable image: {name} ({why})") from None
+    upright: Image.Image = img
     try:
-        return ImageOps.exif_transpose(img)
+        upright = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block should not make a readable image unusable
-        return img
+        upright = img
+    if "icc_profile" in img.info and "icc_profile" not in upright.info:
+        upright.info["icc_profile"] = img.info["icc_profile"]
+    return to_srgb(upright, name)
 
 
 def pil_to_loaded(img: Image.Image) -> LoadedImage:
@@ -253,9 +258,53 @@ def encode_image(img: Image.Image, fmt: str, *, quality: int = 95) -> bytes:
         flat.paste(img, mask=img.getchannel("A"))
         img = flat
     buffer = io.BytesIO()
-    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    options: dict = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    if fmt in ICC_FORMATS and img.mode in ("RGB", "RGBA"):
+        options["icc_profile"] = srgb_profile()  # impasto works in sRGB, and says so
     img.save(buffer, format=fmt, **options)
     return buffer.getvalue()
+
+
+ICC_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF")
+"""Output formats that carry an ICC profile (every output of those is tagged sRGB)."""
+
+
+class ColorProfileWarning(UserWarning):
+    """An image's colour profile could not be read or applied; it was read as sRGB."""
+
+
+@functools.cache
+def srgb_profile() -> bytes:
+    """The bytes of the sRGB profile littleCMS builds (the working space of every image)."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def to_srgb(img: Image.Image, name: str) -> Image.Image:
+    """``img`` converted from its embedded ICC profile (Display P3, Adobe RGB, a CMYK press profile...)
+    to sRGB with littleCMS (perceptual intent); an image without a profile is sRGB already. A profile
+    that cannot be read or applied gets a :class:`ColorProfileWarning` and the pixels as they are."""
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in ("RGB", "RGBA", "CMYK"):
+        return img
+    from PIL import ImageCms
+
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in ImageCms.getProfileDescription(source).lower().replace(" ", ""):
+            return img  # already sRGB (IEC61966-2.1 and its variants): nothing to do
+        out_mode = "RGBA" if img.mode == "RGBA" else "RGB"
+        converted = ImageCms.profileToProfile(img, source, ImageCms.ImageCmsProfile(io.BytesIO(srgb_profile())),
+                                              outputMode=out_mode)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as exc:
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:80]
+        warnings.warn(f"{name}: its colour profile cannot be used ({why}); read as sRGB", ColorProfileWarning,
+                      stacklevel=3)
+        return img
+    assert converted is not None
+    converted.info = {k: v for k, v in img.info.items() if k != "icc_profile"}
+    return converted
 
 
 def save_image(img: Image.Image, path: str | os.PathLike, *, quality: int = 95) -> None:
