@@ -227,7 +227,26 @@ def _join(ranks: Ranks, device_name: str, batch_size: int) -> torch.device:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        _OWNED_GROUPS.append(True)  # train() takes it down at the end (see _leave)
     return device
+
+
+_OWNED_GROUPS: list[bool] = []
+
+
+def _leave(ranks: Ranks) -> None:
+    """End a distributed run together: wait for every rank (rank 0 writes the files last), then take
+    down the process group this module made, so that no rank exits while a peer still talks to it
+    (gloo aborts a process whose peer vanished mid-teardown)."""
+    if ranks.world == 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        if _OWNED_GROUPS:
+            _OWNED_GROUPS.clear()
+            dist.destroy_process_group()
 
 
 def train(
@@ -274,6 +293,7 @@ def train(
             _save_checkpoint(run.ckpt, run.state, run.model.styles, cfg)
         elif run.ckpt.exists():
             run.ckpt.unlink()
+    _leave(run.ranks)
     return run.model
 
 
