@@ -84,32 +84,26 @@ async def read_submission(form: Any, max_bytes: int, limits: Limits) -> Submissi
     return got
 
 
-IMAGE_EXTENSIONS = (".jpg", ".png", ".webp", ".tif", ".bmp", ".gif", ".img")
-
-
-def image_size(data: bytes) -> tuple[int, int]:
-    """(height, width) of an image that :func:`image_extension` accepted, as it will be used
-    (EXIF orientation applied)."""
-    from ..io.image import decode_image
-
-    img = decode_image(data)
-    return img.height, img.width
-
-
-def image_extension(data: bytes, what: str, limits: Limits) -> str:
-    """Check that ``data`` is an image Pillow can decode within the pixel limit; its file extension."""
+def image_info(data: bytes, what: str, limits: Limits) -> tuple[str, tuple[int, int]]:
+    """Check that ``data`` is an image Pillow can decode within the pixel limit (decoded once):
+    its file extension and its (height, width) as it will be used (EXIF orientation applied)."""
     from ..io.image import decode_image
 
     try:
-        decode_image(data, what, max_pixels=limits.max_input_pixels)
+        img = decode_image(data, what, max_pixels=limits.max_input_pixels)
     except ImageTooLarge as exc:  # over the pixel limit (a decompression bomb, or just too big)
         raise HTTPProblem(422, str(exc)) from None
     except ImageError as exc:  # not an image at all
         raise HTTPProblem(415, str(exc)) from None
-    with PIL.Image.open(io.BytesIO(data)) as img:  # decoded fine above; only its format is read here
-        fmt = img.format or ""
-    return {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp",
-            "GIF": ".gif"}.get(fmt, ".img")
+    with PIL.Image.open(io.BytesIO(data)) as header:  # decoded fine above; only its format is read here
+        fmt = header.format or ""
+    ext = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp",
+           "GIF": ".gif"}.get(fmt, ".img")
+    return ext, (img.height, img.width)
+
+
+def image_extension(data: bytes, what: str, limits: Limits) -> str:
+    return image_info(data, what, limits)[0]
 
 
 def is_image_format(data: bytes) -> bool:
@@ -124,12 +118,12 @@ def is_image_format(data: bytes) -> bool:
         return True
 
 
-def content_extension(data: bytes, limits: Limits) -> str:
+def content_info(data: bytes, limits: Limits) -> tuple[str, tuple[int, int] | None]:
     """The content is an image (any format Pillow recognises, which must then decode) or a video
-    (the video method); its file extension. The same rule for every upload: by what the bytes are,
-    never "not a readable image, so try video"."""
+    (the video method): its file extension, and an image's (height, width) (None for a video). The
+    same rule for every upload: by what the bytes are, never "not a readable image, so try video"."""
     if is_image_format(data):
-        return image_extension(data, "content", limits)
+        return image_info(data, "content", limits)
     try:
         import av
     except ImportError:
@@ -158,7 +152,7 @@ def content_extension(data: bytes, limits: Limits) -> str:
                                f"{limits.max_video_seconds:g} s")
     if frames > limits.max_video_frames:
         raise HTTPProblem(422, f"video of {frames} frames is over this server's limit of {limits.max_video_frames}")
-    return next((ext for name, ext in VIDEO_CONTAINERS.items() if name in names), ".mp4")  # mp4 before mov
+    return next((ext for name, ext in VIDEO_CONTAINERS.items() if name in names), ".mp4"), None  # mp4 before mov
 
 
 def build_recipe(fields: dict[str, str], n_style_files: int, style_names: list[str], limits: Limits) -> Recipe:

@@ -16,15 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 
 from ..jobs.store import JobStore, QueueFull
 from ..methods import available, get_method
-from .forms import (
-    IMAGE_EXTENSIONS,
-    HTTPProblem,
-    build_recipe,
-    content_extension,
-    image_extension,
-    image_size,
-    read_submission,
-)
+from .forms import HTTPProblem, build_recipe, content_info, image_extension, read_submission
 from .settings import Settings
 from .workers import Workers
 
@@ -132,9 +124,9 @@ def _add_submit_route(app: FastAPI, auth: list[Any], settings: Settings, store: 
             await form.close()
         recipe = await asyncio.to_thread(build_recipe, got.fields, len(got.styles), got.names, limits)
         assert got.content is not None
-        content_ext = await asyncio.to_thread(content_extension, got.content, limits)
-        if content_ext in IMAGE_EXTENSIONS:  # a photo too small for the method is a 422 now, not a failed job
-            await asyncio.to_thread(get_method(recipe.method).check_content, recipe.options, image_size(got.content))
+        content_ext, size = await asyncio.to_thread(content_info, got.content, limits)
+        if size is not None:  # a photo too small for the method is a 422 now, not a failed job
+            await asyncio.to_thread(get_method(recipe.method).check_content, recipe.options, size)
         style_files = [(await asyncio.to_thread(image_extension, s, f"style {i + 1}", limits), s)
                        for i, s in enumerate(got.styles)]
         styles: list[tuple[str, bytes] | str] = [*style_files, *(f"gallery:{n}" for n in got.names)] \
