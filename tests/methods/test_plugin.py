@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from impasto.errors import InputError
-from impasto.io.image import load_image, to_pil
+from impasto.io.image import as_output, load_image, to_pil
 from impasto.jobs.batch import run_batch
 from impasto.jobs.recipe import Recipe
 from impasto.methods import Method, Painter, available, get_method, register, unregister
@@ -64,7 +64,7 @@ class EdgesPainter(Painter):
         out = (edges * self.gain).clamp(0, 1).expand(-1, 3, -1, -1)
         if callback is not None:
             callback(Event(work=1.0, elapsed=0.0, _render=lambda: out))
-        return out if output == "tensor" else to_pil(out)
+        return as_output(out, None, output)
 
 
 def reference(rgb: np.ndarray, gain: float) -> np.ndarray:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from impasto.errors import Interrupted
-from impasto.io.image import load_image, to_pil
+from impasto.io.image import as_output, load_image
 from impasto.methods import Method, Painter, register
 from impasto.progress import Event
 
@@ -52,7 +52,7 @@ class SlowPainter(Painter):
             if callback is not None:
                 callback(Event(work=(step + 1) / self.steps, elapsed=0.1 * (step + 1), _render=lambda: out))
         log(f"end {self.tag}")
-        return out if output == "tensor" else to_pil(out)
+        return as_output(out, None, output)
 
 
 register(SlowMethod(), replace=True)

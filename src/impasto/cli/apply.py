@@ -6,7 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import EXIT_FAILURE, EXIT_OK, ProgressBar, add_precision, numbers, positive_int, report_errors
+from .common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    ProgressBar,
+    add_bit_depth,
+    add_precision,
+    numbers,
+    positive_int,
+    report_errors,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -34,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
                    help="run through PyTorch or through onnxruntime (exported on the fly)")
     p.add_argument("--format", default=".png", help="extension of the outputs written to a folder")
+    add_bit_depth(p)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto (torch runtime)")
     add_precision(p, where=" (torch runtime)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -63,6 +73,13 @@ def _outputs(args: argparse.Namespace) -> list[Path]:
     return outs
 
 
+def _depths(args: argparse.Namespace, outs: list[Path]) -> list[int]:
+    """Each output's bit depth (refuses --bit-depth 16 for a JPEG or WebP output before any work)."""
+    from ..io.image import output_bit_depth, output_format
+
+    return [output_bit_depth(args.bit_depth, src, output_format(out)) for src, out in zip(args.inputs, outs)]
+
+
 def _run(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -72,6 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..runtime import resolve_device
 
     outs = _outputs(args)
+    depths = _depths(args, outs)
     model = load_model(args.model, device=resolve_device(args.device), precision=args.precision)
     model.style_vector(args.style, args.style_blend_weights)  # refuse a bad style before any work
     tmp = None
@@ -81,17 +99,18 @@ def _run(args: argparse.Namespace) -> int:
     bar = ProgressBar(args.quiet or len(args.inputs) == 1)
     failed = 0
     try:
-        for done, (src, out) in enumerate(zip(args.inputs, outs), start=1):
+        for done, (src, out, depth) in enumerate(zip(args.inputs, outs, depths), start=1):
             try:
                 image = model.stylize(src, style=args.style, style_blend_weights=args.style_blend_weights,
-                                      size=args.size, preserve_color=args.preserve_color, tile=args.tile)
+                                      size=args.size, preserve_color=args.preserve_color, tile=args.tile,
+                                      output="loaded")
             except InputError as exc:
                 if len(args.inputs) == 1:
                     raise
                 failed += 1
                 print(f"impasto: skipped {src}: {exc}", file=sys.stderr)
                 continue
-            save_image(image, out)
+            save_image(image, out, bit_depth=depth)
             bar.update(done / len(outs), f"{done}/{len(outs)} images")
     finally:
         bar.close()

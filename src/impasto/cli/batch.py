@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, positive_int, report_errors
+from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, add_bit_depth, positive_int, report_errors
 from .stylize import add_config_arguments, config_from_args
 
 
@@ -27,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("styles", metavar="STYLE", nargs="*", help="style image(s) (the optimize method)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT_DIR", help="folder for the results")
     p.add_argument("--format", default=".png", help="extension of the outputs (.png, .jpg, .webp, .tif)")
+    add_bit_depth(p)
     g = p.add_argument_group("where it runs")
     g.add_argument("--workers", type=positive_int, default=1,
                    help="processes on this machine (each gets its share of the CPU threads)")
@@ -66,7 +67,7 @@ def recipe_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         if args.style is not None:
             raise InputError(f"--style picks one of a method's own styles; the {method.name} method takes STYLE "
                              "images")
-        return Recipe(method.name, given)
+        return Recipe(method.name, given, args.bit_depth)
     options = {k: v for k, v in given.items() if k in method.options}
     extra = sorted(set(given) - set(options))
     if extra:
@@ -76,7 +77,7 @@ def recipe_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         options["size"] = args.size
     if args.style is not None:
         options["style"] = args.style
-    return Recipe(method.name, options)
+    return Recipe(method.name, options, args.bit_depth)
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -71,6 +71,11 @@ def add_precision(group: Any, default: str = "auto", where: str = "") -> None:
                             f"float32{where}")
 
 
+def add_bit_depth(group: Any) -> None:
+    group.add_argument("--bit-depth", type=integer, choices=(8, 16), default=None,
+                       help="bits per sample of PNG and TIFF outputs (default: 16 for a 16-bit photo, else 8)")
+
+
 def flag(field: str) -> str:
     return "--" + field.replace("_", "-")
 

@@ -14,6 +14,7 @@ from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     ProgressBar,
+    add_bit_depth,
     add_precision,
     integer,
     names,
@@ -164,6 +165,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="also save the image every N iterations as OUTPUT_STEM.NNNN.EXT")
     g.add_argument("--log", default=None, metavar="FILE.jsonl",
                    help="write one JSON line per iteration (step, elapsed, losses)")
+    add_bit_depth(g)
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=lambda args: run(args, p))
     return p
@@ -194,7 +196,7 @@ class Reporter:
             self.log.flush()
         every = self.args.save_every
         if every and event.step % every == 0 and event.step < event.iterations:
-            save_image(event.image(), _intermediate_path(self.args.output, event.step))
+            save_image(event.tensor(), _intermediate_path(self.args.output, event.step), bit_depth=self.args.depth)
 
     def close(self) -> None:
         self.bar.close()
@@ -212,12 +214,13 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 def _check_paths(args: argparse.Namespace, config: Any) -> list:
     from ..errors import InputError
-    from ..io.image import check_output_path
+    from ..io.image import check_output_path, output_bit_depth, output_format
 
     inputs = [args.content, *args.styles] + ([config.optimize.init]
                                             if config.optimize.init not in ("content", "noise") else [])
     inputs += list(args.style_masks or []) + ([args.keep_mask] if args.keep_mask else [])
     check_output_path(args.output, inputs)
+    args.depth = output_bit_depth(args.bit_depth, args.content, output_format(args.output))
     if args.log:
         log_dir = os.path.dirname(os.path.abspath(args.log))
         if not os.path.isdir(log_dir):
@@ -238,10 +241,10 @@ def _run(args: argparse.Namespace) -> int:
     reporter = Reporter(args)
     try:
         image = stylize(args.content, args.styles, config=config, callback=reporter,
-                        style_masks=args.style_masks, keep_mask=args.keep_mask)
+                        style_masks=args.style_masks, keep_mask=args.keep_mask, output="loaded")
     finally:
         reporter.close()
-    save_image(image, args.output)
+    save_image(image, args.output, bit_depth=args.depth)
     if not args.quiet:
         print(f"saved {args.output}", file=sys.stderr)
     return EXIT_OK
@@ -249,9 +252,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     def interrupted(stop: Any) -> int:
-        from ..io.image import save_image, to_pil
+        from ..io.image import as_output, save_image
 
-        save_image(to_pil(stop.image, stop.alpha), args.output)
+        save_image(as_output(stop.partial, stop.alpha, "loaded"), args.output, bit_depth=getattr(args, "depth", 8))
         print(f"\nimpasto: interrupted at step {stop.step}; saved the image so far to {args.output}",
               file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -23,7 +23,7 @@ from torch import Tensor
 from ..config import PRECISIONS, choice
 from ..errors import InputError
 from ..io.atomic import atomic_path
-from ..io.image import ImageLike, load_image, to_pil
+from ..io.image import ImageLike, as_output, load_image
 from ..nets.transformer import UPSAMPLING, TransformerNet
 from ..ops import color
 from ..ops.geometry import fit_long_edge, resize, spatial_size
@@ -142,6 +142,7 @@ class StyleModel:
         ``size`` is the output's long edge (None = the input's). ``preserve_color="luminance"``
         keeps the photo's colors. Images larger than ``tile`` px (default 1024 on CPU, 2048 on
         GPU) run in overlapping feathered tiles, so memory stays bounded at print size.
+        ``output``: ``"pil"`` (8-bit), ``"tensor"`` or ``"loaded"`` (see :func:`impasto.stylize`).
         """
         if preserve_color not in (None, "luminance"):  # histogram matching needs a style image
             raise InputError(f"unknown preserve_color {preserve_color!r}; valid: luminance", fields=("preserve_color",))
@@ -156,7 +157,7 @@ class StyleModel:
             tile = 2048 if self.device.type == "cuda" else 1024
         out = self.run(x, weights, tile=tile).float().cpu().clamp(0, 1)
         out = color.restore(out, x, preserve_color)
-        return out if output == "tensor" else to_pil(out, loaded.alpha)
+        return as_output(out, loaded.alpha, output, loaded.bit_depth)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model file atomically (weights in float16)."""

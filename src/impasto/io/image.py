@@ -1,6 +1,10 @@
 """Image files <-> tensors: load (EXIF, modes, size limits), convert, encode, save atomically.
 
 Tensors are RGB in [0, 1], shape (1, 3, H, W), float32. Alpha travels separately as (1, 1, H, W).
+
+Pillow has no 16-bit RGB mode: it reads a 16-bit RGB PNG or TIFF as 8 bits and cannot write one.
+Those files are read and written with pypng and tifffile (small, pure Python, numpy only, and both
+keep an ICC profile), so a 16-bit photo goes from file to tensor to file at full precision.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -45,11 +49,21 @@ class LoadedImage:
 
     rgb: Tensor  # (1, 3, H, W) float32 in [0, 1]
     alpha: Tensor | None  # (1, 1, H, W) float32 in [0, 1], or None
+    bit_depth: int = 8
+    """Bits per sample of the file it came from (16 for 16-bit and float files); outputs follow it."""
 
     @property
     def size(self) -> tuple[int, int]:
         """(height, width)."""
         return self.rgb.shape[-2], self.rgb.shape[-1]
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[-2])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[-1])
 
     def flat_rgb(self) -> Tensor:
         """RGB composited onto white where the image is transparent."""
@@ -66,8 +80,12 @@ ImageLike = Union[str, os.PathLike, Image.Image, Tensor, LoadedImage]  # noqa: U
 """What every image argument accepts: a path, a PIL image, a tensor in [0, 1], or an image already loaded."""
 
 
-def open_pil(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, reduce_to: int | None = None) -> Image.Image:
-    """Open and fully decode an image file, with EXIF orientation applied.
+def open_pil(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS,
+             reduce_to: int | None = None) -> Image.Image | LoadedImage:
+    """Open and fully decode an image file, with EXIF orientation applied and colours in sRGB.
+
+    A 16-bit RGB(A) PNG or TIFF (which Pillow would read as 8 bits) comes back as a
+    :class:`LoadedImage` at full precision; every other image as a PIL image.
 
     ``reduce_to``: the image will only be used at this long edge (or smaller), so a JPEG may be
     decoded at 1/2, 1/4 or 1/8 scale in the DCT domain (Pillow's ``draft``), keeping at least
@@ -85,7 +103,7 @@ def open_pil(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, reduce_to
     return _decode(path, name, max_pixels, reduce_to)
 
 
-def decode_image(data: bytes, name: str = "upload", *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def decode_image(data: bytes, name: str = "upload", *, max_pixels: int = MAX_PIXELS) -> Image.Image | LoadedImage:
     """:func:`open_pil` for bytes (an upload, a task sent to another machine); ``name`` is for messages."""
     return _decode(io.BytesIO(data), repr(name), max_pixels)
 
@@ -97,7 +115,8 @@ DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyErr
 
 
 def _decode(src: str | os.PathLike | io.BytesIO, name: str, max_pixels: int,
-            reduce_to: int | None = None) -> Image.Image:
+            reduce_to: int | None = None) -> Image.Image | LoadedImage:
+    deep = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -112,7 +131,10 @@ def _decode(src: str | os.PathLike | io.BytesIO, name: str, max_pixels: int,
                 scale = REDUCING_GAP * reduce_to / max(w, h)
                 if scale < 0.5:  # draft keeps both sides at least this size
                     img.draft(img.mode, (math.ceil(w * scale), math.ceil(h * scale)))
-            img.load()
+            if is_deep(img):
+                deep = _decode_deep(src, img, name)
+            if deep is None:
+                img.load()
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -122,6 +144,8 @@ def _decode(src: str | os.PathLike | io.BytesIO, name: str, max_pixels: int,
     except DECODER_ERRORS as exc:  # truncated or corrupt data
         why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
         raise ImageError(f"not a readable image: {name} ({why})") from None
+    if deep is not None:
+        return deep
     upright: Image.Image = img
     try:
         upright = ImageOps.exif_transpose(img)
@@ -152,7 +176,7 @@ def pil_to_loaded(img: Image.Image) -> LoadedImage:
         else:
             scale = 65535.0
         grey = torch.from_numpy(np.clip(raw / scale, 0.0, 1.0).astype(np.float32))
-        return LoadedImage(grey.expand(3, -1, -1).unsqueeze(0).contiguous(), None)
+        return LoadedImage(grey.expand(3, -1, -1).unsqueeze(0).contiguous(), None, 8 if scale == 255.0 else 16)
     if mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
         mode = "RGBA"
@@ -200,7 +224,8 @@ def load_image(src: ImageLike, *, max_pixels: int = MAX_PIXELS, reduce_to: int |
     elif isinstance(src, Image.Image):
         loaded = pil_to_loaded(src)
     elif isinstance(src, (str, os.PathLike)):
-        loaded = pil_to_loaded(open_pil(src, max_pixels=max_pixels, reduce_to=reduce_to))
+        opened = open_pil(src, max_pixels=max_pixels, reduce_to=reduce_to)
+        loaded = opened if isinstance(opened, LoadedImage) else pil_to_loaded(opened)
     else:
         raise InputError(f"expected an image path, PIL image or tensor; got {_describe(src)}")
     h, w = loaded.size
@@ -209,14 +234,33 @@ def load_image(src: ImageLike, *, max_pixels: int = MAX_PIXELS, reduce_to: int |
     return loaded
 
 
-def to_pil(rgb: Tensor, alpha: Tensor | None = None) -> Image.Image:
-    """(1, 3, H, W) [0, 1] tensor (and optional alpha) to an 8-bit RGB or RGBA PIL image."""
+def _samples(rgb: Tensor, alpha: Tensor | None) -> np.ndarray:
+    """(H, W, 3 or 4) float32 in [0, 1]: RGB, with alpha (resized to the image) as a 4th sample."""
     x = rgb.detach().float().cpu().clamp(0, 1)[0]
     if alpha is not None:
-        a = resize(alpha.detach().float().cpu(), spatial_size(x))[0]
+        a = resize(alpha.detach().float().cpu(), spatial_size(x))[0].clamp(0, 1)
         x = torch.cat([x, a], 0)
-    arr = (x.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+    return x.permute(1, 2, 0).numpy()
+
+
+def to_pil(rgb: Tensor, alpha: Tensor | None = None) -> Image.Image:
+    """(1, 3, H, W) [0, 1] tensor (and optional alpha) to an 8-bit RGB or RGBA PIL image."""
+    arr = (_samples(rgb, alpha) * 255.0 + 0.5).astype(np.uint8)
     return Image.fromarray(arr, "RGBA" if alpha is not None else "RGB")
+
+
+def as_output(rgb: Tensor, alpha: Tensor | None, output: str, bit_depth: int = 8) -> Any:
+    """A method's result as asked: ``"pil"`` an 8-bit PIL image (RGBA with alpha), ``"tensor"``
+    the (1, 3, H, W) tensor, ``"loaded"`` a :class:`LoadedImage` at full precision (with alpha, and
+    the content's ``bit_depth``, which :func:`save_image` follows)."""
+    if output == "tensor":
+        return rgb
+    if output == "loaded":
+        a = None if alpha is None else resize(alpha.detach().float().cpu(), spatial_size(rgb)).clamp(0, 1)
+        return LoadedImage(rgb.detach().float().cpu().clamp(0, 1), a, bit_depth)
+    if output == "pil":
+        return to_pil(rgb, alpha)
+    raise InputError(f"unknown output {output!r}; valid: loaded, pil, tensor")
 
 
 def output_format(path: str | os.PathLike) -> str:
@@ -248,11 +292,19 @@ def check_output_path(out: str | os.PathLike, inputs: list) -> None:
             raise InputError(f"output {str(out)!r} is one of the inputs; choose another path")
 
 
-def encode_image(img: Image.Image, fmt: str, *, quality: int = 95) -> bytes:
-    """The bytes of ``img`` in Pillow format ``fmt`` (for the service and for files).
+def encode_image(img: ImageLike, fmt: str, *, quality: int = 95, bit_depth: int = 8) -> bytes:
+    """The bytes of ``img`` (a PIL image, a tensor in [0, 1] or a :class:`LoadedImage`) in Pillow
+    format ``fmt``, tagged sRGB (for the service and for files).
 
-    Formats without alpha (JPEG) get the image flattened onto white.
+    ``bit_depth=16`` (PNG and TIFF only) writes 16 bits per sample straight from the float tensor,
+    with no 8-bit step. Formats without alpha (JPEG) get the image flattened onto white.
     """
+    check_bit_depth(bit_depth, fmt)
+    if bit_depth == 16:
+        return _encode_deep(load_image(img), fmt)
+    if not isinstance(img, Image.Image):
+        loaded = load_image(img)
+        img = to_pil(loaded.rgb, loaded.alpha)
     if img.mode == "RGBA" and fmt not in ALPHA_FORMATS:
         flat = Image.new("RGB", img.size, (255, 255, 255))
         flat.paste(img, mask=img.getchannel("A"))
@@ -267,6 +319,10 @@ def encode_image(img: Image.Image, fmt: str, *, quality: int = 95) -> bytes:
 
 ICC_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF")
 """Output formats that carry an ICC profile (every output of those is tagged sRGB)."""
+
+
+class BitDepthWarning(UserWarning):
+    """A 16-bit image could only be read at 8 bits per sample."""
 
 
 class ColorProfileWarning(UserWarning):
@@ -307,8 +363,205 @@ def to_srgb(img: Image.Image, name: str) -> Image.Image:
     return converted
 
 
-def save_image(img: Image.Image, path: str | os.PathLike, *, quality: int = 95) -> None:
-    """Write ``img`` atomically in the format of ``path``'s extension (see :func:`atomic_write`)."""
-    data = encode_image(img, output_format(path), quality=quality)
+def save_image(img: ImageLike, path: str | os.PathLike, *, quality: int = 95, bit_depth: int | None = None) -> None:
+    """Write ``img`` (PIL image, tensor or :class:`LoadedImage`) atomically in the format of
+    ``path``'s extension (see :func:`atomic_write`). ``bit_depth`` 8 or 16 (PNG, TIFF); None: 16 for
+    a :class:`LoadedImage` from a 16-bit file saved as PNG or TIFF, else 8."""
+    fmt = output_format(path)
+    data = encode_image(img, fmt, quality=quality, bit_depth=output_bit_depth(bit_depth, img, fmt))
     with atomic_write(path) as fh:
         fh.write(data)
+
+
+# --- 16 bits per sample ---------------------------------------------------------------------------
+
+DEEP_FORMATS = ("PNG", "TIFF")
+"""Output formats that hold 16 bits per sample."""
+BIT_DEPTHS = (8, 16)
+
+
+def check_bit_depth(bit_depth: Any, fmt: str | None = None) -> None:
+    """Refuse a bit depth other than 8 or 16, and 16 for a format that holds 8 (JPEG, WebP)."""
+    if isinstance(bit_depth, bool) or bit_depth not in BIT_DEPTHS:
+        raise InputError(f"bit_depth must be 8 or 16; got {bit_depth!r}", fields=("bit_depth",))
+    if bit_depth == 16 and fmt is not None and fmt not in DEEP_FORMATS:
+        raise InputError(f"bit_depth 16 needs a PNG or TIFF output; {fmt} holds 8 bits", fields=("bit_depth",))
+
+
+def source_bit_depth(src: Any) -> int:
+    """Bits per sample of an image as a file holds it (8 or 16), from its header only; 8 for what
+    is not a file or image (a tensor, bytes that do not open)."""
+    if isinstance(src, LoadedImage):
+        return src.bit_depth
+    if isinstance(src, Image.Image):
+        return 16 if src.mode in ("I;16", "I;16L", "I;16B", "I;16N", "F") or is_deep(src) else 8
+    if isinstance(src, (bytes, bytearray)):
+        src = io.BytesIO(src)
+    elif not isinstance(src, (str, os.PathLike)):
+        return 8
+    try:
+        with Image.open(src) as img:
+            if img.mode == "I":  # 32-bit integer greyscale: 16 unless it holds bytes only (a rare case)
+                return 16
+            return source_bit_depth(img)
+    except Exception:  # unreadable: the load will say why
+        return 8
+
+
+def output_bit_depth(requested: int | None, source: Any, fmt: str) -> int:
+    """The bit depth to write: ``requested`` (8 or 16, checked against ``fmt``), or when None, 16
+    if ``source`` is a 16-bit image and ``fmt`` holds 16 bits, else 8."""
+    if requested is not None:
+        check_bit_depth(requested, fmt)
+        return requested
+    return 16 if fmt in DEEP_FORMATS and source_bit_depth(source) == 16 else 8
+
+
+_DEEP_PNG_MODES = ("RGB;16B", "RGBA;16B", "LA;16B")
+
+
+def is_deep(img: Image.Image) -> bool:
+    """Whether an opened (not yet decoded) image has more than 8 bits per colour sample that Pillow
+    would lose: a 16-bit RGB(A) or grey+alpha PNG, or a TIFF with several samples over 8 bits."""
+    if img.format == "PNG":
+        tile: list = getattr(img, "tile", None) or []
+        return bool(tile) and tile[0][3] in _DEEP_PNG_MODES
+    if img.format == "TIFF" and hasattr(img, "tag_v2"):
+        bits = img.tag_v2.get(258, (1,))
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return int(img.tag_v2.get(277, 1)) >= 2 and max(bits) > 8
+    return False
+
+
+def _decode_deep(src: str | os.PathLike | io.BytesIO, img: Image.Image, name: str) -> LoadedImage | None:
+    """A deep PNG or TIFF decoded at full precision (pypng, tifffile), oriented and in sRGB; None
+    (with a warning) for a TIFF compression tifffile cannot decode without imagecodecs: then Pillow
+    reads it at 8 bits."""
+    if isinstance(src, io.BytesIO):
+        src.seek(0)
+        data = src.getvalue()
+    else:
+        data = Path(src).read_bytes()
+    arr = _read_png16(data) if img.format == "PNG" else _read_tiff(data, name)
+    if arr is None:
+        return None
+    if arr.shape[-1] in (1, 2):  # grey (+ alpha): spread the grey over RGB
+        arr = np.concatenate([arr[..., :1].repeat(3, -1), arr[..., 1:]], -1)
+    x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(2, 0, 1)[None]
+    x = _orient(x, img)
+    rgb, alpha = x[:, :3].contiguous(), (x[:, 3:4].contiguous() if x.shape[1] > 3 else None)
+    icc = img.info.get("icc_profile")
+    if icc:
+        rgb = _deep_to_srgb(rgb, icc, name)
+    return LoadedImage(rgb, alpha, 16)
+
+
+def _read_png16(data: bytes) -> np.ndarray:
+    """A 16-bit PNG as (H, W, samples) float in [0, 1] (pypng: tRNS, palettes and bit depths handled)."""
+    import zlib
+
+    import png
+
+    try:
+        width, height, rows, info = png.Reader(bytes=data).asDirect()
+        arr = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    except (png.Error, zlib.error, *DECODER_ERRORS) as exc:
+        raise ValueError(str(exc) or type(exc).__name__) from None
+    planes = int(info["planes"])
+    if arr.shape != (height, width * planes):
+        raise ValueError(f"{arr.shape[0]} of {height} rows")
+    return arr.reshape(height, width, planes) / float(2 ** int(info["bitdepth"]) - 1)
+
+
+def _read_tiff(data: bytes, name: str) -> np.ndarray | None:
+    """The first page of a TIFF as (H, W, samples) float in [0, 1] (tifffile)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages.first
+            arr = page.asarray()
+            axes = page.axes
+    except (tifffile.TiffFileError, *DECODER_ERRORS) as exc:
+        if "imagecodecs" in str(exc):  # a compression (LZW, PackBits, JPEG...) tifffile leaves to imagecodecs
+            warnings.warn(f"{name} is a 16-bit TIFF in a compression only imagecodecs decodes: read at 8 bits "
+                          "(pip install imagecodecs to read it at 16)", BitDepthWarning, stacklevel=4)
+            return None
+        raise ValueError(str(exc) or type(exc).__name__) from None
+    if axes.startswith("S"):  # planar: samples first
+        arr = np.moveaxis(arr, 0, -1)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3:
+        raise ValueError(f"a TIFF page of shape {arr.shape} ({axes}) is not one image")
+    if np.issubdtype(arr.dtype, np.floating):
+        return np.clip(np.nan_to_num(arr.astype(np.float64)), 0.0, 1.0)
+    info = np.iinfo(arr.dtype)
+    return np.clip(arr.astype(np.float64) / info.max, 0.0, 1.0)
+
+
+def _orient(x: Tensor, img: Image.Image) -> Tensor:
+    """``x`` (1, C, H, W) turned upright by the image's EXIF orientation, as ``ImageOps.exif_transpose``."""
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block: as it is
+        return x
+    turns = {2: lambda t: t.flip(-1), 3: lambda t: t.flip(-1, -2), 4: lambda t: t.flip(-2),
+             5: lambda t: t.transpose(-1, -2), 6: lambda t: torch.rot90(t, -1, (-2, -1)),
+             7: lambda t: t.transpose(-1, -2).flip(-1, -2), 8: lambda t: torch.rot90(t, 1, (-2, -1))}
+    turn = turns.get(orientation)
+    return x if turn is None else turn(x).contiguous()
+
+
+def _deep_to_srgb(rgb: Tensor, icc: bytes, name: str) -> Tensor:
+    """A 16-bit image converted from its ICC profile to sRGB. Pillow's littleCMS binding converts
+    8-bit RGB only, so littleCMS converts the 8 corners of the 8-bit cell around each pixel and the
+    pixel is interpolated between them (trilinear): exact at 8-bit colours, smooth between them."""
+    from PIL import ImageCms
+
+    probe = Image.new("RGB", (1, 1))
+    probe.info["icc_profile"] = icc
+    if to_srgb(probe, name) is probe:  # sRGB already, or a profile that failed (warned there)
+        return rgb
+    transform = ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                        ImageCms.ImageCmsProfile(io.BytesIO(srgb_profile())), "RGB", "RGB")
+    out = torch.empty_like(rgb)
+    rows = max(1, 2_000_000 // max(1, rgb.shape[-1]))
+    for y in range(0, rgb.shape[-2], rows):  # in bands of about 2 Mpx
+        x = rgb[0, :, y:y + rows].permute(1, 2, 0).numpy().astype(np.float32) * 255.0
+        low = np.clip(np.floor(x), 0, 254)
+        frac = x - low
+        low = low.astype(np.uint8)
+        acc = np.zeros_like(x)
+        for corner in np.ndindex(2, 2, 2):
+            step = np.array(corner, dtype=np.uint8)
+            converted = np.asarray(ImageCms.applyTransform(Image.fromarray(low + step, "RGB"), transform),
+                                   dtype=np.float32)
+            weight = np.prod(np.where(step.astype(bool), frac, 1.0 - frac), axis=-1, keepdims=True)
+            acc += weight * converted
+        out[0, :, y:y + rows] = torch.from_numpy(acc / 255.0).permute(2, 0, 1)
+    return out.clamp_(0, 1)
+
+
+def _encode_deep(loaded: LoadedImage, fmt: str) -> bytes:
+    """16 bits per sample, tagged sRGB: PNG with pypng (iCCP chunk added), TIFF with tifffile (zlib)."""
+    samples = _samples(loaded.rgb, loaded.alpha)
+    arr = (samples * 65535.0 + 0.5).astype(np.uint16)
+    height, width, planes = arr.shape
+    buffer = io.BytesIO()
+    if fmt == "TIFF":
+        import tifffile
+
+        tifffile.imwrite(buffer, arr, photometric="rgb", compression="zlib", iccprofile=srgb_profile(),
+                         extrasamples=("unassalpha",) if planes == 4 else None)
+        return buffer.getvalue()
+    import zlib
+
+    import png
+
+    png.Writer(width, height, greyscale=False, alpha=planes == 4, bitdepth=16).write(buffer, arr.reshape(height, -1))
+    chunks = list(png.Reader(bytes=buffer.getvalue()).chunks())
+    iccp = (b"iCCP", b"sRGB\0\0" + zlib.compress(srgb_profile()))
+    out = io.BytesIO()
+    png.write_chunks(out, [chunks[0], iccp, *chunks[1:]])  # iCCP right after IHDR, as the spec asks
+    return out.getvalue()

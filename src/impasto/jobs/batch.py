@@ -141,7 +141,7 @@ def run_task(recipe_json: str, content: bytes, name: str, styles: Sequence[bytes
     global _RUNNER
     import torch
 
-    from ..io.image import decode_image, encode_image
+    from ..io.image import decode_image
 
     if threads:
         torch.set_num_threads(threads)
@@ -152,8 +152,7 @@ def run_task(recipe_json: str, content: bytes, name: str, styles: Sequence[bytes
         style_images = [decode_image(s, f"style {i + 1}") for i, s in enumerate(styles)]
         if is_video(name):
             return _run_video(recipe, content, name, style_images, out_ext), None
-        image = _RUNNER.run(recipe, decode_image(content, name), style_images)
-        return encode_image(image, output_format("x" + out_ext)), None
+        return _RUNNER.encode(recipe, decode_image(content, name), style_images, output_format("x" + out_ext)), None
     except ImpastoError as exc:
         return None, str(exc)
     except (RuntimeError, MemoryError) as exc:  # out of memory on one huge image: report it, go on
@@ -279,6 +278,7 @@ def run_batch(input_dir: str | os.PathLike, styles: Sequence[str | os.PathLike],
     is called after each image. A bad image is recorded in ``report.failed`` and the run goes on.
     """
     recipe.check(len(styles))  # an unknown method, option or style is refused before any work
+    recipe.output_bit_depth(None, output_format("x" + (fmt if fmt.startswith(".") else "." + fmt)))
     if not isinstance(workers, int) or workers < 1:
         raise InputError(f"workers must be a positive integer; got {workers!r}", fields=("workers",))
     from ..io.image import open_pil

@@ -5,6 +5,9 @@ run it with a :class:`Runner`, which keeps the networks loaded between jobs. A r
 before any work starts (:meth:`Recipe.check`, which asks its method), with errors that name the
 option, so a CLI flag, a form field and a JSON key are all validated by the same code.
 
+``bit_depth`` is the output's (8 or 16; None: 16 when the content is a 16-bit image and the output
+a PNG or TIFF, else 8), which is not the method's business: a method returns full precision.
+
 ``method`` is any registered method (:mod:`impasto.methods`): ``optimize`` (its options are
 :class:`StylizeConfig` fields, its styles images), a shipped fast model or a model file (``size``,
 ``style``...), or a plug-in's.
@@ -21,6 +24,7 @@ from typing import Any
 
 from ..config import parse_int
 from ..errors import InputError
+from ..io.image import check_bit_depth, output_bit_depth
 from ..methods import Method, get_method
 
 OPTIMIZE = "optimize"
@@ -28,32 +32,42 @@ OPTIMIZE = "optimize"
 
 @dataclass(frozen=True)
 class Recipe:
-    """One method and its options; ``Recipe.from_json(r.to_json()) == r``."""
+    """One method and its options, and the output's bit depth; ``Recipe.from_json(r.to_json()) == r``."""
 
     method: str = OPTIMIZE
     options: Mapping[str, Any] = field(default_factory=dict)
+    bit_depth: int | None = None
 
     def get_method(self) -> Method:
         return get_method(self.method)
 
     def check(self, n_styles: int) -> None:
         """Refuse bad options before any work: :class:`InputError` naming the option."""
+        if self.bit_depth is not None:
+            check_bit_depth(self.bit_depth)
         self.get_method().check(dict(self.options), n_styles)
+
+    def output_bit_depth(self, content: Any, fmt: str) -> int:
+        """The bit depth of this recipe's output for ``content`` in format ``fmt`` (see the module)."""
+        return output_bit_depth(self.bit_depth, content, fmt)
 
     def with_device(self, device: str | None) -> Recipe:
         """This recipe on ``device``, unless it names its own or its method runs on no device."""
         if not device or "device" in self.options or "device" not in self.get_method().options:
             return self
-        return Recipe(self.method, {**self.options, "device": device})
+        return Recipe(self.method, {**self.options, "device": device}, self.bit_depth)
 
     def to_json(self) -> str:
-        return json.dumps({"method": self.method, "options": dict(self.options)}, sort_keys=True)
+        data: dict[str, Any] = {"method": self.method, "options": dict(self.options)}
+        if self.bit_depth is not None:  # absent when unset: older batch manifests still match
+            data["bit_depth"] = self.bit_depth
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Recipe:
         data = json.loads(text)
         options = {k: tuple(v) if isinstance(v, list) else v for k, v in data["options"].items()}
-        return cls(data["method"], options)
+        return cls(data["method"], options, data.get("bit_depth"))
 
 
 def parse_option(name: str, text: str, kind: Any) -> Any:
@@ -110,9 +124,17 @@ class Runner:
         return method.load(dict(recipe.options), list(styles), cache=self.cache)
 
     def run(self, recipe: Recipe, content: Any, styles: Sequence[Any], *, callback: Any = None,
-            cancel: Any = None) -> Any:
-        """The stylized PIL image of ``content`` (a path, PIL image or tensor); styles likewise."""
-        return self.painter(recipe, styles).image(content, callback=callback, cancel=cancel)
+            cancel: Any = None, output: str = "pil") -> Any:
+        """``content`` (a path, PIL image or tensor; styles likewise) stylized: an 8-bit PIL image,
+        or as ``output`` asks (``"loaded"``: full precision, for :meth:`encode`)."""
+        return self.painter(recipe, styles).image(content, callback=callback, cancel=cancel, output=output)
+
+    def encode(self, recipe: Recipe, content: Any, styles: Sequence[Any], fmt: str, **kwargs: Any) -> bytes:
+        """:meth:`run`, encoded in Pillow format ``fmt`` at the recipe's bit depth for ``content``."""
+        from ..io.image import encode_image
+
+        depth = recipe.output_bit_depth(content, fmt)  # refused before any work if the format cannot hold it
+        return encode_image(self.run(recipe, content, styles, output="loaded", **kwargs), fmt, bit_depth=depth)
 
     def run_video(self, recipe: Recipe, source: Any, styles: Sequence[Any], output: Any, *, callback: Any = None,
                   cancel: Any = None) -> None:

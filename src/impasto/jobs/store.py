@@ -115,6 +115,7 @@ class Job:
         recipe = json.loads(self.recipe)
         out = {"id": self.id, "status": self.status, "kind": self.kind, "progress": round(self.progress, 4),
                "message": self.message, "method": recipe["method"], "options": recipe["options"],
+               "bit_depth": recipe.get("bit_depth"),
                "created": self.created, "started": self.started, "finished": self.finished,
                "preview": self.preview, "worker": self.worker, "attempts": self.attempts}
         if self.error is not None:

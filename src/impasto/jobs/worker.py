@@ -34,8 +34,14 @@ THUMB_SIZE = 160
 
 
 def _jpeg(image: Any, edge: int) -> bytes:
-    from ..io.image import encode_image
+    """A small JPEG of ``image`` (a PIL image, or a full-precision result)."""
+    from PIL import Image
 
+    from ..io.image import encode_image, load_image, to_pil
+
+    if not isinstance(image, Image.Image):
+        loaded = load_image(image)
+        image = to_pil(loaded.rgb, loaded.alpha)
     small = image.copy()
     small.thumbnail((edge, edge))
     return encode_image(small, "JPEG", quality=85)
@@ -123,7 +129,9 @@ class Worker:
                     raise ImpastoError(f"the video {job.result_name} has no frames")
                 self.store.finish(job.id, _jpeg(first[0], THUMB_SIZE))
                 return
-            image = self.runner.run(recipe, folder / job.content, styles, callback=callback, cancel=cancel)
+            depth = recipe.output_bit_depth(folder / job.content, "PNG")
+            image = self.runner.run(recipe, folder / job.content, styles, callback=callback, cancel=cancel,
+                                    output="loaded")
         except Interrupted as stop:
             if not stop.cancelled:
                 raise
@@ -137,7 +145,7 @@ class Worker:
         else:
             from ..io.image import encode_image
 
-            self.store.finish(job.id, _jpeg(image, THUMB_SIZE), encode_image(image, "PNG"))
+            self.store.finish(job.id, _jpeg(image, THUMB_SIZE), encode_image(image, "PNG", bit_depth=depth))
         finally:
             self.job = None
 

@@ -41,8 +41,10 @@ class Painter:
 
     def image(self, content: Any, *, callback: Callable[[Any], Any] | None = None, cancel: Any = None,
               output: str = "pil") -> Any:
-        """``content`` (a path, PIL image or (3, H, W) tensor) painted: a PIL image, or with
-        ``output="tensor"`` a (1, 3, H, W) tensor in [0, 1]."""
+        """``content`` (a path, PIL image or (3, H, W) tensor) painted: an 8-bit PIL image; with
+        ``output="tensor"`` a (1, 3, H, W) tensor in [0, 1]; with ``output="loaded"`` a
+        :class:`impasto.io.LoadedImage` at full precision, with alpha (``io.image.as_output``
+        makes any of the three)."""
         raise NotImplementedError
 
     def frames(self, video: Any) -> FramePainter:

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError, Interrupted
-from ..io.image import ImageLike, LoadedImage, load_image, to_pil
+from ..io.image import ImageLike, LoadedImage, as_output, load_image
 from ..io.mask import load_mask
 from ..losses.objective import Objective, StyleTargets, Term, build_objective, style_targets
 from ..nets.vgg import VGGFeatures, build_extractor, min_side
@@ -159,7 +159,7 @@ def stylize(
     init_image: ImageLike | None = None,
     targets: Mapping[int, StyleTargets] | None = None,
     extra_terms: Mapping[str, tuple[Term, float]] | None = None,
-    output: Literal["pil", "tensor"] = "pil",
+    output: Literal["pil", "tensor", "loaded"] = "pil",
     **options: Any,
 ) -> Any:
     """Repaint ``content`` in the style of ``styles`` (Gatys et al., 2016).
@@ -175,8 +175,10 @@ def stylize(
     ``extra_terms`` adds named ``(term, weight)`` pairs to the objective at the last scale (their
     tensors at the output size).
 
-    Returns an RGB PIL image (RGBA if the content had alpha), or with ``output="tensor"`` a
-    (1, 3, H, W) tensor in [0, 1] on the run's device. Raises :class:`InputError` for bad inputs,
+    Returns an 8-bit RGB PIL image (RGBA if the content had alpha); with ``output="tensor"`` a
+    (1, 3, H, W) tensor in [0, 1] on the run's device; with ``output="loaded"`` a
+    :class:`LoadedImage` at full precision (alpha and the content's bit depth kept: save it with
+    :func:`impasto.save_image` for a 16-bit PNG or TIFF). Raises :class:`InputError` for bad inputs,
     :class:`NonFiniteLossError` if the optimization diverges, and :class:`Interrupted`
     (with the image so far as a tensor) on Ctrl-C or cancellation.
     """
@@ -208,7 +210,7 @@ def stylize(
         raise Interrupted(run.partial(stop.partial), stop.step, cancelled=stop.cancelled,
                           alpha=inputs.content.alpha) from None
     out = finish(x, prepared, cfg)
-    return out if output == "tensor" else to_pil(out, prepared.alpha)
+    return as_output(out, prepared.alpha, output, inputs.content.bit_depth)
 
 
 def _pyramid(run: _Run, plan: list[Scale], inputs: Inputs, generator: torch.Generator, extractor: VGGFeatures,

@@ -15,7 +15,8 @@ import PIL.Image
 from starlette.datastructures import UploadFile
 
 from ..errors import ImageError, ImageTooLarge, InputError
-from ..jobs.recipe import OPTIMIZE, Recipe, options_from_text
+from ..io.image import check_bit_depth
+from ..jobs.recipe import OPTIMIZE, Recipe, options_from_text, parse_option
 from ..methods import get_method
 from .settings import Limits
 
@@ -163,6 +164,10 @@ def build_recipe(fields: dict[str, str], n_style_files: int, style_names: list[s
     from ..gallery import painting
 
     method = get_method(fields.pop("method", OPTIMIZE) or OPTIMIZE)
+    depth_text = fields.pop("bit_depth", "").strip()  # the result's, not the method's: 8, 16 or unset
+    bit_depth = parse_option("bit_depth", depth_text, int) if depth_text else None
+    if bit_depth is not None:
+        check_bit_depth(bit_depth, "PNG")
     options = options_from_text(fields, method)
     if method.takes_styles:
         for name in style_names:
@@ -190,4 +195,4 @@ def build_recipe(fields: dict[str, str], n_style_files: int, style_names: list[s
                                  f"{bounds[name]:g}: lower size, iterations, scales or style copies",
                                  fields=("size", "iterations"))
             raise InputError(f"{name} {value} is above this server's limit of {bounds[name]}", fields=(name,))
-    return Recipe(method.name, options)
+    return Recipe(method.name, options, bit_depth)
