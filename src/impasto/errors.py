@@ -38,6 +38,22 @@ class ImageTooLarge(ImageError):
     """An image has more pixels than the limit it is read under (a decompression bomb, or just too big)."""
 
 
+class WriteError(ImpastoError, OSError):
+    """An output could not be written (no space left, a read-only folder, a folder that vanished).
+
+    Nothing is left behind: writes are atomic, so the target path holds its old file or none. The
+    message is one line that names the target, not the temporary file; ``errno`` is the system's.
+    """
+
+    def __init__(self, path: Any, cause: OSError) -> None:
+        why = cause.strerror or (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        super().__init__(cause.errno, f"cannot write {str(path)!r}: {why}")
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 class Interrupted(KeyboardInterrupt):
     """Raised when a run of any method is interrupted (Ctrl-C) or cancelled (a :class:`CancelToken`).
 

@@ -100,3 +100,28 @@ def test_the_adobe_rgb_photo_reads_as_its_srgb_copy(tmp_path):
     srgb_copy.save(copy_path)
     got, want = load_image(ADOBE_RGB_PHOTO).rgb, load_image(copy_path).rgb
     assert (got - want).abs().mean() * 255 < 2
+
+
+@pytest.mark.skipif(not ADOBE_RGB_PHOTO.exists(), reason="needs ../shared/images (the Adobe RGB photo)")
+@pytest.mark.parametrize("command", [["stylize"], ["apply", "multistyle6"]])
+def test_stylize_and_apply_give_the_adobe_rgb_photo_the_colours_of_its_srgb_copy(tmp_path, command, capsys):
+    from impasto.cli import main
+
+    raw = Image.open(ADOBE_RGB_PHOTO)
+    srgb_copy = ImageCms.profileToProfile(raw, ImageCms.ImageCmsProfile(io.BytesIO(raw.info["icc_profile"])),
+                                          ImageCms.createProfile("sRGB"), outputMode="RGB")
+    srgb_copy.save(tmp_path / "copy.png")
+    style = [str(Path(__file__).resolve().parents[2] / "examples" / "starry_night.jpg")]
+    flags = ["--size", "256", "--quiet"] + (["--strength", "0", "--iterations", "5", "--seed", "0"]
+                                            if command == ["stylize"] else [])
+    outs = []
+    for name, photo in (("adobe", ADOBE_RGB_PHOTO), ("copy", tmp_path / "copy.png")):
+        out = tmp_path / f"{name}-painted.png"
+        argv = [*command, str(photo), *(style if command == ["stylize"] else []), "-o", str(out), *flags]
+        assert main(argv) == 0, capsys.readouterr().err
+        outs.append(out)
+    a, b = (np.asarray(Image.open(p).convert("RGB"), float) for p in outs)
+    assert np.abs(a - b).mean() < 2  # the same colours, within 2/255
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(Image.open(outs[0]).info["icc_profile"]))
+    description = ImageCms.getProfileDescription(profile)
+    assert "srgb" in description.lower().replace(" ", "")

@@ -137,4 +137,4 @@ def test_videos_in_the_folder_get_the_video_method_with_their_sound(photo_dir, t
     assert {"clip.mp4", "p1.png"} <= set(outputs(out))
     got = streams(out / "clip.mp4")
     assert got["frames"] == 4 and got["audio"] is not None
-    assert not list(out.rglob("*.frames"))  # the video's work folder stays on the worker, in a temporary folder
+    assert not list(out.rglob("*.frames")) and not list(out.rglob("*.work"))  # work folders go once written

@@ -70,10 +70,10 @@ def test_cancel_a_queued_and_a_running_job(client, monkeypatch):
     assert job.id == running
     update = store.update
 
-    def cancel_at_step_2(job_id, progress, message, preview=None):
+    def cancel_at_step_2(job_id, progress, message, preview=None, steps=None):
         if message.startswith("step 2"):
             client.delete(f"/api/jobs/{running}")  # the API call, mid-run
-        return update(job_id, progress, message, preview)
+        return update(job_id, progress, message, preview, steps)
 
     store.update = cancel_at_step_2
     Worker(store).run(job)  # sees the flag at its next progress report and stops

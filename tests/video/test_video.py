@@ -252,3 +252,29 @@ def test_times_count_from_the_first_frame_when_a_stream_does_not_start_at_zero(t
     got = streams(out)
     assert got["frames"] == 10
     assert abs(_audio_seconds(out) - 1.0) < 0.15  # the sound of that second, within about a frame
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".ts"])
+def test_a_late_starting_clip_cut_by_start_and_duration_resumes_from_its_kept_frames(tmp_path, ext):
+    """The same clip (video from 0.5 s, audio from 0.3 s), interrupted after 4 of its 10 frames:
+    the rerun paints the other 6 only, and the output is still 10 frames and 1 s of sound."""
+    from impasto.progress import CancelToken
+
+    clip = make_clip(tmp_path / f"late{ext}", frames=20, fps=10, video_start=0.5, audio_start=0.3,
+                     container="mpegts" if ext == ".ts" else None)
+    out, cut = tmp_path / "out.mp4", VideoConfig(frame_iterations=1, start=0.5, duration=1.0)
+    cancel, resumed = CancelToken(), []
+
+    def stop_after_4(event) -> None:
+        if event.frame >= 4:
+            cancel.cancel()
+
+    with pytest.raises(StylizeInterrupted):
+        stylize_video(clip, EXAMPLES / "wave.jpg", out, video=cut, callback=stop_after_4, cancel=cancel,
+                      **{**FAST, "size": 32})
+    assert len(list(work_folder(out).glob("frame_*.png"))) == 4
+    stylize_video(clip, EXAMPLES / "wave.jpg", out, video=cut, callback=lambda e: resumed.append(e.resumed),
+                  **{**FAST, "size": 32})
+    assert resumed[-1] == 4 and len(resumed) == 10  # 4 kept frames taken as they were, 6 painted
+    assert streams(out)["frames"] == 10
+    assert abs(_audio_seconds(out) - 1.0) < 0.15

@@ -39,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help=f"bearer token every API call must carry; None: ${TOKEN_ENV} if set")
     p.add_argument("--keep-days", type=number, default=30.0,
                    help="delete finished jobs (their files and records) this many days after they end; 0 = never")
+    p.add_argument("--snapshot-every", type=number, default=5.0, metavar="SECONDS",
+                   help="an optimize job saves where it is this often (and at each scale's end), so a crash or "
+                        "restart resumes it from there; 0 = at scale ends only")
     p.add_argument("--device", default=None,
                    help="device for the jobs: cpu, cuda, cuda:N or auto, or a comma-separated list that the "
                         "workers take in turn (--workers 2 --device cuda:0,cuda:1); None: the CPU")
@@ -119,8 +122,10 @@ def _run(args: argparse.Namespace) -> int:
                     max_work=args.max_work, max_active=args.max_queue)
     if args.keep_days < 0:
         raise InputError("--keep-days must be 0 (never delete) or more")
+    if args.snapshot_every < 0:
+        raise InputError("--snapshot-every must be 0 (at scale ends only) or more seconds")
     app = create_app(Settings(data=data, token=token, limits=limits, device=args.device, keep_days=args.keep_days,
-                              workers=args.workers))
+                              workers=args.workers, snapshot_every=args.snapshot_every))
     print(f"impasto: serving http://{args.host}:{args.port}/ (data in {data})", file=sys.stderr)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,12 @@ class Task:
     @property
     def is_video(self) -> bool:
         return is_video(self.source)
+
+    @property
+    def work(self) -> Path:
+        """Where a video task keeps its frames while it runs (hidden, beside its output), so an
+        interrupted batch resumes the video from them; removed once the output is written."""
+        return self.output.with_name(f".{self.output.name}.work")
 
 
 
@@ -133,10 +140,12 @@ _RUNNER: Runner | None = None
 
 
 def run_task(recipe_json: str, content: bytes, name: str, styles: Sequence[bytes], out_ext: str,
-             threads: int | None = None) -> Result:
+             threads: int | None = None, work: str | None = None) -> Result:
     """Stylize one photo (or video) given as bytes into the format of ``out_ext``.
 
-    Returns (encoded output, None) or (None, one-line error).
+    ``work``: a folder on this machine where a video keeps its frames, so a rerun resumes from them
+    (None: a temporary folder, for a task that may run on another machine). Returns (encoded
+    output, None) or (None, one-line error).
     """
     global _RUNNER
     import torch
@@ -151,7 +160,7 @@ def run_task(recipe_json: str, content: bytes, name: str, styles: Sequence[bytes
     try:
         style_images = [decode_image(s, f"style {i + 1}") for i, s in enumerate(styles)]
         if is_video(name):
-            return _run_video(recipe, content, name, style_images, out_ext), None
+            return _run_video(recipe, content, name, style_images, out_ext, work), None
         return _RUNNER.encode(recipe, decode_image(content, name), style_images, output_format("x" + out_ext)), None
     except ImpastoError as exc:
         return None, str(exc)
@@ -159,14 +168,20 @@ def run_task(recipe_json: str, content: bytes, name: str, styles: Sequence[bytes
         return None, (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _run_video(recipe: Recipe, content: bytes, name: str, styles: Sequence[Any], out_ext: str) -> bytes:
-    """The video method on a clip given as bytes (in a temporary folder: the task may be on another machine)."""
+def _run_video(recipe: Recipe, content: bytes, name: str, styles: Sequence[Any], out_ext: str,
+               work: str | None) -> bytes:
+    """The video method on a clip given as bytes, in ``work`` (kept between runs: the frames made
+    so far are reused) or in a temporary folder."""
     import tempfile
 
     assert _RUNNER is not None
-    with tempfile.TemporaryDirectory(prefix="impasto-batch-") as tmp:
-        src, out = Path(tmp) / f"input{Path(name).suffix.lower()}", Path(tmp) / f"output{out_ext}"
-        src.write_bytes(content)
+    with contextlib.ExitStack() as stack:
+        folder = Path(work) if work else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="impasto-batch-")))
+        folder.mkdir(parents=True, exist_ok=True)
+        src, out = folder / f"input{Path(name).suffix.lower()}", folder / f"output{out_ext}"
+        if not src.is_file() or src.read_bytes() != content:  # the same input keeps its file (and its frames)
+            with atomic_write(src) as fh:
+                fh.write(content)
         _RUNNER.run_video(recipe, src, styles, out)
         return out.read_bytes()
 
@@ -177,6 +192,11 @@ def _inputs(task: Task, styles: Any) -> tuple[bytes, str, Any, str]:
     """run_task's arguments after the recipe: the photo's bytes (read only now), its name, the styles,
     and the output's extension."""
     return task.source.read_bytes(), task.source.name, styles, task.output.suffix
+
+
+def _work(task: Task) -> str | None:
+    """A video task's work folder, for executors on this machine."""
+    return str(task.work) if task.is_video else None
 
 
 def _bounded(tasks: Sequence[Task], slots: int, submit: Callable[[Task], Any],
@@ -205,7 +225,7 @@ class _Serial:
     def map(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, Result]]:
         recipe_json, styles = self.args
         for task in tasks:
-            yield task, run_task(recipe_json, *_inputs(task, styles))
+            yield task, run_task(recipe_json, *_inputs(task, styles), None, _work(task))
 
     def close(self) -> None:
         pass
@@ -227,7 +247,8 @@ class _Pool:
 
         recipe_json, styles, threads = self.args
         return _bounded(tasks, self.workers,
-                        lambda task: self.pool.submit(run_task, recipe_json, *_inputs(task, styles), threads),
+                        lambda task: self.pool.submit(run_task, recipe_json, *_inputs(task, styles), threads,
+                                                      _work(task)),
                         lambda futures: [(f, f.result()) for f in wait(futures, return_when=FIRST_COMPLETED)[0]])
 
     def close(self) -> None:
@@ -318,6 +339,8 @@ def run_batch(input_dir: str | os.PathLike, styles: Sequence[str | os.PathLike],
                 task.output.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_write(task.output) as fh:
                     fh.write(data)
+                if task.is_video:
+                    shutil.rmtree(task.work, ignore_errors=True)
                 report.done += 1
             if progress is not None:
                 progress(report, task)

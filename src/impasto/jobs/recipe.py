@@ -124,10 +124,14 @@ class Runner:
         return method.load(dict(recipe.options), list(styles), cache=self.cache)
 
     def run(self, recipe: Recipe, content: Any, styles: Sequence[Any], *, callback: Any = None,
-            cancel: Any = None, output: str = "pil") -> Any:
+            cancel: Any = None, output: str = "pil", snapshots: Any = None) -> Any:
         """``content`` (a path, PIL image or tensor; styles likewise) stylized: an 8-bit PIL image,
-        or as ``output`` asks (``"loaded"``: full precision, for :meth:`encode`)."""
-        return self.painter(recipe, styles).image(content, callback=callback, cancel=cancel, output=output)
+        or as ``output`` asks (``"loaded"``: full precision, for :meth:`encode`). ``snapshots`` (a
+        :class:`impasto.optimize.SnapshotFile`) makes a resumable method's run continue where an
+        earlier one stopped; other methods run whole."""
+        painter = self.painter(recipe, styles)
+        extra = {"snapshots": snapshots} if snapshots is not None and painter.resumable else {}
+        return painter.image(content, callback=callback, cancel=cancel, output=output, **extra)
 
     def encode(self, recipe: Recipe, content: Any, styles: Sequence[Any], fmt: str, **kwargs: Any) -> bytes:
         """:meth:`run`, encoded in Pillow format ``fmt`` at the recipe's bit depth for ``content``."""

@@ -33,6 +33,8 @@ from ..io.atomic import atomic_write
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
+SNAPSHOT = "snapshot.pt"
+"""A running optimize job's snapshot in its folder: its next attempt continues from there."""
 MAX_ATTEMPTS = 3
 """A job that kills its worker this many times (out of memory, say) is failed, not retried forever."""
 
@@ -52,7 +54,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     preview INTEGER NOT NULL DEFAULT 0,
     cancel INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
-    worker TEXT
+    worker TEXT,
+    resumed_from REAL,
+    steps INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created);
 CREATE TABLE IF NOT EXISTS workers (
@@ -64,7 +68,7 @@ CREATE TABLE IF NOT EXISTS workers (
     job TEXT
 );
 """
-COLUMNS_ADDED = {"worker": "TEXT"}
+COLUMNS_ADDED = {"worker": "TEXT", "resumed_from": "REAL", "steps": "INTEGER NOT NULL DEFAULT 0"}
 """Columns later versions added to ``jobs``: a store made by an older impasto gets them on open."""
 STALE_AFTER = 300.0
 """A worker whose heartbeat is older than this many seconds is dead (hung, or on a machine whose
@@ -95,6 +99,10 @@ class Job:
     attempts: int
     worker: str | None = None
     """The worker that claimed it last (None: never claimed)."""
+    resumed_from: float | None = None
+    """The work fraction its last attempt continued from (a snapshot of an earlier one), or None."""
+    steps: int = 0
+    """Optimizer steps run for it, every attempt together (as last recorded)."""
 
     @property
     def kind(self) -> str:
@@ -117,7 +125,9 @@ class Job:
                "message": self.message, "method": recipe["method"], "options": recipe["options"],
                "bit_depth": recipe.get("bit_depth"),
                "created": self.created, "started": self.started, "finished": self.finished,
-               "preview": self.preview, "worker": self.worker, "attempts": self.attempts}
+               "preview": self.preview, "worker": self.worker, "attempts": self.attempts,
+               "resumed_from": None if self.resumed_from is None else round(self.resumed_from, 4),
+               "steps": self.steps}
         if self.error is not None:
             out["error"] = self.error
         return out
@@ -268,6 +278,8 @@ class JobStore:
                     con.execute("UPDATE jobs SET status = 'cancelled', finished = ?, message = 'cancelled' "
                                 "WHERE id = ?", (time.time(), row["id"]))
                 elif row["attempts"] >= MAX_ATTEMPTS:
+                    with contextlib.suppress(OSError):
+                        self.snapshot_path(row["id"]).unlink(missing_ok=True)
                     con.execute("UPDATE jobs SET status = 'failed', finished = ?, error = ? WHERE id = ?",
                                 (time.time(), f"the worker stopped {row['attempts']} times while running this "
                                  "job (out of memory?)", row["id"]))
@@ -307,14 +319,26 @@ class JobStore:
         return [{"name": r["name"], "pid": r["pid"], "device": r["device"], "job": r["job"],
                  "started": r["started"], "heartbeat_age": round(now - r["heartbeat"], 1)} for r in rows]
 
-    def update(self, job_id: str, progress: float, message: str, preview: bytes | None = None) -> bool:
-        """Record progress (and a newer preview image); returns True if a cancel was asked for."""
+    def snapshot_path(self, job_id: str) -> Path:
+        """Where a running job keeps its snapshot (removed when the job ends)."""
+        return self.folder(job_id) / SNAPSHOT
+
+    def resumed(self, job_id: str, work: float) -> None:
+        """The job's attempt continues from a snapshot at this work fraction."""
+        with self._connect() as con:
+            con.execute("UPDATE jobs SET resumed_from = ?, progress = ? WHERE id = ?", (work, work, job_id))
+
+    def update(self, job_id: str, progress: float, message: str, preview: bytes | None = None,
+               steps: int | None = None) -> bool:
+        """Record progress (and a newer preview image, and the steps run so far in all attempts);
+        returns True if a cancel was asked for."""
         if preview is not None:
             with atomic_write(self.folder(job_id) / "preview.jpg") as fh:
                 fh.write(preview)
         with self._connect() as con:
-            con.execute("UPDATE jobs SET progress = ?, message = ?, preview = preview + ? WHERE id = ?",
-                        (progress, message, int(preview is not None), job_id))
+            con.execute("UPDATE jobs SET progress = ?, message = ?, preview = preview + ?, "
+                        "steps = COALESCE(?, steps) WHERE id = ?",
+                        (progress, message, int(preview is not None), steps, job_id))
             row = con.execute("SELECT cancel FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return bool(row and row["cancel"])
 
@@ -347,6 +371,8 @@ class JobStore:
         self._end(job_id, "cancelled", None, "cancelled")
 
     def _end(self, job_id: str, status: str, error: str | None, message: str, progress: float | None = None) -> None:
+        with contextlib.suppress(OSError):  # an ended job resumes nothing: its snapshot goes
+            self.snapshot_path(job_id).unlink(missing_ok=True)
         with self._connect() as con:
             con.execute("UPDATE jobs SET status = ?, error = ?, message = ?, finished = ?, "
                         "progress = COALESCE(?, progress) WHERE id = ?",

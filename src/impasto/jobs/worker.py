@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ImpastoError, Interrupted
+from ..optimize.snapshot import Snapshot, SnapshotFile
 from ..progress import CancelToken, Event
 from .recipe import Recipe, Runner
 from .store import Job, JobStore
@@ -63,7 +64,8 @@ class _Reporter:
         self.worker, self.job_id, self.cancel = worker, job_id, cancel
         self.last_update = self.last_preview = -float("inf")
 
-    def __call__(self, progress: float, message: str, render: Callable[[], Any], every_time: bool = False) -> None:
+    def __call__(self, progress: float, message: str, render: Callable[[], Any], every_time: bool = False,
+                 steps: int | None = None) -> None:
         if not self.worker.parent_alive():
             os._exit(0)
         now = time.monotonic()
@@ -75,14 +77,43 @@ class _Reporter:
             image = render()
             if image is not None:
                 preview, self.last_preview = _jpeg(image, PREVIEW_SIZE), now
-        if self.worker.store.update(self.job_id, progress, message, preview):
+        if self.worker.store.update(self.job_id, progress, message, preview, steps):
             self.cancel.cancel()
+
+
+class _JobSnapshots(SnapshotFile):
+    """A job's snapshot in its folder; the job records where its attempt resumed from."""
+
+    def __init__(self, store: JobStore, job_id: str, every: float) -> None:
+        super().__init__(store.snapshot_path(job_id), every)
+        self.store, self.job_id = store, job_id
+
+    def resumed(self, snapshot: Snapshot) -> None:
+        super().resumed(snapshot)
+        self.store.resumed(self.job_id, snapshot.work)
+
+
+class _Steps:
+    """Optimizer steps run for a job: those of earlier attempts plus this one's (an attempt that
+    resumed from a snapshot starts counting there)."""
+
+    def __init__(self, before: int) -> None:
+        self.before, self.first = before, None  # type: int, int | None
+
+    def __call__(self, event: Event) -> int | None:
+        step = getattr(event, "step", None)
+        if not isinstance(step, int):
+            return None
+        if self.first is None:
+            self.first = step - 1
+        return self.before + step - self.first
 
 
 class Worker:
     def __init__(self, store: JobStore, parent: int | None = None, device: str | None = None,
-                 keep_days: float = 0.0, name: str = "worker") -> None:
+                 keep_days: float = 0.0, name: str = "worker", snapshot_every: float = 5.0) -> None:
         self.store, self.parent, self.device, self.keep_days, self.name = store, parent, device, keep_days, name
+        self.snapshot_every = snapshot_every
         self.runner = Runner()
         self.pruned = -PRUNE_EVERY
         self.orphans_checked = -ORPHANS_EVERY
@@ -111,11 +142,13 @@ class Worker:
         cancel = CancelToken()
         report = _Reporter(self, job.id, cancel)
         first: list[Any] = []  # a video's first frame, for its thumbnail
+        snapshots = _JobSnapshots(self.store, job.id, self.snapshot_every)
+        steps = _Steps(job.steps)
 
         def callback(event: Event) -> None:
             if job.kind == "video" and not first:
                 first.append(event.image())
-            report(event.work, event.message, event.image, every_time=event.final)
+            report(event.work, event.message, event.image, every_time=event.final, steps=steps(event))
 
         self.job = job.id
         if self.store.update(job.id, 0.0, "loading"):
@@ -131,21 +164,21 @@ class Worker:
                 return
             depth = recipe.output_bit_depth(folder / job.content, "PNG")
             image = self.runner.run(recipe, folder / job.content, styles, callback=callback, cancel=cancel,
-                                    output="loaded")
+                                    output="loaded", snapshots=snapshots)
+            from ..io.image import encode_image
+
+            # a result that cannot be written (a full disk) fails the job with that reason, like any error
+            self.store.finish(job.id, _jpeg(image, THUMB_SIZE), encode_image(image, "PNG", bit_depth=depth))
         except Interrupted as stop:
             if not stop.cancelled:
                 raise
             self.store.cancelled(job.id)
-        except ImpastoError as exc:
+        except ImpastoError as exc:  # a bad input, a failed write (WriteError)...
             self.store.fail(job.id, str(exc))
         except (RuntimeError, MemoryError, OSError) as exc:
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             self.store.fail(job.id, f"out of memory; try a smaller size ({first_line})"
                             if "out of memory" in first_line.lower() or isinstance(exc, MemoryError) else first_line)
-        else:
-            from ..io.image import encode_image
-
-            self.store.finish(job.id, _jpeg(image, THUMB_SIZE), encode_image(image, "PNG", bit_depth=depth))
         finally:
             self.job = None
 
@@ -187,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: each job's own)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--keep-days", type=float, default=0.0, help="delete finished jobs after this many days")
+    parser.add_argument("--snapshot-every", type=float, default=5.0, help="seconds between an optimize job's snapshots")
     args = parser.parse_args(argv)
     import torch
 
@@ -196,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     store = JobStore(args.data)
     with open(store.lock_path(args.name), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one process per worker name; a dying one lets go on exit
-        worker = Worker(store, args.parent, args.device, args.keep_days, args.name)
+        worker = Worker(store, args.parent, args.device, args.keep_days, args.name, args.snapshot_every)
         worker.beat()
         worker.requeue_orphans()
         stop = _beating(worker)

@@ -38,6 +38,9 @@ class Painter:
 
     size: int | None = None
     """The output's long edge (None = the input's size)."""
+    resumable: bool = False
+    """Whether :meth:`image` takes ``snapshots=`` (an :class:`impasto.optimize.SnapshotFile`): it then
+    saves where it is as it goes, and continues from there after a crash."""
 
     def image(self, content: Any, *, callback: Callable[[Any], Any] | None = None, cancel: Any = None,
               output: str = "pil") -> Any:

@@ -95,6 +95,8 @@ def _extractor(cfg: Any, cache: dict | None) -> Any:
 
 
 class OptimizePainter(Painter):
+    resumable = True
+
     def __init__(self, cfg: Any, styles: Sequence[Any], extractor: Any, inputs: Mapping[str, Any]) -> None:
         from ..io.image import load_image
 
@@ -108,11 +110,13 @@ class OptimizePainter(Painter):
         edge = math.ceil(cfg.optimize.size * cfg.loss.style_scale * max((1.0, *cfg.loss.style_scales)))
         self.styles = [load_image(s, max_pixels=cfg.optimize.max_pixels, reduce_to=edge) for s in styles]
 
-    def image(self, content: Any, *, callback: Any = None, cancel: Any = None, output: str = "pil") -> Any:
+    def image(self, content: Any, *, callback: Any = None, cancel: Any = None, output: str = "pil",
+              snapshots: Any = None) -> Any:
         from ..optimize.pipeline import stylize
 
         return stylize(content, self.styles, config=self.cfg, callback=callback, cancel=cancel,
-                       extractor=self.extractor, output=output, **self.inputs)  # type: ignore[arg-type]
+                       extractor=self.extractor, output=output, snapshots=snapshots,  # type: ignore[arg-type]
+                       **self.inputs)
 
     def frames(self, video: Any) -> FramePainter:
         return OptimizedFrames(self, video)

@@ -7,8 +7,9 @@ optimize (:class:`_Run`); finally recombine colors and the kept region (:func:`f
 
 Seams for other front ends: an initial image (``init_image``), precomputed style targets per
 scale (``targets``, see :func:`compute_targets`), extra objective terms (``extra_terms``), a
-:class:`CancelToken`, and ``output="tensor"``. Video passes the warped previous frame, one set of
-targets for every frame and a temporal term.
+:class:`CancelToken`, ``output="tensor"``, and ``snapshots`` (a :class:`SnapshotFile`: the run
+saves where it is every few seconds and at each scale's end, and continues from there). Video
+passes the warped previous frame, one set of targets for every frame and a temporal term.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ..runtime import autocast_dtype, resolve_device
 from .config import StylizeConfig
 from .memory import Scale, memory_budget, plan_scales
 from .optimizers import optimize
+from .snapshot import Snapshot, Snapshots
 
 
 def _as_list(styles: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
@@ -160,6 +162,7 @@ def stylize(
     targets: Mapping[int, StyleTargets] | None = None,
     extra_terms: Mapping[str, tuple[Term, float]] | None = None,
     output: Literal["pil", "tensor", "loaded"] = "pil",
+    snapshots: Snapshots | None = None,
     **options: Any,
 ) -> Any:
     """Repaint ``content`` in the style of ``styles`` (Gatys et al., 2016).
@@ -173,7 +176,11 @@ def stylize(
     Gatys et al. (2017)'s spatial control. ``extractor`` reuses a network across calls;
     ``targets`` reuses style targets (from :func:`compute_targets`) for the scales they cover;
     ``extra_terms`` adds named ``(term, weight)`` pairs to the objective at the last scale (their
-    tensors at the output size).
+    tensors at the output size). ``snapshots`` (a :class:`SnapshotFile`, or any object with its
+    ``load``, ``save`` and ``resumed``) keeps where the run is: the run starts from the snapshot it
+    loads, at its scale and step with a fresh optimizer, if it is one of this run's pyramid (else
+    from the beginning), and saves one at most every ``snapshots.every`` seconds and at the end of
+    each scale but the last.
 
     Returns an 8-bit RGB PIL image (RGBA if the content had alpha); with ``output="tensor"`` a
     (1, 3, H, W) tensor in [0, 1] on the run's device; with ``output="loaded"`` a
@@ -203,7 +210,11 @@ def stylize(
         extractor = build_extractor(cfg.loss.layers, weights=cfg.network.weights, pooling=cfg.network.pooling,
                                     device=device)
     run = _Run(cfg, callback, cancel, start, total=sum(s.steps for s in plan), scales=len(plan),
-               total_work=sum(s.work for s in plan))
+               total_work=sum(s.work for s in plan), snapshot=None if snapshots is None else snapshots.save,
+               snapshot_every=0.0 if snapshots is None else snapshots.every)
+    resume = None if snapshots is None else snapshots.load()
+    if resume is not None and run.resume_at(resume, plan):
+        snapshots.resumed(resume)  # type: ignore[union-attr]
     try:
         x, prepared = _pyramid(run, plan, inputs, generator, extractor, targets, extra_terms, device)
     except Interrupted as stop:  # the one place a partial result is rendered
@@ -220,21 +231,34 @@ def _pyramid(run: _Run, plan: list[Scale], inputs: Inputs, generator: torch.Gene
     cfg = run.cfg
     x: Tensor | None = None
     prepared: Prepared | None = None
+    resume = run.resume
     for scale in plan:
+        if resume is not None and scale.index < resume.scale:
+            continue  # done before the snapshot
         prepared = prepare(inputs, cfg, device, generator, long_edge=scale.edge)
-        init = prepared.init if x is None else upsample_with_detail(x, prepared.content) \
-            if cfg.optimize.upsample_detail else resize(x, spatial_size(prepared.init))
+        if resume is not None and scale.index == resume.scale:
+            x = resume.image.to(device)
+            if resume.step >= scale.iterations:  # the snapshot is this scale's end
+                continue
+            init = x
+        else:
+            init = prepared.init if x is None else upsample_with_detail(x, prepared.content) \
+                if cfg.optimize.upsample_detail else resize(x, spatial_size(prepared.init))
         scale_targets = _targets_at(scale.edge, targets, extractor, prepared, cfg)
         if scale.index == 0:
             run.setup = time.perf_counter() - run.start
         if scale.tiles:
             x = run.tiled(init, extractor, scale_targets, prepared, scale)
+            if scale is not plan[-1]:
+                run.save(scale, scale.iterations, x)
             continue
         objective = build_objective(extractor, prepared.content, scale_targets, cfg.loss, masks=prepared.masks,
                                     autocast_dtype=autocast_dtype(cfg.network.precision, device))
         for name, (term, weight) in (extra_terms or {}).items() if scale is plan[-1] else ():
             objective.add(name, term.to(device), weight)
         x = run.scale(init, objective, prepared, scale)
+        if scale is not plan[-1]:
+            run.save(scale, scale.iterations, x)
     assert x is not None and prepared is not None
     return x, prepared
 
@@ -278,17 +302,50 @@ class _Run:
     state: dict = field(default_factory=dict)
     partial: Callable[[Tensor], Tensor] = lambda x: x
     """The optimizer's current iterate -> the finished image so far (for an interruption)."""
+    snapshot: Callable[[Snapshot], None] | None = None
+    snapshot_every: float = 5.0
+    resume: Snapshot | None = None
+    last_snapshot: float = field(default_factory=time.monotonic)
 
-    def _optimize(self, init: Tensor, objective: Objective, count: int, scale: int,
-                  render: Callable[[Tensor], Tensor]) -> Tensor:
+    def resume_at(self, snap: Snapshot, plan: list[Scale]) -> bool:
+        """Start at ``snap``: its scale, after its step (the steps and work before it counted as done).
+        False (and a start from the beginning) if it is not a snapshot of this pyramid."""
+        if not 0 <= snap.scale < len(plan) or tuple(snap.size) != tuple(plan[snap.scale].size) \
+                or not 0 <= snap.step <= plan[snap.scale].iterations \
+                or (plan[snap.scale].tiles and snap.step < plan[snap.scale].iterations):
+            return False
+        self.resume = snap
+        done = plan[:snap.scale]
+        self.done = sum(s.steps for s in done) + snap.step
+        here = plan[snap.scale]
+        self.work_done = sum(s.work for s in done) + (here.work if snap.step >= here.iterations
+                                                      else snap.step * here.size[0] * here.size[1])
+        return True
+
+    def save(self, scale: Scale, step: int, x: Tensor) -> None:
+        """Hand a snapshot of ``x`` (scale ``scale`` after ``step`` of its steps) to the caller."""
+        if self.snapshot is None:
+            return
+        self.snapshot(Snapshot(scale=scale.index, step=step, size=scale.size,
+                               image=x.detach().float().cpu().clone(),
+                               work=min(1.0, self.work_done / self.total_work)))
+        self.last_snapshot = time.monotonic()
+
+    def _optimize(self, init: Tensor, objective: Objective, count: int, scale: Scale,
+                  render: Callable[[Tensor], Tensor], offset: int = 0) -> Tensor:
         size = spatial_size(init)
+        scale_start = self.done - offset  # the global step this scale began after
+        whole = not scale.tiles  # a tiled scale is snapshotted at its end only
 
         def on_step(step: int, losses: dict[str, float], x: Tensor) -> None:
             self.work_done += size[0] * size[1]
+            if whole and self.snapshot is not None and self.snapshot_every > 0 \
+                    and time.monotonic() - self.last_snapshot >= self.snapshot_every:
+                self.save(scale, step - scale_start, x)
             if self.callback is not None:
                 self.callback(Progress(step=step, iterations=self.total, losses=losses,
                                        elapsed=time.perf_counter() - self.start, size=size, setup=self.setup,
-                                       scale=scale, scales=self.scales,
+                                       scale=scale.index, scales=self.scales,
                                        work=min(1.0, self.work_done / self.total_work), _render=lambda: render(x)))
 
         opt = self.cfg.optimize
@@ -301,7 +358,10 @@ class _Run:
 
     def scale(self, init: Tensor, objective: Objective, prepared: Prepared, scale: Scale) -> Tensor:
         self.partial = lambda x: finish(x, prepared, self.cfg)
-        return self._optimize(init, objective, scale.iterations, scale.index, self.partial)
+        offset = 0
+        if self.resume is not None and self.resume.scale == scale.index:
+            offset, self.state = self.resume.step, {}  # a fresh optimizer from the snapshot's image
+        return self._optimize(init, objective, scale.iterations - offset, scale, self.partial, offset)
 
     def tiled(self, init: Tensor, extractor: VGGFeatures, targets: StyleTargets | None, prepared: Prepared,
               scale: Scale) -> Tensor:
@@ -322,7 +382,7 @@ class _Run:
                 return finish(canvas.image(), prepared, self.cfg)
 
             self.partial = partial
-            piece = self._optimize(canvas.crop(tile).clone(), objective, scale.iterations, scale.index,
+            piece = self._optimize(canvas.crop(tile).clone(), objective, scale.iterations, scale,
                                    lambda x: finish(canvas.image(), prepared, self.cfg))
             canvas.paste(piece.clamp(0, 1), tile)
         self.state = {}  # the last tile's optimizer state means nothing for the next scale

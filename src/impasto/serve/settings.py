@@ -48,6 +48,8 @@ class Settings:
     """How many worker processes run jobs side by side (one per GPU, say)."""
     keep_days: float = 30.0
     """Finished jobs (their files and rows) are deleted this many days after they end; 0 = never."""
+    snapshot_every: float = 5.0
+    """Seconds between an optimize job's snapshots (also one at each scale's end); 0 = scale ends only."""
 
     def devices(self) -> list[str | None]:
         """The device of each worker, in order."""

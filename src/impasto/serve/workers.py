@@ -29,7 +29,8 @@ class WorkerProcess:
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "impasto.jobs.worker", "--data", str(self.settings.data), "--name", self.name,
-               "--parent", str(os.getpid()), "--keep-days", str(self.settings.keep_days)]
+               "--parent", str(os.getpid()), "--keep-days", str(self.settings.keep_days),
+               "--snapshot-every", str(self.settings.snapshot_every)]
         if self.device:
             cmd += ["--device", self.device]
         if self.threads:

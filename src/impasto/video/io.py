@@ -33,7 +33,7 @@ from ..runtime import require
 
 VIDEO_EXTENSIONS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
                     ".gif": "gif"}
-INPUT_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+INPUT_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg")
 """Files that batch jobs and the service treat as videos (a .gif stays an image there)."""
 FRAME_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 AUDIO_CODECS = {"mp4": {"aac", "mp3", "ac3", "alac", "opus", "flac"}, "mov": {"aac", "mp3", "ac3", "alac", "pcm_s16le"},
