@@ -214,12 +214,53 @@ def _decoded(av: Any, container: Any, stream: Any, start: float, end: float, ori
                 continue
             if t >= end - 1e-6:
                 return
-            array = _upright(frame.to_ndarray(format="rgb24"), int(getattr(frame, "rotation", 0) or 0))
+            array = _upright(frame_rgb(frame), int(getattr(frame, "rotation", 0) or 0))
             yield Frame(index, t, _to_tensor(array))
             index, last = index + 1, t
     if seeked and last is None:  # the seek left nothing to decode: from the top
         raise _Overshot
     _ended_early(container, stream, start, end, last if index else None, index, warn, origin)
+
+
+# AVColorSpace values (libavutil/pixfmt.h) -> the swscale matrix that decodes them
+_MATRICES = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+_BT709, _MPEG, _JPEG = 1, 1, 2  # AVColorSpace/AVColorPrimaries/AVColorTransferCharacteristic BT.709; ranges
+
+
+def frame_rgb(frame: Any) -> np.ndarray:
+    """A decoded frame as 8-bit RGB (H, W, 3), converted from YUV with the matrix and range the
+    stream declares: BT.709, BT.601 (and FCC, SMPTE 240M, BT.2020 matrices); limited (16-235)
+    or full (0-255) range. An untagged stream is read as players read it: BT.709 at HD sizes
+    (720 lines or 1280 columns and up), BT.601 below, limited range unless its pixel format is
+    a full-range one (yuvj*)."""
+    from av.video.reformatter import ColorRange, Colorspace
+
+    if not frame.format.name.startswith(("yuv", "nv", "p0", "p2")):  # RGB, grey, palette: no matrix
+        return frame.to_ndarray(format="rgb24")
+    matrix = _MATRICES.get(int(frame.colorspace or 2))
+    if matrix is None:
+        matrix = "ITU709" if frame.height >= 720 or frame.width >= 1280 else "ITU601"
+    full = int(frame.color_range or 0) == _JPEG or frame.format.name.startswith("yuvj")
+    rgb = frame.reformat(format="rgb24", src_colorspace=Colorspace[matrix],
+                         src_color_range=ColorRange.JPEG if full else ColorRange.MPEG, dst_color_range=ColorRange.JPEG)
+    return rgb.to_ndarray()
+
+
+def to_yuv(frame: Any) -> Any:
+    """An RGB frame as the encoder's yuv420p, BT.709 limited range, and tagged so: what players
+    assume of HD video, said explicitly (swscale's default would be BT.601, untagged)."""
+    from av.video.reformatter import ColorRange, Colorspace
+
+    out = frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG,
+                         dst_color_trc=_BT709, dst_color_primaries=_BT709)
+    out.colorspace, out.color_range = _BT709, _MPEG
+    return out
+
+
+def _tag_bt709(context: Any) -> None:
+    """Mark an encoder's stream BT.709 (matrix, primaries, transfer), limited range."""
+    context.colorspace = context.color_primaries = context.color_trc = _BT709
+    context.color_range = _MPEG
 
 
 def _ended_early(container: Any, stream: Any, start: float, end: float, last: float | None, frames: int,
@@ -276,6 +317,7 @@ def encode(frames: list[tuple[float, Path]], output: str | os.PathLike, *, sourc
             first = _even(first)
             video.height, video.width = first.shape[:2]
             video.pix_fmt = "yuv420p"
+            _tag_bt709(video.codec_context)
             # fine enough for any frame rate, constant or not (the codec's own time base too, or
             # the encoder rounds every timestamp to the average frame rate)
             video.time_base = video.codec_context.time_base = Fraction(1, 90000)
@@ -284,7 +326,7 @@ def encode(frames: list[tuple[float, Path]], output: str | os.PathLike, *, sourc
             base = start
             for t, file in frames:
                 array = _even(np.asarray(load_image(file).rgb[0].permute(1, 2, 0).mul(255).round().byte()))
-                frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+                frame = to_yuv(av.VideoFrame.from_ndarray(array, format="rgb24"))
                 frame.pts = max(0, round((t - base) * 90000))
                 frame.time_base = video.time_base
                 for packet in video.encode(frame):
