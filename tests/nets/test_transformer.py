@@ -56,3 +56,27 @@ def test_bilinear_upsampling_is_an_architecture_choice_kept_in_the_model_file(tm
     assert torch.allclose(loaded.net(x, w), net(x, w), atol=2e-3)  # float16 storage
     with pytest.raises(ValueError, match="upsample must be one of"):
         TransformerNet(1, upsample="cubic")
+
+
+def test_blurred_downsampling_is_an_architecture_choice_kept_in_the_model_file(tmp_path):
+    from impasto.fast.model import StyleModel, load_model
+    from impasto.nets.transformer import TransformerNet, binomial_blur
+
+    torch.manual_seed(0)
+    net = TransformerNet(2, width=0.125, blocks=1, downsample="blur")
+    x, w = torch.rand(1, 3, 21, 30), torch.tensor([[0.0, 1.0]])
+    plain = TransformerNet(2, width=0.125, blocks=1)
+    plain.load_state_dict(net.state_dict())  # the same weights: only the downsampling differs
+    assert net(x, w).shape == x.shape and not torch.allclose(net(x, w), plain(x, w))
+    path = tmp_path / "m.pt"
+    StyleModel(net.eval(), ["a", "b"]).save(path)
+    loaded = load_model(path, precision="fp32")
+    assert loaded.net.downsample == "blur"
+    assert torch.allclose(loaded.net(x, w), net(x, w), atol=2e-3)
+    flat = torch.full((1, 2, 8, 8), 0.3)
+    assert torch.allclose(binomial_blur(flat), flat)  # a low-pass: flat stays flat
+    checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2
+    blurred = binomial_blur(checker.float()[None, None])
+    assert blurred[..., 1:-1, 1:-1].std() < 1e-6  # and the finest pattern (what a stride aliases) is gone
+    with pytest.raises(ValueError, match="downsample must be one of"):
+        TransformerNet(1, downsample="pool")

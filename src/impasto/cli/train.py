@@ -58,6 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "each step, so texture cannot lock onto its pooling lattice (a fine grid); 0 = off")
     p.add_argument("--upsample", choices=("nearest", "bilinear"), default=d.upsample,
                    help="the network's upsampling before each decoder convolution")
+    p.add_argument("--downsample", choices=("stride", "blur"), default=d.downsample,
+                   help="the network's downsampling: strided convolutions, or the same after a blur (less aliasing)")
     p.add_argument("--pooling", choices=("max", "avg"), default=d.pooling, help="the loss network's pooling")
     p.add_argument("--style-size", type=positive_int, default=d.style_size,
                    help="long edge of the style images (the stroke scale at the output size you will use)")

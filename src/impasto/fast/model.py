@@ -24,7 +24,7 @@ from ..config import PRECISIONS, choice
 from ..errors import InputError
 from ..io.atomic import atomic_path
 from ..io.image import ImageLike, as_output, load_image
-from ..nets.transformer import UPSAMPLING, TransformerNet
+from ..nets.transformer import DOWNSAMPLING, UPSAMPLING, TransformerNet
 from ..ops import color
 from ..ops.geometry import fit_long_edge, resize, spatial_size
 from ..ops.tiles import Canvas, aligned, grid
@@ -163,7 +163,8 @@ class StyleModel:
         """Write the model file atomically (weights in float16)."""
         data = {
             "format": FORMAT, "version": VERSION, "styles": list(self.styles),
-            "architecture": {"width": self.net.width, "blocks": self.net.blocks, "upsample": self.net.upsample},
+            "architecture": {"width": self.net.width, "blocks": self.net.blocks, "upsample": self.net.upsample,
+                             "downsample": self.net.downsample},
             "training": dict(self.training),
             "state_dict": {k: v.detach().cpu().half() for k, v in self.net.state_dict().items()},
         }
@@ -213,11 +214,12 @@ def load_model(model: str | os.PathLike, *, device: str | torch.device = "cpu", 
                          f"{', '.join(sorted(shipped)) or '(none)'}", fields=("model",))
     data = read_model_file(path)
     arch = data["architecture"]
-    upsample = arch.get("upsample", "nearest")
-    if upsample not in UPSAMPLING:
-        raise InputError(f"model file {str(path)!r} has an unknown upsampling {upsample!r}; upgrade impasto")
+    upsample, downsample = arch.get("upsample", "nearest"), arch.get("downsample", "stride")
+    if upsample not in UPSAMPLING or downsample not in DOWNSAMPLING:
+        raise InputError(f"model file {str(path)!r} has an unknown resampling ({upsample!r}, {downsample!r}); "
+                         "upgrade impasto")
     net = TransformerNet(len(data["styles"]), width=float(arch.get("width", 1.0)), blocks=int(arch.get("blocks", 5)),
-                         upsample=upsample)
+                         upsample=upsample, downsample=downsample)
     try:
         net.load_state_dict({k: v.float() for k, v in data["state_dict"].items()})
     except (RuntimeError, AttributeError) as exc:

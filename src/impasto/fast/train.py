@@ -44,7 +44,7 @@ from ..losses.objective import (
 )
 from ..losses.style import STYLE_LOSSES
 from ..nets.config import NetworkConfig
-from ..nets.transformer import UPSAMPLING, TransformerNet
+from ..nets.transformer import DOWNSAMPLING, UPSAMPLING, TransformerNet
 from ..nets.vgg import build_extractor
 from ..ops.geometry import fit_long_edge, resize, spatial_size
 from ..progress import CancelToken, TrainProgress
@@ -81,6 +81,8 @@ class TrainingConfig:
     workers: int = 2
     upsample: str = "nearest"
     """The decoder's upsampling before each convolution: nearest or bilinear (nets.transformer)."""
+    downsample: str = "stride"
+    """The encoder's downsampling: strided convolutions, or the same after a blur (nets.transformer)."""
     jitter: int = 0
     """Each step, crop the output and its photo together at a random offset of 0..jitter px before
     the loss network (losing jitter px of each side), so that texture cannot lock onto the loss
@@ -102,6 +104,7 @@ class TrainingConfig:
         if self.max_minutes is not None:
             positive("max_minutes", self.max_minutes)
         choice("upsample", self.upsample, UPSAMPLING)
+        choice("downsample", self.downsample, DOWNSAMPLING)
         if isinstance(self.jitter, bool) or not isinstance(self.jitter, int) or not 0 <= self.jitter <= self.size // 4:
             raise InputError(f"jitter must be an integer from 0 to a quarter of size ({self.size // 4}); "
                              f"got {self.jitter!r}", fields=("jitter",))
@@ -389,14 +392,15 @@ def _network(names: list[str], base: str | os.PathLike | None, cfg: TrainConfig,
     """(model, trainable parameters, index of the first style being trained)."""
     if base is None:
         net = TransformerNet(len(names), width=cfg.training.width, blocks=cfg.training.blocks,
-                             upsample=cfg.training.upsample).to(device)
+                             upsample=cfg.training.upsample, downsample=cfg.training.downsample).to(device)
         return StyleModel(net, list(names)), list(net.parameters()), 0
     old = load_model(base)
     clash = sorted(set(old.styles) & set(names))
     if clash:
         raise InputError(f"model {str(base)!r} already has style(s) {', '.join(clash)}")
     n_old = len(old.styles)
-    net = TransformerNet(n_old + len(names), width=old.net.width, blocks=old.net.blocks, upsample=old.net.upsample)
+    net = TransformerNet(n_old + len(names), width=old.net.width, blocks=old.net.blocks, upsample=old.net.upsample,
+                         downsample=old.net.downsample)
     state = old.net.state_dict()
     for key, _value in net.state_dict().items():
         if key.endswith((".gamma", ".beta")):  # old rows kept; new styles start from the mean style

@@ -3,7 +3,9 @@ al. (2017)'s conditional instance normalization, so that one network holds many 
 
 * Reflection padding before every convolution (no dark borders), instance normalization after
   every convolution but the last, ReLU.
-* Downsampling by strided convolutions; upsampling by nearest-neighbour resize followed by a
+* Downsampling by strided convolutions (``downsample="blur"``: each after a 3x3 binomial blur,
+  so the stride samples a low-passed signal and aliases less: Zhang 2019, "Making convolutional
+  networks shift-invariant again"); upsampling by nearest-neighbour resize followed by a
   convolution instead of a transposed convolution, which gives no checkerboard (Odena et al. 2016).
 * Conditional instance normalization: every normalization has one (scale, shift) pair per style;
   a style vector ``w`` (one weight per style, summing to 1) mixes them, ``gamma = w @ gammas``,
@@ -67,6 +69,8 @@ class CondInstanceNorm(nn.Module):
         return x * gamma + beta
 
 
+DOWNSAMPLING = ("stride", "blur")
+"""How the encoder halves its resolution: a strided convolution, or the same after a binomial blur."""
 UPSAMPLING = ("nearest", "bilinear")
 """How the decoder doubles its resolution before each of its convolutions (both avoid the
 checkerboard of a transposed convolution; bilinear leaves no 2- or 4-pixel blocks either)."""
@@ -76,9 +80,9 @@ class ConvNorm(nn.Module):
     """Reflection pad, conv (optionally after a 2x nearest upsample), conditional IN, ReLU."""
 
     def __init__(self, cin: int, cout: int, kernel: int, n_styles: int, *, stride: int = 1,
-                 upsample: str | None = None, relu: bool = True) -> None:
+                 upsample: str | None = None, relu: bool = True, blur: bool = False) -> None:
         super().__init__()
-        self.upsample, self.relu = upsample, relu
+        self.upsample, self.relu, self.blur = upsample, relu, blur
         self.pad = kernel // 2
         self.conv = nn.Conv2d(cin, cout, kernel, stride)
         self.norm = CondInstanceNorm(cout, n_styles)
@@ -88,8 +92,17 @@ class ConvNorm(nn.Module):
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         elif self.upsample == "bilinear":
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        if self.blur:
+            x = binomial_blur(x)
         x = self.norm(self.conv(reflect_pad(x, [self.pad] * 4)), style)
         return F.relu(x) if self.relu else x
+
+
+def binomial_blur(x: Tensor) -> Tensor:
+    """A 3x3 binomial low-pass ([1, 2, 1] / 4 each way), per channel, reflect-padded."""
+    kernel = torch.tensor([1.0, 2.0, 1.0], dtype=x.dtype, device=x.device) / 4
+    weight = (kernel[:, None] * kernel[None, :]).expand(x.shape[1], 1, 3, 3).contiguous()
+    return F.conv2d(reflect_pad(x, [1, 1, 1, 1]), weight, groups=x.shape[1])
 
 
 class Residual(nn.Module):
@@ -111,15 +124,20 @@ class TransformerNet(nn.Module):
 
     stride = 4  # two stride-2 convolutions: tiles must start on multiples of this
 
-    def __init__(self, n_styles: int = 1, width: float = 1.0, blocks: int = 5, upsample: str = "nearest") -> None:
+    def __init__(self, n_styles: int = 1, width: float = 1.0, blocks: int = 5, upsample: str = "nearest",
+                 downsample: str = "stride") -> None:
         super().__init__()
         if upsample not in UPSAMPLING:
             raise ValueError(f"upsample must be one of {UPSAMPLING}; got {upsample!r}")
+        if downsample not in DOWNSAMPLING:
+            raise ValueError(f"downsample must be one of {DOWNSAMPLING}; got {downsample!r}")
         c1, c2, c3 = (max(4, round(c * width)) for c in (32, 64, 128))
         self.n_styles, self.width, self.blocks, self.upsample = n_styles, width, blocks, upsample
+        self.downsample = downsample
+        blur = downsample == "blur"
         self.down = nn.ModuleList([
-            ConvNorm(3, c1, 9, n_styles), ConvNorm(c1, c2, 3, n_styles, stride=2),
-            ConvNorm(c2, c3, 3, n_styles, stride=2),
+            ConvNorm(3, c1, 9, n_styles), ConvNorm(c1, c2, 3, n_styles, stride=2, blur=blur),
+            ConvNorm(c2, c3, 3, n_styles, stride=2, blur=blur),
         ])
         self.res = nn.ModuleList([Residual(c3, n_styles) for _ in range(blocks)])
         self.up = nn.ModuleList([
