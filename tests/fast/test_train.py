@@ -145,3 +145,23 @@ def test_jitter_moves_the_loss_window_and_still_trains(tmp_path, photos, styles,
     first = sum(e.losses["total"] for e in events[:3]) / 3
     last = sum(e.losses["total"] for e in events[-3:]) / 3
     assert last < first, (first, last)
+
+
+def test_init_starts_every_weight_from_a_trained_model_with_a_fresh_optimizer(tmp_path, tiny_model, photos, styles):
+    old = load_model(tiny_model, precision="fp32")
+    still = TrainConfig.from_options(**{**TINY, "steps": 1, "lr": 1e-12, "downsample": "blur"})
+    model = train(styles, [photos], tmp_path / "more.pt", config=still, init=tiny_model)
+    for key, value in old.net.state_dict().items():  # a step of 1e-12 leaves the start as it was
+        assert torch.allclose(model.net.state_dict()[key].float(), value, atol=1e-4), key
+    assert model.net.downsample == "blur"  # resampling changes no weight: a model can take it on
+    assert model.training["init"] == tiny_model.name and model.training["init_training"]["steps_done"] == 3
+    fresh = train(styles, [photos], tmp_path / "fresh.pt", config=still)
+    moved = max(float((fresh.net.state_dict()[k].float() - v).abs().max()) for k, v in old.net.state_dict().items())
+    assert moved > 5e-4  # without init: the seed's weights, not the trained ones (3 Adam steps of 1e-3 away)
+    with pytest.raises(InputError, match="same styles in the same order"):
+        train(styles[::-1], [photos], tmp_path / "x.pt", config=still, init=tiny_model)
+    with pytest.raises(InputError, match="width"):
+        train(styles, [photos], tmp_path / "x.pt", config=TrainConfig.from_options(**{**TINY, "width": 0.25}),
+              init=tiny_model)
+    with pytest.raises(InputError, match="not both"):
+        train(styles, [photos], tmp_path / "x.pt", config=still, init=tiny_model, base=tiny_model)

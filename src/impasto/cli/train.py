@@ -67,6 +67,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--sample-every", type=positive_int, default=d.sample_every, metavar="N",
                    help="write OUTPUT.sample.png (the sample photo in every style) every N steps")
     p.add_argument("--sample", default=None, metavar="IMAGE", help="photo for the samples (default: the first one)")
+    p.add_argument("--init", default=None, metavar="MODEL",
+                   help="start every weight from this trained model (the same styles, width and blocks) with a "
+                        "fresh optimizer: more training for a model whose checkpoint is gone")
     p.add_argument("--base", default=None, metavar="MODEL",
                    help="add STYLE(s) to this trained model, training only their own parameters")
     p.add_argument("--resume", action="store_true", help="go on from OUTPUT.ckpt")
@@ -92,8 +95,8 @@ def _run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            train(args.styles, args.data, args.output, config=config, base=args.base, resume=args.resume,
-                  force=args.force, callback=bar, sample=args.sample)
+            train(args.styles, args.data, args.output, config=config, base=args.base, init=args.init,
+                  resume=args.resume, force=args.force, callback=bar, sample=args.sample)
         finally:
             bar.close()
             for w in caught:

@@ -264,11 +264,15 @@ def train(
     callback: Callable[[TrainProgress], Any] | None = None,
     cancel: CancelToken | None = None,
     sample: ImageLike | None = None,
+    init: str | os.PathLike | None = None,
 ) -> StyleModel:
     """Train a network for ``styles`` on crops of the photos under ``data``; write it to ``output``.
 
     ``base``: add these styles to a trained model, training only their own normalization
-    parameters (Dumoulin et al.'s fine-tuning; every other weight is frozen). ``resume``: go on
+    parameters (Dumoulin et al.'s fine-tuning; every other weight is frozen). ``init``: start every
+    weight from a trained model of the same styles (in the same order) and parameter shapes, with a
+    fresh optimizer: more training for a model whose checkpoint is gone, at another learning rate,
+    or with another resampling (``downsample``/``upsample`` change no weight). ``resume``: go on
     from ``output``'s checkpoint (refused if its settings differ, naming them). A checkpoint
     (``OUTPUT.ckpt``) is written every ``checkpoint_every`` steps and when the run is interrupted or
     cancelled; a sample image (``OUTPUT.sample.png``: ``sample`` in each style) every
@@ -280,7 +284,7 @@ def train(
     step, the gradients are averaged, and rank 0 alone writes samples, checkpoints and the model.
     """
     cfg = config or TrainConfig.from_options()
-    run = _setup(styles, data, Path(output), cfg, base, resume, force, sample)
+    run = _setup(styles, data, Path(output), cfg, base, resume, force, sample, init)
     try:
         _loop(run, callback, cancel)
     except KeyboardInterrupt as stop:
@@ -319,7 +323,8 @@ class _Training:
 
 
 def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: Path, cfg: TrainConfig,
-           base: str | os.PathLike | None, resume: bool, force: bool, sample: ImageLike | None) -> _Training:
+           base: str | os.PathLike | None, resume: bool, force: bool, sample: ImageLike | None,
+           init: str | os.PathLike | None = None) -> _Training:
     """Check every input, then load the photos, build the network and the objective (no step yet)."""
     started, tc, ranks = time.perf_counter(), cfg.training, Ranks.from_env()
     if out.exists() and not (force or resume):
@@ -329,6 +334,10 @@ def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: 
     names = [style_name(s) for s in styles]
     if len(set(names)) != len(names):
         raise InputError(f"two styles have the same name: {', '.join(names)}")
+    if init is not None and base is not None:
+        raise InputError("give init (every weight from a model) or base (add styles to a model), not both",
+                         fields=("init", "base"))
+    start = None if init is None else _init_weights(init, names, cfg)
     style_images = [load_image(s, reduce_to=tc.style_size) for s in styles]
     photos = Photos(data, tc.size, min_scale=tc.min_scale)
     for path, why in photos.skipped:
@@ -338,6 +347,8 @@ def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: 
         torch.manual_seed(tc.seed)
         random.seed(tc.seed + ranks.rank)
     model, trainable, first_new = _network(names, base, cfg, device)
+    if start is not None and not resume:  # a checkpoint, when resumed, has the newer weights
+        model.net.load_state_dict(start[0])
     state = _State(model.net, torch.optim.Adam(trainable, lr=tc.lr))
     ckpt = checkpoint_path(out)
     if resume:
@@ -352,7 +363,8 @@ def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: 
         objective = build_objective(extractor, scaled, cfg.loss, autocast)
     batches = endless(photos, tc.batch_size // ranks.world, tc.workers, tc.seed, ranks)
     model.training = {**cfg.flat(), "data_images": len(photos), "device": str(device), "processes": ranks.world,
-                      **({"base": str(base)} if base else {})}
+                      **({"base": str(base)} if base else {}),
+                      **({"init": Path(init).name, "init_training": start[1]} if start is not None else {})}
     return _Training(cfg, ranks, out, ckpt, model, state, objective, batches, _sample_input(sample, photos),
                      first_new, len(names), started)
 
@@ -385,6 +397,20 @@ def _loop(run: _Training, callback: Callable[[TrainProgress], Any] | None, cance
             _save_sample(run.model, run.sample, sample_path(run.out))
         if losses.pop("stop", 0.0) > 0:  # the time is up (on any rank: all stop at the same step)
             break
+
+
+def _init_weights(init: str | os.PathLike, names: list[str], cfg: TrainConfig) -> tuple[dict, dict]:
+    """The state dict of model ``init`` (a shipped name or a file) to start from, and its training
+    record; refused unless its styles and parameter shapes are this run's."""
+    old = load_model(init, precision="fp32")
+    if old.styles != names:
+        raise InputError(f"model {str(init)!r} has the styles {', '.join(old.styles)}; init needs the same styles in "
+                         f"the same order (got {', '.join(names)})", fields=("init",))
+    tc = cfg.training
+    if (old.net.width, old.net.blocks) != (tc.width, tc.blocks):
+        raise InputError(f"model {str(init)!r} has width {old.net.width:g} and {old.net.blocks} blocks; this run "
+                         f"{tc.width:g} and {tc.blocks}: give the same to start from it", fields=("init", "width"))
+    return {k: v.detach().float().clone() for k, v in old.net.state_dict().items()}, dict(old.training or {})
 
 
 def _network(names: list[str], base: str | os.PathLike | None, cfg: TrainConfig,
