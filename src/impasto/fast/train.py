@@ -364,7 +364,7 @@ def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: 
     batches = endless(photos, tc.batch_size // ranks.world, tc.workers, tc.seed, ranks)
     model.training = {**cfg.flat(), "data_images": len(photos), "device": str(device), "processes": ranks.world,
                       **({"base": str(base)} if base else {}),
-                      **({"init": Path(init).name, "init_training": start[1]} if start is not None else {})}
+                      **({"init": Path(str(init)).name, "init_training": start[1]} if start is not None else {})}
     return _Training(cfg, ranks, out, ckpt, model, state, objective, batches, _sample_input(sample, photos),
                      first_new, len(names), started)
 
