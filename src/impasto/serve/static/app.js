@@ -115,6 +115,7 @@ async function submit(event) {
   if (m.options.includes("size")) form.append("size", $("size").value);
   if (m.options.includes("strength")) form.append("strength", $("strength").value);
   if ($("preserve-color").checked && m.options.includes("preserve_color")) form.append("preserve_color", "luminance");
+  if ($("deep").checked) form.append("bit_depth", "16");
   $("start").disabled = true;
   try {
     const job = await api("/api/jobs", { method: "POST", body: form });
