@@ -88,9 +88,11 @@ def test_upload_two_images_watch_progress_and_get_the_result(browser, tmp_path):
         Select(find(By.ID, "method")).select_by_value("multistyle6")
         assert not find(By.ID, "strength-row").is_displayed() and not find(By.ID, "style-drop").is_displayed()
         find(By.CSS_SELECTOR, "#gallery button[data-name=udnie]").click()
+        find(By.ID, "deep").click()  # a 16-bit result
         find(By.ID, "start").click()
         wait(lambda: status.get_attribute("data-final") is None, 20, "the second job to start")
         assert wait(lambda: status.get_attribute("data-final"), 60, "the fast job") == "done", status.text
         jobs = server.get("/api/jobs")
         assert [(j["method"], j["status"]) for j in jobs] == [("multistyle6", "done"), ("optimize", "done")]
         assert jobs[0]["options"] == {"style": "udnie", "size": 192}
+        assert (jobs[0]["bit_depth"], jobs[1]["bit_depth"]) == (16, None)
