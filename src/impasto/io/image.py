@@ -447,7 +447,7 @@ def _decode_deep(src: str | os.PathLike | io.BytesIO, img: Image.Image, name: st
         return None
     if arr.shape[-1] in (1, 2):  # grey (+ alpha): spread the grey over RGB
         arr = np.concatenate([arr[..., :1].repeat(3, -1), arr[..., 1:]], -1)
-    x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(2, 0, 1)[None]
+    x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(2, 0, 1)[None]  # no copy: float32
     x = _orient(x, img)
     rgb, alpha = x[:, :3].contiguous(), (x[:, 3:4].contiguous() if x.shape[1] > 3 else None)
     icc = img.info.get("icc_profile")
@@ -470,7 +470,7 @@ def _read_png16(data: bytes) -> np.ndarray:
     planes = int(info["planes"])
     if arr.shape != (height, width * planes):
         raise ValueError(f"{arr.shape[0]} of {height} rows")
-    return arr.reshape(height, width, planes) / float(2 ** int(info["bitdepth"]) - 1)
+    return arr.reshape(height, width, planes).astype(np.float32) / np.float32(2 ** int(info["bitdepth"]) - 1)
 
 
 def _read_tiff(data: bytes, name: str) -> np.ndarray | None:
@@ -495,9 +495,10 @@ def _read_tiff(data: bytes, name: str) -> np.ndarray | None:
     if arr.ndim != 3:
         raise ValueError(f"a TIFF page of shape {arr.shape} ({axes}) is not one image")
     if np.issubdtype(arr.dtype, np.floating):
-        return np.clip(np.nan_to_num(arr.astype(np.float64)), 0.0, 1.0)
+        return np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0)
     info = np.iinfo(arr.dtype)
-    return np.clip(arr.astype(np.float64) / info.max, 0.0, 1.0)
+    # float32 holds every 16-bit value exactly (24-bit mantissa); 32-bit integers lose their lowest bits
+    return np.clip(arr.astype(np.float32) / np.float32(info.max), 0.0, 1.0)
 
 
 def _orient(x: Tensor, img: Image.Image) -> Tensor:
