@@ -17,8 +17,9 @@ from .errors import (
     Interrupted,
     NonFiniteLossError,
     StylizeInterrupted,
+    WriteError,
 )
-from .io import load_image, save_image
+from .io import LoadedImage, load_image, save_image
 from .losses import LossConfig
 from .nets import NetworkConfig, VGGFeatures, build_extractor
 from .optimize import OptimizeConfig, StylizeConfig, stylize
@@ -33,6 +34,7 @@ __all__ = [
     "ImpastoError",
     "InputError",
     "Interrupted",
+    "LoadedImage",
     "LossConfig",
     "NetworkConfig",
     "NonFiniteLossError",
@@ -41,6 +43,7 @@ __all__ = [
     "StylizeConfig",
     "StylizeInterrupted",
     "VGGFeatures",
+    "WriteError",
     "__version__",
     "build_extractor",
     "load_image",
