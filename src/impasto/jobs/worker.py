@@ -98,7 +98,8 @@ class _Steps:
     resumed from a snapshot starts counting there)."""
 
     def __init__(self, before: int) -> None:
-        self.before, self.first = before, None  # type: int, int | None
+        self.before = before
+        self.first: int | None = None  # the step before this attempt's first one
 
     def __call__(self, event: Event) -> int | None:
         step = getattr(event, "step", None)
