@@ -29,6 +29,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--width", type=float, default=0.5)
+    p.add_argument("--blocks", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--style-weight", type=float, default=15.0)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -39,11 +40,14 @@ def main() -> int:
                    help="10, not 1: the fine 2-4 px hatch comes from the loss (benchmarks/results/fast_hatch4.md)")
     p.add_argument("--device", default="auto")
     p.add_argument("--init", default=None, help="start from this trained model's weights (impasto train --init)")
+    p.add_argument("--teacher", default=None, help="distil this trained model first (impasto train --teacher)")
+    p.add_argument("--teacher-steps", type=int, default=0)
     p.add_argument("--resume", action="store_true")
     args = p.parse_args()
     styles = [str(next(Path(args.styles).glob(f"{n}.*"))) for n in args.names.split(",")]
     config = TrainConfig.from_options(
-        size=args.size, width=args.width, batch_size=args.batch_size, steps=args.steps,
+        size=args.size, width=args.width, blocks=args.blocks, teacher_steps=args.teacher_steps,
+        batch_size=args.batch_size, steps=args.steps,
         style_weight=args.style_weight, tv_weight=args.tv_weight, lr=args.lr, workers=args.workers,
         max_minutes=args.minutes, checkpoint_every=200, sample_every=250, device=args.device,
         content_layers=tuple(args.content_layers.split(",")),
@@ -56,7 +60,8 @@ def main() -> int:
             print(json.dumps(log[-1]), flush=True)
 
     model = train(styles, args.data, args.output, config=config, force=True, resume=args.resume,
-                  callback=on_step, sample=str(EXAMPLES / "lighthouse.jpg"), init=args.init)
+                  callback=on_step, sample=str(EXAMPLES / "lighthouse.jpg"), init=args.init,
+                  teacher=args.teacher)
     Path(args.output).with_suffix(".log.json").write_text(json.dumps({"training": model.training, "log": log}))
     print(json.dumps(model.training))
     return 0

@@ -48,6 +48,10 @@ def test_bad_inputs_exit_2_and_write_nothing(tmp_path, tiny_model, photos, style
         (["train", *styles, "--data", photos, "-o", tmp_path / "m.pt", "--batch-size", "999"],
          "--batch-size must be from 1 to 256"),
         (["train", *styles, "--data", tmp_path / "missing", "-o", tmp_path / "m.pt"], "does not exist"),
+        (["train", *styles, "--data", photos, "-o", tmp_path / "m.pt", "--teacher", tiny_model],
+         "a --teacher needs --teacher-steps > 0"),
+        (["train", *styles[::-1], "--data", photos, "-o", tmp_path / "m.pt", "--teacher", tiny_model,
+          "--teacher-steps", "5"], "same styles in the same order"),
         (["export", tmp_path / "junk.pt", "-o", tmp_path / "m.onnx"], "not an impasto model"),
     ]
     for argv, message in cases:

@@ -5,6 +5,7 @@ import impasto
 from impasto.errors import InputError, StylizeInterrupted
 from impasto.fast import TrainConfig, load_model, train
 from impasto.fast.train import checkpoint_path, sample_path
+from impasto.losses.objective import BatchContext
 
 from ..conftest import TINY, files_in
 
@@ -165,3 +166,53 @@ def test_init_starts_every_weight_from_a_trained_model_with_a_fresh_optimizer(tm
               init=tiny_model)
     with pytest.raises(InputError, match="not both"):
         train(styles, [photos], tmp_path / "x.pt", config=still, init=tiny_model, base=tiny_model)
+
+
+def test_teacher_steps_match_the_teacher_then_the_loss_network_takes_over(tmp_path, tiny_model, photos, styles,
+                                                                          monkeypatch):
+    """Distillation: a network of another shape first learns a trained model's output (no loss
+    network run, so the steps are cheap), then trains on the usual terms with a fresh optimizer."""
+    from impasto.losses.objective import TeacherTerm
+    from impasto.ops.geometry import resize
+
+    optimizers = []
+    adam = torch.optim.Adam
+    monkeypatch.setattr(torch.optim, "Adam", lambda *a, **k: optimizers.append(1) or adam(*a, **k))
+    events = []
+    config = TrainConfig.from_options(**{**TINY, "steps": 44, "teacher_steps": 40, "lr": 5e-3, "width": 0.25,
+                                         "blocks": 2, "checkpoint_every": 100, "sample_every": 100})
+    model = train(styles, [photos], tmp_path / "student.pt", config=config, callback=events.append,
+                  teacher=tiny_model)
+    assert [set(e.losses) for e in events] == [{"teacher", "total"}] * 40 + [{"content", "style", "tv", "total"}] * 4
+    assert len(optimizers) == 2  # a fresh Adam when the loss network takes over
+    first = sum(e.losses["teacher"] for e in events[:3]) / 3
+    last = sum(e.losses["teacher"] for e in events[37:40]) / 3
+    assert last < 0.5 * first, (first, last)
+    assert (model.net.width, model.net.blocks) == (0.25, 2)
+    assert model.training["teacher"] == tiny_model.name and model.training["teacher_steps"] == 40
+    assert model.training["teacher_training"]["steps_done"] == 3
+    # the student is closer to its teacher than an untrained network of its shape is
+    teacher = load_model(tiny_model, precision="fp32")
+    photo = resize(torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1)), (32, 32))
+    style = torch.tensor([[1.0, 0.0]])
+    fresh = train(styles, [photos], tmp_path / "fresh.pt", config=config.replace(steps=1, teacher_steps=0))
+    with torch.no_grad():
+        target = teacher.net.eval()(photo, style)
+        gap = {name: TeacherTerm()(m.net.eval()(photo, style), {}, BatchContext(teacher=target)).item()
+               for name, m in (("student", model), ("fresh", fresh))}
+    assert gap["student"] < 0.7 * gap["fresh"], gap
+
+
+def test_bad_teacher_settings_are_refused_before_any_step(tmp_path, tiny_model, photos, styles):
+    config = TrainConfig.from_options(**{**TINY, "teacher_steps": 2})
+    with pytest.raises(InputError, match="teacher_steps needs a teacher"):
+        train(styles, [photos], tmp_path / "x.pt", config=config)
+    with pytest.raises(InputError, match="teacher needs teacher_steps > 0"):
+        train(styles, [photos], tmp_path / "x.pt", config=TrainConfig.from_options(**TINY), teacher=tiny_model)
+    with pytest.raises(InputError, match="same styles in the same order"):
+        train(styles[::-1], [photos], tmp_path / "x.pt", config=config, teacher=tiny_model)
+    with pytest.raises(InputError, match="not both"):
+        train(styles, [photos], tmp_path / "x.pt", config=config, teacher=tiny_model, base=tiny_model)
+    with pytest.raises(InputError, match="teacher_steps must be an integer >= 0"):
+        TrainConfig.from_options(teacher_steps=-1)
+    assert not any(tmp_path.iterdir())

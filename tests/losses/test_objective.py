@@ -106,3 +106,19 @@ def test_batch_style_term_equals_each_style_on_its_own_crops():
                             for layer, target, w in targets[index].per_style[0]])
         expected = expected + single(batch, {k: v[rows] for k, v in feats.items()}) * len(rows) / len(which)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_teacher_term_compares_low_passed_images():
+    """Distillation's term: a flat offset counts in full, a 2 px checkerboard not at all (the low
+    pass leaves a teacher's finest lattice out of the target), a 4 px one barely."""
+    from impasto.losses.objective import BatchContext, TeacherTerm
+
+    term = TeacherTerm()
+    teacher = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert term(teacher, {}, BatchContext(teacher=teacher)).item() == 0
+    torch.testing.assert_close(term(teacher + 0.1, {}, BatchContext(teacher=teacher)), torch.tensor(0.01))
+    yy, xx = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    checker2 = ((yy + xx) % 2 * 2 - 1).float() * 0.1  # +-0.1 at a 2 px period
+    assert term(teacher + checker2, {}, BatchContext(teacher=teacher)).item() < 1e-9
+    checker4 = ((yy // 2 + xx // 2) % 2 * 2 - 1).float() * 0.1
+    assert term(teacher + checker4, {}, BatchContext(teacher=teacher)).item() < 0.01 * 0.1

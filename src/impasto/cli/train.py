@@ -70,6 +70,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--init", default=None, metavar="MODEL",
                    help="start every weight from this trained model (the same styles, width and blocks) with a "
                         "fresh optimizer: more training for a model whose checkpoint is gone")
+    p.add_argument("--teacher", default=None, metavar="MODEL",
+                   help="distil: the first --teacher-steps steps match this trained model's output (the same "
+                        "styles, any width and blocks), without the loss network; then training goes on as usual")
+    p.add_argument("--teacher-steps", type=integer, default=d.teacher_steps, metavar="N",
+                   help="steps that match --teacher")
     p.add_argument("--base", default=None, metavar="MODEL",
                    help="add STYLE(s) to this trained model, training only their own parameters")
     p.add_argument("--resume", action="store_true", help="go on from OUTPUT.ckpt")
@@ -95,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            train(args.styles, args.data, args.output, config=config, base=args.base, init=args.init,
+            train(args.styles, args.data, args.output, config=config, base=args.base, init=args.init, teacher=args.teacher,
                   resume=args.resume, force=args.force, callback=bar, sample=args.sample)
         finally:
             bar.close()

@@ -39,6 +39,7 @@ from ..losses.objective import (
     BatchStyleTerm,
     Objective,
     Term,
+    TeacherTerm,
     TVTerm,
     style_targets,
 )
@@ -87,6 +88,11 @@ class TrainingConfig:
     """Each step, crop the output and its photo together at a random offset of 0..jitter px before
     the loss network (losing jitter px of each side), so that texture cannot lock onto the loss
     network's pooling lattice (a fixed 2-, 4-, 8-pixel grid in its gradients). 0 = off."""
+    teacher_steps: int = 0
+    """The first N steps match a trained network's output (``train(teacher=)``, low-passed:
+    :class:`impasto.losses.objective.TeacherTerm`) instead of the loss network's terms, with no
+    loss network run; the optimizer starts afresh when the loss network takes over. Distillation:
+    a smaller, faster network starts from what a larger one learned in hours. 0 = off."""
 
     def __post_init__(self) -> None:
         for name in ("size", "batch_size", "steps", "blocks", "style_size", "checkpoint_every", "sample_every"):
@@ -105,6 +111,9 @@ class TrainingConfig:
             positive("max_minutes", self.max_minutes)
         choice("upsample", self.upsample, UPSAMPLING)
         choice("downsample", self.downsample, DOWNSAMPLING)
+        if isinstance(self.teacher_steps, bool) or not isinstance(self.teacher_steps, int) or self.teacher_steps < 0:
+            raise InputError(f"teacher_steps must be an integer >= 0; got {self.teacher_steps!r}",
+                             fields=("teacher_steps",))
         if isinstance(self.jitter, bool) or not isinstance(self.jitter, int) or not 0 <= self.jitter <= self.size // 4:
             raise InputError(f"jitter must be an integer from 0 to a quarter of size ({self.size // 4}); "
                              f"got {self.jitter!r}", fields=("jitter",))
@@ -154,6 +163,8 @@ class _State:
     optimizer: torch.optim.Optimizer
     ddp: Any = None
     """The DistributedDataParallel wrapper of ``net`` in a distributed run (forward goes through it)."""
+    teacher: TransformerNet | None = None
+    """The trained network the first ``teacher_steps`` steps match (distillation)."""
     step: int = 0
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -191,6 +202,11 @@ def build_objective(extractor: Any, styles: Sequence[Tensor], loss: LossConfig,
                               "style": BatchStyleTerm(targets[0].kind, targets), "tv": TVTerm()}
     weights = {"content": loss.content_weight, "style": loss.effective_style_weight, "tv": loss.tv_weight}
     return Objective(extractor, terms, weights, autocast_dtype=autocast)
+
+
+def distill_objective(extractor: Any, autocast: torch.dtype | None) -> Objective:
+    """The objective of the teacher steps: the teacher's low-passed output alone, no loss network."""
+    return Objective(extractor, {"teacher": TeacherTerm()}, {"teacher": 1.0}, autocast_dtype=autocast)
 
 
 @dataclass(frozen=True)
@@ -265,6 +281,7 @@ def train(
     cancel: CancelToken | None = None,
     sample: ImageLike | None = None,
     init: str | os.PathLike | None = None,
+    teacher: str | os.PathLike | None = None,
 ) -> StyleModel:
     """Train a network for ``styles`` on crops of the photos under ``data``; write it to ``output``.
 
@@ -272,7 +289,9 @@ def train(
     parameters (Dumoulin et al.'s fine-tuning; every other weight is frozen). ``init``: start every
     weight from a trained model of the same styles (in the same order) and parameter shapes, with a
     fresh optimizer: more training for a model whose checkpoint is gone, at another learning rate,
-    or with another resampling (``downsample``/``upsample`` change no weight). ``resume``: go on
+    or with another resampling (``downsample``/``upsample`` change no weight). ``teacher``: a
+    trained model of the same styles (any width and blocks) whose output the first
+    ``teacher_steps`` steps match (distillation, see :class:`TrainingConfig`). ``resume``: go on
     from ``output``'s checkpoint (refused if its settings differ, naming them). A checkpoint
     (``OUTPUT.ckpt``) is written every ``checkpoint_every`` steps and when the run is interrupted or
     cancelled; a sample image (``OUTPUT.sample.png``: ``sample`` in each style) every
@@ -284,7 +303,7 @@ def train(
     step, the gradients are averaged, and rank 0 alone writes samples, checkpoints and the model.
     """
     cfg = config or TrainConfig.from_options()
-    run = _setup(styles, data, Path(output), cfg, base, resume, force, sample, init)
+    run = _setup(styles, data, Path(output), cfg, base, resume, force, sample, init, teacher)
     try:
         _loop(run, callback, cancel)
     except KeyboardInterrupt as stop:
@@ -315,6 +334,8 @@ class _Training:
     model: StyleModel
     state: _State
     objective: Objective
+    distill: Objective | None
+    """The teacher steps' objective (None without a teacher)."""
     batches: Any
     sample: Tensor
     first_new: int
@@ -324,7 +345,7 @@ class _Training:
 
 def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: Path, cfg: TrainConfig,
            base: str | os.PathLike | None, resume: bool, force: bool, sample: ImageLike | None,
-           init: str | os.PathLike | None = None) -> _Training:
+           init: str | os.PathLike | None = None, teacher: str | os.PathLike | None = None) -> _Training:
     """Check every input, then load the photos, build the network and the objective (no step yet)."""
     started, tc, ranks = time.perf_counter(), cfg.training, Ranks.from_env()
     if out.exists() and not (force or resume):
@@ -338,6 +359,7 @@ def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: 
         raise InputError("give init (every weight from a model) or base (add styles to a model), not both",
                          fields=("init", "base"))
     start = None if init is None else _init_weights(init, names, cfg)
+    mentor = _teacher(teacher, names, base, tc)
     style_images = [load_image(s, reduce_to=tc.style_size) for s in styles]
     photos = Photos(data, tc.size, min_scale=tc.min_scale)
     for path, why in photos.skipped:
@@ -350,6 +372,8 @@ def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: 
     if start is not None and not resume:  # a checkpoint, when resumed, has the newer weights
         model.net.load_state_dict(start[0])
     state = _State(model.net, torch.optim.Adam(trainable, lr=tc.lr))
+    if mentor is not None:
+        state.teacher = mentor.net.to(device).eval().requires_grad_(False)
     ckpt = checkpoint_path(out)
     if resume:
         _load_checkpoint(ckpt, state, model.styles, cfg)
@@ -361,12 +385,39 @@ def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: 
     with torch.no_grad():
         scaled = [resize(s.flat_rgb(), fit_long_edge(s.size, tc.style_size)).to(device) for s in style_images]
         objective = build_objective(extractor, scaled, cfg.loss, autocast)
+    distill = distill_objective(extractor, autocast) if mentor is not None else None
     batches = endless(photos, tc.batch_size // ranks.world, tc.workers, tc.seed, ranks)
     model.training = {**cfg.flat(), "data_images": len(photos), "device": str(device), "processes": ranks.world,
                       **({"base": str(base)} if base else {}),
-                      **({"init": Path(str(init)).name, "init_training": start[1]} if start is not None else {})}
-    return _Training(cfg, ranks, out, ckpt, model, state, objective, batches, _sample_input(sample, photos),
-                     first_new, len(names), started)
+                      **({"init": Path(str(init)).name, "init_training": start[1]} if start is not None else {}),
+                      **({"teacher": Path(str(teacher)).name, "teacher_training": _summary(mentor.training)}
+                         if mentor is not None else {})}
+    return _Training(cfg, ranks, out, ckpt, model, state, objective, distill, batches,
+                     _sample_input(sample, photos), first_new, len(names), started)
+
+
+def _teacher(teacher: str | os.PathLike | None, names: list[str], base: str | os.PathLike | None,
+             tc: TrainingConfig) -> StyleModel | None:
+    """The trained model to distil from (its styles must be this run's, in order), or None."""
+    if teacher is None:
+        if tc.teacher_steps:
+            raise InputError("teacher_steps needs a teacher model to match", fields=("teacher_steps", "teacher"))
+        return None
+    if not tc.teacher_steps:
+        raise InputError("a teacher needs teacher_steps > 0 (how many steps match it)",
+                         fields=("teacher_steps", "teacher"))
+    if base is not None:
+        raise InputError("give teacher or base (add styles to a model), not both", fields=("teacher", "base"))
+    model = load_model(teacher, precision="fp32")
+    if model.styles != names:
+        raise InputError(f"teacher {str(teacher)!r} has the styles {', '.join(model.styles)}; distillation needs the "
+                         f"same styles in the same order (got {', '.join(names)})", fields=("teacher",))
+    return model
+
+
+def _summary(training: dict[str, Any]) -> dict[str, Any]:
+    """A model card's record of how a model was trained, without nested records."""
+    return {k: v for k, v in (training or {}).items() if not isinstance(v, dict)}
 
 
 def _loop(run: _Training, callback: Callable[[TrainProgress], Any] | None, cancel: CancelToken | None) -> None:
@@ -376,11 +427,15 @@ def _loop(run: _Training, callback: Callable[[TrainProgress], Any] | None, cance
     while state.step < tc.steps:
         if cancel is not None and cancel.cancelled:
             raise StylizeInterrupted(None, state.step, cancelled=True)
+        distilling = run.distill is not None and state.step < tc.teacher_steps
+        if run.distill is not None and state.step == tc.teacher_steps:  # the loss network takes over
+            state.optimizer = torch.optim.Adam(state.optimizer.param_groups[0]["params"], lr=tc.lr)
         t0 = time.perf_counter()
         batch = next(run.batches).to(device, non_blocking=True)
         which = torch.randint(run.first_new, run.first_new + run.n_new, (batch.shape[0],))
-        losses = _step(state, run.objective, batch, which, run.first_new,
-                       stop=time.perf_counter() >= deadline, world=run.ranks.world, jitter=tc.jitter)
+        losses = _step(state, run.distill if distilling else run.objective, batch, which, run.first_new,
+                       stop=time.perf_counter() >= deadline, world=run.ranks.world, jitter=tc.jitter,
+                       teacher=state.teacher if distilling else None)
         if not math.isfinite(losses["total"]):
             raise NonFiniteLossError(f"training diverged at step {state.step + 1} (the loss is not finite); "
                                      "try a lower lr; the last checkpoint is kept")
@@ -444,9 +499,11 @@ def _network(names: list[str], base: str | os.PathLike | None, cfg: TrainConfig,
 
 
 def _step(state: _State, objective: Objective, batch: Tensor, which: Tensor, first: int, *,
-          stop: bool = False, world: int = 1, jitter: int = 0) -> dict[str, float]:
+          stop: bool = False, world: int = 1, jitter: int = 0, teacher: TransformerNet | None = None
+          ) -> dict[str, float]:
     """One optimizer step on ``batch``; ``which`` is each crop's style (index into the network's
-    styles, of which the objective holds those from ``first`` on). The named losses come back as
+    styles, of which the objective holds those from ``first`` on); ``teacher``: the network whose
+    output the objective's teacher term matches. The named losses come back as
     floats, averaged over the ranks of a distributed run, with ``stop`` > 0 if any rank asked to
     stop (all in one small all-reduce, so that the ranks agree on the step they end at)."""
     net = state.ddp or state.net
@@ -455,13 +512,16 @@ def _step(state: _State, objective: Objective, batch: Tensor, which: Tensor, fir
     dtype = objective.autocast_dtype
     with torch.autocast(batch.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         out = net(batch, style_vec)
+        with torch.no_grad():
+            target = None if teacher is None else teacher(batch, style_vec)
     if jitter:  # the same random window of the output and of its photo
         dy, dx = (int(v) for v in torch.randint(0, jitter + 1, (2,)))
         h, w = batch.shape[-2] - jitter, batch.shape[-1] - jitter
         out, batch = out[..., dy:dy + h, dx:dx + w], batch[..., dy:dy + h, dx:dx + w]
+        target = None if target is None else target[..., dy:dy + h, dx:dx + w]
     with torch.no_grad():
         content = objective.features(batch, objective.content_layers)
-    total, parts = objective(out, BatchContext(style_index=which - first, content=content))
+    total, parts = objective(out, BatchContext(style_index=which - first, content=content, teacher=target))
     state.optimizer.zero_grad(set_to_none=True)
     total.backward()
     state.optimizer.step()

@@ -16,6 +16,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from ..nets.transformer import binomial_blur
 from ..nets.vgg import VGGFeatures, layer_mask, layer_size
 from ..ops.geometry import spatial_size
 from .basic import ContentLoss, content_loss, relative_weight, tv_loss
@@ -28,11 +29,13 @@ class BatchContext:
     """What a batch brings besides its images, for terms that need it (training, see fast/train.py).
 
     ``style_index``: (N,) which style each image is to take; ``content``: the features of the
-    photos the images are made from, {layer: (N, C, H, W)}.
+    photos the images are made from, {layer: (N, C, H, W)}; ``teacher``: a trained network's
+    outputs for the same photos and styles (N, 3, H, W), for :class:`TeacherTerm`.
     """
 
     style_index: Tensor | None = None
     content: Mapping[str, Tensor] | None = None
+    teacher: Tensor | None = None
 
 
 class Term(nn.Module):
@@ -100,6 +103,32 @@ class StyleTerm(Term):
 class TVTerm(Term):
     def forward(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
         return tv_loss(image)
+
+
+class TeacherTerm(Term):
+    """Distillation: the mean squared difference from a trained network's output for the same
+    batch (``context.teacher``), both low-passed by ``blur`` binomial blurs first.
+
+    No loss network is run. The low pass leaves the teacher's finest frequencies out of the target
+    (two blurs: nothing left at a 2 px period, a sixteenth of the power at 4 px), so that a teacher's
+    fine lattice is not copied while its colours, shapes and strokes are.
+    """
+
+    uses_context = True
+
+    def __init__(self, blur: int = 2) -> None:
+        super().__init__()
+        self.blur = blur
+
+    def low_pass(self, image: Tensor) -> Tensor:
+        for _ in range(self.blur):
+            image = binomial_blur(image)
+        return image
+
+    def forward(self, image: Tensor, features: Mapping[str, Tensor],
+                context: BatchContext | None = None) -> Tensor:
+        assert context is not None and context.teacher is not None, "TeacherTerm needs context.teacher"
+        return (self.low_pass(image.float()) - self.low_pass(context.teacher.detach().float())).pow(2).mean()
 
 
 class BatchContentTerm(Term):
