@@ -111,17 +111,24 @@ def test_stylize_and_apply_give_the_adobe_rgb_photo_the_colours_of_its_srgb_copy
     srgb_copy = ImageCms.profileToProfile(raw, ImageCms.ImageCmsProfile(io.BytesIO(raw.info["icc_profile"])),
                                           ImageCms.createProfile("sRGB"), outputMode="RGB")
     srgb_copy.save(tmp_path / "copy.png")
+    ignored = raw.convert("RGB")  # the Adobe RGB numbers read as sRGB: what ignoring the profile gives
+    ignored.info.pop("icc_profile", None)
+    ignored.save(tmp_path / "ignored.png")
     style = [str(Path(__file__).resolve().parents[2] / "examples" / "starry_night.jpg")]
     flags = ["--size", "256", "--quiet"] + (["--strength", "0", "--iterations", "5", "--seed", "0"]
                                             if command == ["stylize"] else [])
     outs = []
-    for name, photo in (("adobe", ADOBE_RGB_PHOTO), ("copy", tmp_path / "copy.png")):
+    photos = (("adobe", ADOBE_RGB_PHOTO), ("copy", tmp_path / "copy.png"), ("ignored", tmp_path / "ignored.png"))
+    for name, photo in photos:
         out = tmp_path / f"{name}-painted.png"
         argv = [*command, str(photo), *(style if command == ["stylize"] else []), "-o", str(out), *flags]
         assert main(argv) == 0, capsys.readouterr().err
         outs.append(out)
-    a, b = (np.asarray(Image.open(p).convert("RGB"), float) for p in outs)
-    assert np.abs(a - b).mean() < 2  # the same colours, within 2/255
+    a, b, ignored = (np.asarray(Image.open(p).convert("RGB"), float) for p in outs)
+    # The same colours, within 2.5/255 (a network passes on the 8-bit rounding of the two conversions,
+    # a little amplified), and far from what ignoring the profile gives (16/255 for multistyle6).
+    assert np.abs(a - b).mean() < 2.5
+    assert np.abs(a - b).mean() < 0.3 * np.abs(ignored - b).mean()
     profile = ImageCms.ImageCmsProfile(io.BytesIO(Image.open(outs[0]).info["icc_profile"]))
     description = ImageCms.getProfileDescription(profile)
     assert "srgb" in description.lower().replace(" ", "")
