@@ -100,8 +100,8 @@ def _run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            train(args.styles, args.data, args.output, config=config, base=args.base, init=args.init, teacher=args.teacher,
-                  resume=args.resume, force=args.force, callback=bar, sample=args.sample)
+            train(args.styles, args.data, args.output, config=config, base=args.base, init=args.init,
+                  teacher=args.teacher, resume=args.resume, force=args.force, callback=bar, sample=args.sample)
         finally:
             bar.close()
             for w in caught:

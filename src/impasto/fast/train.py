@@ -38,8 +38,8 @@ from ..losses.objective import (
     BatchContext,
     BatchStyleTerm,
     Objective,
-    Term,
     TeacherTerm,
+    Term,
     TVTerm,
     style_targets,
 )
@@ -427,15 +427,16 @@ def _loop(run: _Training, callback: Callable[[TrainProgress], Any] | None, cance
     while state.step < tc.steps:
         if cancel is not None and cancel.cancelled:
             raise StylizeInterrupted(None, state.step, cancelled=True)
-        distilling = run.distill is not None and state.step < tc.teacher_steps
-        if run.distill is not None and state.step == tc.teacher_steps:  # the loss network takes over
+        objective, teacher = run.objective, None
+        if run.distill is not None and state.step < tc.teacher_steps:
+            objective, teacher = run.distill, state.teacher
+        elif run.distill is not None and state.step == tc.teacher_steps:  # the loss network takes over
             state.optimizer = torch.optim.Adam(state.optimizer.param_groups[0]["params"], lr=tc.lr)
         t0 = time.perf_counter()
         batch = next(run.batches).to(device, non_blocking=True)
         which = torch.randint(run.first_new, run.first_new + run.n_new, (batch.shape[0],))
-        losses = _step(state, run.distill if distilling else run.objective, batch, which, run.first_new,
-                       stop=time.perf_counter() >= deadline, world=run.ranks.world, jitter=tc.jitter,
-                       teacher=state.teacher if distilling else None)
+        losses = _step(state, objective, batch, which, run.first_new, stop=time.perf_counter() >= deadline,
+                       world=run.ranks.world, jitter=tc.jitter, teacher=teacher)
         if not math.isfinite(losses["total"]):
             raise NonFiniteLossError(f"training diverged at step {state.step + 1} (the loss is not finite); "
                                      "try a lower lr; the last checkpoint is kept")
