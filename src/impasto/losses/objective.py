@@ -110,7 +110,7 @@ class TeacherTerm(Term):
     batch (``context.teacher``), both low-passed by ``blur`` binomial blurs first.
 
     No loss network is run. The low pass leaves the teacher's finest frequencies out of the target
-    (two blurs: nothing left at a 2 px period, a sixteenth of the power at 4 px), so that a teacher's
+    (two blurs: nothing left at a 2 px period, at most a sixteenth of the power at 4 px), so that a teacher's
     fine lattice is not copied while its colours, shapes and strokes are.
     """
 
