@@ -76,6 +76,11 @@ def positive_int(name: str, value: Any) -> None:
         raise InputError(f"{name} must be a positive integer; got {value!r}", fields=(name,))
 
 
+def non_negative_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(f"{name} must be an integer >= 0; got {value!r}", fields=(name,))
+
+
 def positive(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise InputError(f"{name} must be a positive number; got {value!r}", fields=(name,))

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..config import choice, options_for, positive, positive_int
+from ..config import choice, non_negative_int, options_for, positive, positive_int
 from ..errors import InputError, NonFiniteLossError, StylizeInterrupted
 from ..io.atomic import atomic_path
 from ..io.image import ImageLike, load_image, save_image, to_pil
@@ -105,15 +105,12 @@ class TrainingConfig:
         positive("width", self.width)
         if not 0 < self.min_scale <= 1:
             raise InputError(f"min_scale must be in (0, 1]; got {self.min_scale}", fields=("min_scale",))
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
-            raise InputError(f"workers must be an integer >= 0; got {self.workers!r}", fields=("workers",))
+        non_negative_int("workers", self.workers)
         if self.max_minutes is not None:
             positive("max_minutes", self.max_minutes)
         choice("upsample", self.upsample, UPSAMPLING)
         choice("downsample", self.downsample, DOWNSAMPLING)
-        if isinstance(self.teacher_steps, bool) or not isinstance(self.teacher_steps, int) or self.teacher_steps < 0:
-            raise InputError(f"teacher_steps must be an integer >= 0; got {self.teacher_steps!r}",
-                             fields=("teacher_steps",))
+        non_negative_int("teacher_steps", self.teacher_steps)
         if isinstance(self.jitter, bool) or not isinstance(self.jitter, int) or not 0 <= self.jitter <= self.size // 4:
             raise InputError(f"jitter must be an integer from 0 to a quarter of size ({self.size // 4}); "
                              f"got {self.jitter!r}", fields=("jitter",))

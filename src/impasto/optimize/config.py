@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import choice, options_for, positive, positive_int
+from ..config import choice, non_negative_int, options_for, positive, positive_int
 from ..errors import InputError
 from ..io.image import MAX_PIXELS
 from ..losses.config import LossConfig
@@ -106,9 +106,7 @@ class OptimizeConfig:
         if self.tile is not None and (isinstance(self.tile, bool) or not isinstance(self.tile, int)
                                       or (self.tile != 0 and self.tile < 64)):
             raise InputError(f"tile must be 0 (never tile) or at least 64 px; got {self.tile!r}", fields=("tile",))
-        if isinstance(self.tile_overlap, bool) or not isinstance(self.tile_overlap, int) or self.tile_overlap < 0:
-            raise InputError(f"tile_overlap must be an integer >= 0; got {self.tile_overlap!r}",
-                             fields=("tile_overlap",))
+        non_negative_int("tile_overlap", self.tile_overlap)
         if self.tile and self.tile_overlap * 2 >= self.tile:
             raise InputError(f"tile_overlap {self.tile_overlap} must be less than half the tile ({self.tile})",
                              fields=("tile_overlap",))
