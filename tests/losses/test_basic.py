@@ -82,3 +82,42 @@ def test_style_loss_gradcheck():
 def test_unknown_normalization():
     with pytest.raises(InputError, match="valid: chw, paper"):
         content_loss(torch.zeros(1), torch.zeros(1), "l2")
+
+
+def _grid(amplitude: float, size: int = 128, seed: int = 0) -> torch.Tensor:
+    """A random 4x4 pattern repeated over the image: the lattice a fast network's decoder paints."""
+    g = torch.Generator().manual_seed(seed)
+    tile = torch.rand(1, 3, 4, 4, generator=g) - 0.5
+    return amplitude * tile.repeat(1, 1, size // 4, size // 4)
+
+
+def test_lattice_loss_sees_a_grid_and_not_texture_or_ramps():
+    from impasto.losses import lattice_loss
+
+    g = torch.Generator().manual_seed(1)
+    texture = 0.5 + 0.1 * torch.randn(1, 3, 128, 128, generator=g)  # fine detail that does not repeat
+    grid = _grid(0.2)  # weaker than the texture (std 0.06 against 0.1), yet clear to the loss
+    assert lattice_loss(texture + grid) > 10 * lattice_loss(texture)
+    assert lattice_loss(grid) == pytest.approx(float(lattice_loss(grid.roll(1, -1).roll(3, -2))), rel=1e-5)
+    ramp = torch.linspace(0, 1, 128).view(1, 1, 1, 128).expand(1, 3, 128, 128)
+    assert lattice_loss(ramp + ramp.transpose(-1, -2)) < 1e-12  # smooth shading is not a grid
+    stripes = 0.1 * torch.sin(torch.arange(128.0) * 2 * torch.pi / 5).view(1, 1, 1, 128).expand(1, 3, 128, 128)
+    four = 0.1 * torch.sin(torch.arange(128.0) * 2 * torch.pi / 4).view(1, 1, 1, 128).expand(1, 3, 128, 128)
+    assert lattice_loss(stripes) < 0.05 * lattice_loss(four)  # a 5 px period is not on the 4 px grid
+    assert lattice_loss(torch.rand(1, 3, 31, 200)) == 0  # smaller than one 32 px window: nothing to measure
+
+
+def test_lattice_loss_gradient_removes_the_grid_and_keeps_the_picture():
+    from impasto.losses import lattice_loss
+
+    y = torch.linspace(0, 1, 128).view(1, 1, 128, 1)
+    picture = (0.3 + 0.4 * (y > 0.5)).expand(1, 3, 128, 128).contiguous()  # a horizon: one edge
+    x = (picture + _grid(0.1)).requires_grad_(True)
+    before = float(lattice_loss(x.detach()))
+    opt = torch.optim.Adam([x], lr=5e-3)
+    for _ in range(100):
+        opt.zero_grad()
+        lattice_loss(x).backward()
+        opt.step()
+    assert float(lattice_loss(x.detach())) < 0.01 * before
+    assert (x.detach() - picture).abs().mean() < 0.02  # the grid went, the horizon stayed

@@ -47,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--style-weight", type=number, default=d.style_weight, help="style weight (as for stylize)")
     p.add_argument("--content-weight", type=number, default=d.content_weight, help="content weight")
     p.add_argument("--tv-weight", type=number, default=d.tv_weight, help="total-variation weight")
+    p.add_argument("--lattice-weight", type=number, default=d.lattice_weight,
+                   help="weight of the lattice term: a pattern repeating on the network's 4-pixel output grid "
+                        "(the fine crosshatch fast networks paint); 0 = off")
     p.add_argument("--style-loss", choices=tuple(n for n, k in STYLE_LOSSES.items() if k.trains),
                    default=d.style_loss, help="style statistics")
     p.add_argument("--content-layers", type=names, default=d.content_layers, metavar="L1,L2",

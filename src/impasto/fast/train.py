@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..config import choice, non_negative_int, options_for, positive, positive_int
+from ..config import choice, non_negative, non_negative_int, options_for, positive, positive_int
 from ..errors import InputError, NonFiniteLossError, StylizeInterrupted
 from ..io.atomic import atomic_path
 from ..io.image import ImageLike, load_image, save_image, to_pil
@@ -37,6 +37,7 @@ from ..losses.objective import (
     BatchContentTerm,
     BatchContext,
     BatchStyleTerm,
+    LatticeTerm,
     Objective,
     TeacherTerm,
     Term,
@@ -88,6 +89,10 @@ class TrainingConfig:
     """Each step, crop the output and its photo together at a random offset of 0..jitter px before
     the loss network (losing jitter px of each side), so that texture cannot lock onto the loss
     network's pooling lattice (a fixed 2-, 4-, 8-pixel grid in its gradients). 0 = off."""
+    lattice_weight: float = 0.0
+    """Weight of the lattice term (:class:`impasto.losses.objective.LatticeTerm`): the power of a
+    pattern repeating on the network's 4-pixel output grid, the fine crosshatch its decoder paints
+    (README, "The hatch"). 0 = off."""
     teacher_steps: int = 0
     """The first N steps match a trained network's output (``train(teacher=)``, low-passed:
     :class:`impasto.losses.objective.TeacherTerm`) instead of the loss network's terms, with no
@@ -111,6 +116,7 @@ class TrainingConfig:
         choice("upsample", self.upsample, UPSAMPLING)
         choice("downsample", self.downsample, DOWNSAMPLING)
         non_negative_int("teacher_steps", self.teacher_steps)
+        non_negative("lattice_weight", self.lattice_weight)
         if isinstance(self.jitter, bool) or not isinstance(self.jitter, int) or not 0 <= self.jitter <= self.size // 4:
             raise InputError(f"jitter must be an integer from 0 to a quarter of size ({self.size // 4}); "
                              f"got {self.jitter!r}", fields=("jitter",))
@@ -190,14 +196,17 @@ def _device(name: str) -> torch.device:
 
 
 def build_objective(extractor: Any, styles: Sequence[Tensor], loss: LossConfig,
-                    autocast: torch.dtype | None) -> Objective:
+                    autocast: torch.dtype | None, lattice_weight: float = 0.0) -> Objective:
     """The training objective: content against each crop's photo, each crop's own style (the
-    styles' targets and auto layer weights computed once, stacked), TV; named terms as in the
-    optimization (:mod:`impasto.losses.objective`)."""
+    styles' targets and auto layer weights computed once, stacked), TV, and with a
+    ``lattice_weight`` the lattice term; named terms as in the optimization
+    (:mod:`impasto.losses.objective`)."""
     targets = [style_targets(extractor, [[style]], loss) for style in styles]
     terms: dict[str, Term] = {"content": BatchContentTerm(loss.content_layers, loss.normalization),
                               "style": BatchStyleTerm(targets[0].kind, targets), "tv": TVTerm()}
     weights = {"content": loss.content_weight, "style": loss.effective_style_weight, "tv": loss.tv_weight}
+    if lattice_weight:
+        terms["lattice"], weights["lattice"] = LatticeTerm(), lattice_weight
     return Objective(extractor, terms, weights, autocast_dtype=autocast)
 
 
@@ -381,7 +390,7 @@ def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: 
     extractor = build_extractor(cfg.loss.layers, device=device)
     with torch.no_grad():
         scaled = [resize(s.flat_rgb(), fit_long_edge(s.size, tc.style_size)).to(device) for s in style_images]
-        objective = build_objective(extractor, scaled, cfg.loss, autocast)
+        objective = build_objective(extractor, scaled, cfg.loss, autocast, tc.lattice_weight)
     distill = distill_objective(extractor, autocast) if mentor is not None else None
     batches = endless(photos, tc.batch_size // ranks.world, tc.workers, tc.seed, ranks)
     model.training = {**cfg.flat(), "data_images": len(photos), "device": str(device), "processes": ranks.world,

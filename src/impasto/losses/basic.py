@@ -130,6 +130,33 @@ def tv_loss(image: Tensor) -> Tensor:
     return dx.square().mean() + dy.square().mean()
 
 
+def lattice_loss(image: Tensor, period: int = 4, window: int = 8) -> Tensor:
+    """The power of the part of ``image`` (N, C, H, W) that repeats on a ``period``-pixel grid.
+
+    A fast network's decoder paints at a quarter of the resolution, upsampled twice: the cheap way
+    for it to add the fine texture a style's relu1_1 Gram asks for is one small pattern repeated
+    on its 4-pixel output grid, a regular crosshatch (README, "The hatch"). This measures that
+    pattern locally: the horizontal and vertical neighbour differences (so that smooth ramps and
+    flat colour count for nothing) are split into their period x period phases, each phase is
+    averaged over ``window`` x ``window`` cells, and what varies between the phases is the grid.
+    The mean square of it, per channel and window, over both directions. Natural texture does
+    not repeat on the grid and averages out (about 1/window^2 of its power is left); a grid
+    locked to the pixel lattice keeps all of its own. Crops smaller than one window give 0.
+    """
+    cell = period * window
+    total = image.new_zeros(())
+    for diff in (image[..., :, 1:] - image[..., :, :-1], image[..., 1:, :] - image[..., :-1, :]):
+        n, c, h, w = diff.shape
+        h, w = h // cell * cell, w // cell * cell
+        if not h or not w:
+            continue
+        d = _upcast(diff[..., :h, :w]).reshape(n, c, h // period, period, w // period, period)
+        phases = d.permute(0, 1, 3, 5, 2, 4).reshape(n, c * period * period, h // period, w // period)
+        means = torch.nn.functional.avg_pool2d(phases, window).reshape(n, c, period * period, h // cell, w // cell)
+        total = total + (means - means.mean(2, keepdim=True)).square().mean()
+    return total
+
+
 def relative_weight(target: Tensor, loss_fn, normalization: str) -> float:
     """The auto layer weight: 1 / loss(0, target), so the weighted loss is a relative error."""
     base = float(loss_fn(torch.zeros_like(target), target, normalization))

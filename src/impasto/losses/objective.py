@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..nets.transformer import binomial_blur
 from ..nets.vgg import VGGFeatures, layer_mask, layer_size
 from ..ops.geometry import spatial_size
-from .basic import ContentLoss, content_loss, relative_weight, tv_loss
+from .basic import ContentLoss, content_loss, lattice_loss, relative_weight, tv_loss
 from .config import LossConfig
 from .style import StyleLossKind, StyleLossOptions, Target, get_style_loss, stack_targets
 
@@ -103,6 +103,18 @@ class StyleTerm(Term):
 class TVTerm(Term):
     def forward(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
         return tv_loss(image)
+
+
+class LatticeTerm(Term):
+    """The power of the output's fine grid on the network's 4-pixel lattice (:func:`lattice_loss`):
+    a penalty on the crosshatch a feed-forward network's decoder paints, not on texture."""
+
+    def __init__(self, period: int = 4, window: int = 8) -> None:
+        super().__init__()
+        self.period, self.window = period, window
+
+    def forward(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
+        return lattice_loss(image, self.period, self.window)
 
 
 class TeacherTerm(Term):
