@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from common import ROOT, SHARED, contact_sheet, cpu_name, measure_process
 from impasto.fast import load_model
@@ -192,10 +192,7 @@ def quality(models: dict, size: int, opt_dir: Path | None = None, figure: bool =
 
 def detail(image: Image.Image, side: int = 128) -> Image.Image:
     """The centre ``side`` px of a 512 px picture at 2x, nearest-neighbour: where a fine grid shows."""
-    image = image.convert("RGB")
-    if max(image.size) != 512:  # the photo: at the size the others were painted at
-        image = image.resize((512, round(512 * image.height / image.width)) if image.width >= image.height
-                             else (round(512 * image.width / image.height), 512), Image.LANCZOS)
+    image = ImageOps.contain(image.convert("RGB"), (512, 512), Image.LANCZOS)  # the photo: at the painted size
     x, y = (image.width - side) // 2, (image.height - side) // 2
     return image.crop((x, y, x + side, y + side)).resize((2 * side, 2 * side), Image.NEAREST)
 
@@ -211,7 +208,8 @@ def main() -> int:
     p.add_argument("--opt-dir", type=Path, default=None, metavar="DIR",
                    help="keep the optimization's results here (STYLE-opt.png) and reuse those already there: "
                         "judging more models later against the same results, without making them again")
-    p.add_argument("--no-figure", action="store_true", help="leave docs/fast_vs_optimization.jpg as it is")
+    p.add_argument("--no-figure", action="store_true",
+                   help="leave docs/fast_vs_optimization.jpg and fast_detail.jpg as they are")
     p.add_argument("--shapes", default=None, metavar="W:B,...", help="time untrained networks of these shapes only")
     args = p.parse_args()
     if args.shapes:

@@ -15,19 +15,16 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from fast import quality
 from impasto.errors import InputError
 from impasto.fast import load_model
 from impasto.fast.model import StyleModel
+from impasto.fast.train import read_checkpoint
 from impasto.nets.transformer import TransformerNet
 
 
 def from_checkpoint(path: Path) -> StyleModel:
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(data, dict) or data.get("format") != "impasto-checkpoint":
-        raise SystemExit(f"judge_checkpoint: not an impasto checkpoint: {str(path)!r}")
+    data = read_checkpoint(path)
     c = data["config"]
     net = TransformerNet(len(data["styles"]), width=c["width"], blocks=c["blocks"], upsample=c["upsample"],
                          downsample=c["downsample"])

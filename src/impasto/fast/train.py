@@ -584,15 +584,22 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, (tuple, list)) else value
 
 
-def _load_checkpoint(path: Path, state: _State, styles: list[str], cfg: TrainConfig) -> None:
-    if not path.exists():
-        raise InputError(f"nothing to resume: no checkpoint {str(path)!r}", fields=("resume",))
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A training checkpoint's contents (step, seconds, styles, config, net and optimizer state),
+    read without running pickled code; refused with one line if it is not a readable checkpoint."""
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise InputError(f"cannot read checkpoint {str(path)!r} ({type(exc).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != "impasto-checkpoint":
         raise InputError(f"not an impasto checkpoint: {str(path)!r}")
+    return data
+
+
+def _load_checkpoint(path: Path, state: _State, styles: list[str], cfg: TrainConfig) -> None:
+    if not path.exists():
+        raise InputError(f"nothing to resume: no checkpoint {str(path)!r}", fields=("resume",))
+    data = read_checkpoint(path)
     if data["styles"] != styles:
         raise InputError(f"checkpoint {str(path)!r} is for styles {', '.join(data['styles'])}, not {', '.join(styles)}")
     saved, now = data.get("config", {}), cfg.flat()
