@@ -18,9 +18,10 @@ STYLE = str(EXAMPLES / "wave.jpg")
 
 
 def outputs(folder: Path) -> dict[str, float]:
-    """Relative path -> modification time of every file in ``folder`` but the settings file."""
+    """Relative path -> modification time of every finished output in ``folder``: neither the settings file
+    nor the ``.impasto-*`` temporary an output is written to before it is renamed into place."""
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")
-            if p.is_file() and p.name != ".impasto.json"}
+            if p.is_file() and not p.name.startswith(".impasto")}
 
 
 def test_batch_stylizes_a_folder_and_reports_the_bad_image(photo_dir, tmp_path, capsys):
@@ -43,6 +44,7 @@ def test_a_rerun_skips_finished_outputs_and_redoes_only_missing_ones(photo_dir, 
     main(["batch", str(photo_dir), STYLE, "-o", str(out), *QUICK])
     after = outputs(out)
     assert after.keys() == before.keys()
+    assert not (out / ".impasto-leftover.png").exists()
     assert after["sub/p0.png"] == before["sub/p0.png"] and after["p2.png"] == before["p2.png"]
     assert "1 done, 2 already there" in capsys.readouterr().err
 
