@@ -2,7 +2,8 @@
 
 Runs :func:`impasto.fast.train` (what ``impasto train`` runs) with the settings of the README's
 model card, for a wall-clock budget (``--minutes``). Writes the model, its sample image
-(``MODEL.sample.png``) and a JSON log of the losses every 50 steps (``MODEL.log.json``).
+(``MODEL.sample.png``) and a JSON log of the losses every 50 steps (``MODEL.log.json``; a
+``--resume`` keeps the earlier legs' entries up to the step it resumes from).
 """
 
 from __future__ import annotations
@@ -55,17 +56,22 @@ def main() -> int:
         max_minutes=args.minutes, checkpoint_every=200, sample_every=250, device=args.device,
         content_layers=tuple(args.content_layers.split(",")),
         style_layers=tuple(args.style_layers.split(",")) if args.style_layers else None)
-    log = []
+    log_path = Path(args.output).with_suffix(".log.json")
+    # a resumed run goes on with the log of the legs before it (the checkpoint holds no losses)
+    log = json.loads(log_path.read_text())["log"] if args.resume and log_path.exists() else []
 
     def on_step(event):
         if event.step % 50 == 0:
+            del log[next((i for i, e in enumerate(log) if e["step"] >= event.step), len(log)):]
             log.append({"step": event.step, "elapsed": round(event.elapsed, 1), **event.losses})
             print(json.dumps(log[-1]), flush=True)
+            if event.step % 200 == 0:  # as often as the checkpoint, so an interrupted leg keeps its log
+                log_path.write_text(json.dumps({"training": None, "log": log}))
 
     model = train(styles, args.data, args.output, config=config, force=True, resume=args.resume,
                   callback=on_step, sample=str(EXAMPLES / "lighthouse.jpg"), init=args.init,
                   teacher=args.teacher)
-    Path(args.output).with_suffix(".log.json").write_text(json.dumps({"training": model.training, "log": log}))
+    log_path.write_text(json.dumps({"training": model.training, "log": log}))
     print(json.dumps(model.training))
     return 0
 
