@@ -104,3 +104,13 @@ def test_onnx_matches_torch(tmp_path, tiny_model, hw):
         theirs = runtime.run(x, weights)
         assert theirs.shape == ours.shape == (1, 3, *hw)
         assert np.abs((theirs - ours).numpy()).max() < 1e-4
+
+
+@pytest.mark.parametrize("style", ["the_scream", "udnie"])
+def test_the_shipped_model_paints_no_band_at_the_right_edge(style):
+    # both styles painted a dark band in the last 8-16 columns before TransformerNet.edge_margin:
+    # column means there fell 30-35 grey levels below the columns just inside them
+    model = load_model("multistyle6")
+    out = np.asarray(model.stylize(EXAMPLES / "lighthouse.jpg", style=style, size=512), dtype=float)
+    columns = out.mean(axis=(0, 2))
+    assert columns[-20:].min() > np.median(columns[-60:-20]) - 15

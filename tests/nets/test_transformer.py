@@ -4,7 +4,7 @@ import torch
 from impasto.nets.transformer import CondInstanceNorm, TransformerNet
 
 
-@pytest.mark.parametrize("hw", [(32, 32), (37, 50), (21, 18)])
+@pytest.mark.parametrize("hw", [(32, 32), (37, 50), (21, 18), (9, 5)])
 def test_output_is_an_image_of_the_input_size(hw):
     net = TransformerNet(n_styles=2, width=0.125).eval()
     x = torch.rand(2, 3, *hw)
