@@ -125,12 +125,12 @@ class TransformerNet(nn.Module):
     stride = 4  # two stride-2 convolutions: tiles must start on multiples of this
     edge_margin = 20
     """Pixels of the input's last column repeated on its right before the network, and cropped off
-    after. A stride-2 convolution padded by 1 on both sides never reads its right-hand padding on
-    an even width, so the network's right edge is not its left edge's mirror, and trained networks
-    paint a band there (the_scream: a dark line 9-16 px from the edge; udnie: a dark strip over the
-    last 8; a horizontally flipped input puts it at the image's left, so it is the network's, not
-    the photo's). 20 px (a multiple of the stride) moves it out of the picture, at 4% more pixels at
-    512 px wide. The bottom edge shows none. Replicate padding, so that any width works."""
+    after. Trained networks paint a band at the right edge (the_scream: a dark line 9-16 px from
+    it; udnie: a dark strip over the last 8). A horizontally flipped input puts it at the image's
+    left, so it is the network's, not the photo's. A likely cause: a stride-2 convolution padded
+    by 1 on both sides never reads its right-hand padding on an even width (though the bottom has
+    the same asymmetry and no band). 20 px, a multiple of the stride, moves the band out of the
+    picture at 4% more pixels at 512 px wide. Replicate padding, so that any width works."""
 
     def __init__(self, n_styles: int = 1, width: float = 1.0, blocks: int = 5, upsample: str = "nearest",
                  downsample: str = "stride") -> None:
