@@ -15,6 +15,16 @@ def test_distances_are_zero_for_the_inputs_and_grow_with_change():
     assert d_style.content > 0.1
 
 
+def test_the_style_distance_is_the_mean_of_its_layers():
+    from impasto.nets.vgg import STYLE_LAYERS
+
+    torch.manual_seed(2)
+    d = distances(torch.rand(3, 40, 48), torch.rand(3, 40, 48), torch.rand(3, 30, 30) ** 2)
+    assert list(d.style_layers) == list(STYLE_LAYERS)
+    assert all(v > 0 for v in d.style_layers.values())
+    assert d.style == pytest.approx(sum(d.style_layers.values()) / len(STYLE_LAYERS))
+
+
 def test_style_distance_is_zero_when_the_output_is_the_style():
     torch.manual_seed(1)
     style = torch.rand(3, 32, 48)

@@ -13,7 +13,7 @@ And one that the content distance misses, whether the photo's main shapes surviv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -30,6 +30,8 @@ CONTENT_LAYER = CONTENT_LAYERS[0]
 class Distances:
     content: float
     style: float
+    style_layers: dict[str, float] = field(default_factory=dict)
+    """The style distance of each layer (``style`` is their mean): where a style is missed."""
 
 
 def ruler() -> VGGFeatures:
@@ -48,11 +50,11 @@ def distances(output: ImageLike, content: ImageLike, style: ImageLike,
     s = resize(s_img.flat_rgb(), fit_long_edge(s_img.size, max(hw)))
     fx, fc, fs = ex(x, (CONTENT_LAYER, *STYLE_LAYERS)), ex(c, (CONTENT_LAYER,)), ex(s, STYLE_LAYERS)
     content_d = float((fx[CONTENT_LAYER] - fc[CONTENT_LAYER]).square().sum() / fc[CONTENT_LAYER].square().sum())
-    style_d = []
+    style_d = {}
     for layer in STYLE_LAYERS:
         gx, gs = gram_matrix(fx[layer]), gram_matrix(fs[layer])
-        style_d.append(float((gx - gs).square().sum() / gs.square().sum()))
-    return Distances(content_d, sum(style_d) / len(style_d))
+        style_d[layer] = float((gx - gs).square().sum() / gs.square().sum())
+    return Distances(content_d, sum(style_d.values()) / len(style_d), style_d)
 
 
 def lattice_peaks(image: ImageLike, periods: tuple[int, ...] = (2, 4)) -> dict[int, float]:
