@@ -37,6 +37,8 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--content-layers", default="relu3_1", help="comma-separated (benchmarks/fast_trials.py)")
     p.add_argument("--style-layers", default="", help="comma-separated; empty: the style loss's own (relu1_1..relu5_1)")
+    p.add_argument("--style-layer-factors", default="",
+                   help="comma-separated, one per style layer, times its auto weight (impasto train's flag)")
     p.add_argument("--tv-weight", type=float, default=10.0,
                    help="10, not 1: the fine 2-4 px hatch comes from the loss (benchmarks/results/fast_hatch4.md)")
     p.add_argument("--lattice-weight", type=float, default=0.0,
@@ -55,7 +57,9 @@ def main() -> int:
         lr=args.lr, workers=args.workers,
         max_minutes=args.minutes, checkpoint_every=200, sample_every=250, device=args.device,
         content_layers=tuple(args.content_layers.split(",")),
-        style_layers=tuple(args.style_layers.split(",")) if args.style_layers else None)
+        style_layers=tuple(args.style_layers.split(",")) if args.style_layers else None,
+        style_layer_factors=tuple(float(f) for f in args.style_layer_factors.split(",")) if args.style_layer_factors
+        else None)
     log_path = Path(args.output).with_suffix(".log.json")
     # a resumed run goes on with the log of the legs before it (the checkpoint holds no losses)
     log = json.loads(log_path.read_text())["log"] if args.resume and log_path.exists() else []

@@ -122,3 +122,21 @@ def test_teacher_term_compares_low_passed_images():
     assert term(teacher + checker2, {}, BatchContext(teacher=teacher)).item() < 1e-9
     checker4 = ((yy // 2 + xx // 2) % 2 * 2 - 1).float() * 0.1
     assert term(teacher + checker4, {}, BatchContext(teacher=teacher)).item() < 0.01 * 0.1
+
+
+def test_style_layer_factors_multiply_the_auto_weights(extractor):
+    from impasto.errors import InputError
+
+    torch.manual_seed(3)
+    style = torch.rand(1, 3, 32, 32)
+    auto = style_targets(extractor, [[style]], LossConfig())
+    factors = (1.0, 0.0, 2.0, 1.0, 3.0)
+    boosted = style_targets(extractor, [[style]], LossConfig(style_layer_factors=factors))
+    for (layer, _, w), (same_layer, _, wf), f in zip(auto.per_style[0], boosted.per_style[0], factors):
+        assert layer == same_layer and wf == pytest.approx(w * f)
+    with pytest.raises(InputError, match="not both"):
+        LossConfig(style_layer_weights=(1.0,) * 5, style_layer_factors=(1.0,) * 5)
+    with pytest.raises(InputError, match="one per layer"):
+        LossConfig(style_layer_factors=(1.0, 3.0))
+    with pytest.raises(InputError, match="style_layer_factors"):
+        LossConfig(style_layer_factors=(1.0, 1.0, 1.0, 1.0, -3.0))

@@ -81,6 +81,8 @@ def _weight_arguments(p: argparse.ArgumentParser, d: SimpleNamespace) -> None:
                         "for gram and meancov, relu3_1,relu4_1 for mrf")
     g.add_argument("--style-layer-weights", type=numbers, default=d.style_layer_weights, metavar="W1,W2",
                    help="one weight per style layer; default: auto (each layer relative to its target)")
+    g.add_argument("--style-layer-factors", type=numbers, default=d.style_layer_factors, metavar="F1,F2",
+                   help="one factor per style layer times its auto weight (1,1,1,1,3: relu5_1 counts 3x)")
     g.add_argument("--style-blend-weights", type=numbers, default=d.style_blend_weights, metavar="W1,W2",
                    help="one weight per style image; default: equal")
     g.add_argument("--normalization", choices=NORMALIZATIONS, default=d.normalization,

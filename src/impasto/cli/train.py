@@ -16,6 +16,7 @@ from .common import (
     integer,
     names,
     number,
+    numbers,
     positive_int,
     report_errors,
 )
@@ -56,6 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="content layers (see 'impasto layers')")
     p.add_argument("--style-layers", type=names, default=d.style_layers, metavar="L1,L2",
                    help="style layers; default: the style loss's own (relu1_1..relu5_1)")
+    p.add_argument("--style-layer-factors", type=numbers, default=d.style_layer_factors, metavar="F1,F2",
+                   help="one factor per style layer times its auto weight (1,1,1,1,3: relu5_1 counts 3x)")
     p.add_argument("--jitter", type=integer, default=d.jitter, metavar="PX",
                    help="crop the output and its photo at a random offset of up to PX before the loss network "
                         "each step, so texture cannot lock onto its pooling lattice (a fine grid); 0 = off")

@@ -48,6 +48,9 @@ class LossConfig:
     """MRF: stride at which style patches are sampled (1 = all of them; slower)."""
     style_layer_weights: tuple[float, ...] | None = None
     """One weight per style layer; None = auto (each layer's loss relative to its target, averaged)."""
+    style_layer_factors: tuple[float, ...] | None = None
+    """One factor per style layer multiplying its auto weight: the losses stay relative to their
+    targets, one layer counts more (``1,1,1,1,3``: relu5_1 three times). Not with style_layer_weights."""
     style_blend_weights: tuple[float, ...] | None = None
     """One weight per style image; None = equal. Normalized to sum to 1."""
     normalization: str = "chw"
@@ -60,8 +63,8 @@ class LossConfig:
     """Style image's long edge relative to the output's long edge."""
 
     def __post_init__(self) -> None:
-        as_tuples(self, ("content_layers", "style_layers", "style_layer_weights", "style_blend_weights",
-                         "style_rotations", "style_scales"))
+        as_tuples(self, ("content_layers", "style_layers", "style_layer_weights", "style_layer_factors",
+                         "style_blend_weights", "style_rotations", "style_scales"))
         for name in ("content_weight", "tv_weight"):
             non_negative(name, getattr(self, name))
         if self.style_weight is not None:
@@ -105,6 +108,17 @@ class LossConfig:
                 )
             for w in self.style_layer_weights:
                 non_negative("style_layer_weights", w)
+        if self.style_layer_factors is not None:
+            if self.style_layer_weights is not None:
+                raise InputError("give style_layer_weights (absolute) or style_layer_factors (times the auto "
+                                 "weights), not both", fields=("style_layer_weights", "style_layer_factors"))
+            if len(self.style_layer_factors) != len(self.style_layer_names):
+                raise InputError(
+                    f"{len(self.style_layer_factors)} style layer factors for "
+                    f"{len(self.style_layer_names)} style layers; give one per layer", fields=("style_layer_factors",)
+                )
+            for w in self.style_layer_factors:
+                non_negative("style_layer_factors", w)
         if self.style_blend_weights is not None:
             for w in self.style_blend_weights:
                 non_negative("style_blend_weights", w)

@@ -277,6 +277,8 @@ def style_targets(extractor: VGGFeatures, styles: Sequence[Sequence[Tensor]], lo
             target = kind.target(per_copy)
             if loss.style_layer_weights is None:
                 weight = 1.0 / (len(layers) * max(kind.scale(target), 1e-12))
+                if loss.style_layer_factors is not None:
+                    weight *= loss.style_layer_factors[i]
             else:
                 weight = loss.style_layer_weights[i]
             entries.append((layer, target, weight * kind.weight_scale * share / sum(blend)))

@@ -20,8 +20,9 @@ from .base import FramePainter, Method, Painter
 WEB_OPTIONS = (
     "size", "iterations", "initial_iterations", "scales", "start_size", "scale_ratio", "upsample_detail",
     "style_scale", "content_weight", "style_weight", "strength", "tv_weight", "content_layers", "style_layers",
-    "style_layer_weights", "style_blend_weights", "normalization", "style_loss", "mrf_stride", "style_rotations",
-    "style_scales", "optimizer", "learning_rate", "ema_decay", "init", "seed", "preserve_color", "pooling",
+    "style_layer_weights", "style_layer_factors", "style_blend_weights", "normalization", "style_loss", "mrf_stride",
+    "style_rotations", "style_scales", "optimizer", "learning_rate", "ema_decay", "init", "seed", "preserve_color",
+    "pooling",
 )
 
 
