@@ -100,25 +100,18 @@ class LossConfig:
         if not self.content_layers and not self.style_layer_names:
             raise InputError("no content layers and no style layers: nothing to optimize")
         choice("normalization", self.normalization, NORMALIZATIONS)
-        if self.style_layer_weights is not None:
-            if len(self.style_layer_weights) != len(self.style_layer_names):
-                raise InputError(
-                    f"{len(self.style_layer_weights)} style layer weights for "
-                    f"{len(self.style_layer_names)} style layers; give one per layer", fields=("style_layer_weights",)
-                )
-            for w in self.style_layer_weights:
-                non_negative("style_layer_weights", w)
-        if self.style_layer_factors is not None:
-            if self.style_layer_weights is not None:
-                raise InputError("give style_layer_weights (absolute) or style_layer_factors (times the auto "
-                                 "weights), not both", fields=("style_layer_weights", "style_layer_factors"))
-            if len(self.style_layer_factors) != len(self.style_layer_names):
-                raise InputError(
-                    f"{len(self.style_layer_factors)} style layer factors for "
-                    f"{len(self.style_layer_names)} style layers; give one per layer", fields=("style_layer_factors",)
-                )
-            for w in self.style_layer_factors:
-                non_negative("style_layer_factors", w)
+        if self.style_layer_weights is not None and self.style_layer_factors is not None:
+            raise InputError("give style_layer_weights (absolute) or style_layer_factors (times the auto "
+                             "weights), not both", fields=("style_layer_weights", "style_layer_factors"))
+        for name in ("style_layer_weights", "style_layer_factors"):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            if len(values) != len(self.style_layer_names):
+                raise InputError(f"{len(values)} {name.replace('_', ' ')} for {len(self.style_layer_names)} "
+                                 "style layers; give one per layer", fields=(name,))
+            for w in values:
+                non_negative(name, w)
         if self.style_blend_weights is not None:
             for w in self.style_blend_weights:
                 non_negative("style_blend_weights", w)
