@@ -228,3 +228,35 @@ def test_bad_teacher_settings_are_refused_before_any_step(tmp_path, tiny_model, 
     with pytest.raises(InputError, match="teacher_steps must be an integer >= 0"):
         TrainConfig.from_options(teacher_steps=-1)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_diverging_run_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, photos, styles,
+                                                                                   monkeypatch):
+    """A weight turned NaN before step 4 makes the real loss non-finite: the run stops there with a
+    message, writes no model, and the checkpoint of step 2 stays as it was (finite), so --resume goes on."""
+    import importlib
+
+    from impasto.errors import NonFiniteLossError
+
+    training = importlib.import_module("impasto.fast.train")  # the module (impasto.fast.train is the function)
+
+    real_step, calls = training._step, []
+
+    def step(state, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            next(state.net.parameters()).data.fill_(float("nan"))
+        return real_step(state, *args, **kwargs)
+
+    monkeypatch.setattr(training, "_step", step)
+    out = tmp_path / "m.pt"
+    config = TrainConfig.from_options(**{**TINY, "steps": 6, "checkpoint_every": 2})
+    with pytest.raises(NonFiniteLossError, match="diverged at step 4"):
+        train(styles, [photos], out, config=config)
+    assert not out.exists()
+    kept = training.read_checkpoint(checkpoint_path(out))
+    assert kept["step"] == 2 and all(torch.isfinite(v).all() for v in kept["net"].values() if v.is_floating_point())
+    monkeypatch.setattr(training, "_step", real_step)
+    resumed = []
+    train(styles, [photos], out, config=config, resume=True, callback=lambda e: resumed.append(e.step))
+    assert resumed == [3, 4, 5, 6] and out.exists()
