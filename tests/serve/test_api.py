@@ -371,3 +371,42 @@ def test_a_video_with_too_many_frames_is_refused_at_submit(tmp_path):
         response = client.post("/api/jobs", data={"style": "wave_crop", "size": "32"},
                                files={"content": ("c.mp4", clip, "video/mp4")})
     assert response.status_code == 422 and "40 frames is over this server's limit of 30" in response.json()["detail"]
+
+
+def test_a_client_can_never_name_a_server_file_as_the_method(client, tmp_path, monkeypatch):
+    """A method is a registered name: a server path (that exists or not, a real model file or
+    /etc/passwd) gets the same 422, and nothing on the server is opened, in the web process or
+    the worker."""
+    import shutil
+
+    import torch
+
+    from impasto.fast.model import shipped_models
+    from impasto.jobs.recipe import Recipe
+
+    model = tmp_path / "model.pt"
+    shutil.copy(shipped_models()["multistyle6"], model)
+    opened: list[str] = []
+    real_load = torch.load
+
+    def spy(f, *a, **kw):
+        opened.append(str(f))
+        return real_load(f, *a, **kw)
+
+    monkeypatch.setattr(torch, "load", spy)
+    answers = []
+    for path in (str(model), "/etc/passwd", str(tmp_path / "missing.pt")):
+        for extra in ({}, {"style": "udnie"}):
+            response = client.post("/api/jobs", data={"method": path, "size": "64", **extra},
+                                   files=[("content", ("photo.jpg", jpeg(), "image/jpeg"))])
+            assert response.status_code == 422, response.text
+            answers.append(response.json()["detail"].replace(path, "PATH"))
+    assert len(set(answers)) == 1 and "unknown method" in answers[0], answers  # no oracle for existence
+    assert opened == []
+    # a queued job that names a file (a store written by an older server, or by hand) fails, unloaded
+    store = client.app.state.store
+    job_id = store.submit(Recipe(str(model), {"size": 32}).to_json(), (".jpg", jpeg()), [], 10)
+    run_queued(client)
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == "failed" and "unknown method" in job["error"], job
+    assert opened == []

@@ -38,22 +38,24 @@ class Recipe:
     options: Mapping[str, Any] = field(default_factory=dict)
     bit_depth: int | None = None
 
-    def get_method(self) -> Method:
-        return get_method(self.method)
+    def get_method(self, *, model_files: bool = True) -> Method:
+        """The recipe's method; ``model_files=False``: a registered name only, never a file's path
+        (a recipe from a remote client, see :func:`impasto.methods.get_method`)."""
+        return get_method(self.method, model_files=model_files)
 
-    def check(self, n_styles: int) -> None:
+    def check(self, n_styles: int, *, model_files: bool = True) -> None:
         """Refuse bad options before any work: :class:`InputError` naming the option."""
         if self.bit_depth is not None:
             check_bit_depth(self.bit_depth)
-        self.get_method().check(dict(self.options), n_styles)
+        self.get_method(model_files=model_files).check(dict(self.options), n_styles)
 
     def output_bit_depth(self, content: Any, fmt: str) -> int:
         """The bit depth of this recipe's output for ``content`` in format ``fmt`` (see the module)."""
         return output_bit_depth(self.bit_depth, content, fmt)
 
-    def with_device(self, device: str | None) -> Recipe:
+    def with_device(self, device: str | None, *, model_files: bool = True) -> Recipe:
         """This recipe on ``device``, unless it names its own or its method runs on no device."""
-        if not device or "device" in self.options or "device" not in self.get_method().options:
+        if not device or "device" in self.options or "device" not in self.get_method(model_files=model_files).options:
             return self
         return Recipe(self.method, {**self.options, "device": device}, self.bit_depth)
 
@@ -112,14 +114,18 @@ def options_from_text(fields: Mapping[str, str], method: Method, allowed: Sequen
 
 
 class Runner:
-    """Runs recipes in one process, keeping loss networks and fast models loaded between them."""
+    """Runs recipes in one process, keeping loss networks and fast models loaded between them.
 
-    def __init__(self) -> None:
+    ``model_files=False`` (the service's worker) runs registered methods only: a recipe naming a file's
+    path as its method is refused, never loaded."""
+
+    def __init__(self, *, model_files: bool = True) -> None:
         self.cache: dict[Any, Any] = {}
+        self.model_files = model_files
 
     def painter(self, recipe: Recipe, styles: Sequence[Any]) -> Any:
         """The recipe's method, checked and loaded (networks from this runner's cache)."""
-        method = recipe.get_method()
+        method = recipe.get_method(model_files=self.model_files)
         method.check(dict(recipe.options), len(styles))
         return method.load(dict(recipe.options), list(styles), cache=self.cache)
 
@@ -146,5 +152,6 @@ class Runner:
         is). Resumable: an interrupted run picks up from the frames in ``OUTPUT.frames/``."""
         from ..video.pipeline import stylize_video
 
-        stylize_video(source, list(styles), output, method=recipe.method, cache=self.cache, callback=callback,
+        method = recipe.get_method(model_files=self.model_files)
+        stylize_video(source, list(styles), output, method=method, cache=self.cache, callback=callback,
                       cancel=cancel, **recipe.options)

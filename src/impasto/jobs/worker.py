@@ -115,7 +115,7 @@ class Worker:
                  keep_days: float = 0.0, name: str = "worker", snapshot_every: float = 5.0) -> None:
         self.store, self.parent, self.device, self.keep_days, self.name = store, parent, device, keep_days, name
         self.snapshot_every = snapshot_every
-        self.runner = Runner()
+        self.runner = Runner(model_files=False)  # a queued job comes from a client: registered methods only
         self.pruned = -PRUNE_EVERY
         self.orphans_checked = -ORPHANS_EVERY
         self.job: str | None = None
@@ -125,7 +125,7 @@ class Worker:
         return self.parent is None or os.getppid() == self.parent
 
     def recipe(self, job: Job) -> Recipe:
-        return Recipe.from_json(job.recipe).with_device(self.device)
+        return Recipe.from_json(job.recipe).with_device(self.device, model_files=False)
 
     def beat(self) -> None:
         self.store.beat(self.name, os.getpid(), self.device, self.job, self.started)

@@ -76,19 +76,23 @@ def load_plugins() -> None:
                 raise InputError(f"cannot import the plug-in {module!r} named in ${PLUGINS_ENV}: {exc}") from None
 
 
-def get_method(name: str) -> Method:
-    """The method called ``name``: a registered one, or one a resolver finds (a model file)."""
+def get_method(name: str, *, model_files: bool = True) -> Method:
+    """The method called ``name``: a registered one, or one a resolver finds (a model file).
+
+    ``model_files=False`` looks up registered names only and never touches the file system: what a
+    remote client names (the service's ``method`` field, a queued job) must not open server files."""
     load_plugins()
     with _lock:
         if name in _registry:
             return _registry[name]
-        resolvers = list(_resolvers)
+        resolvers = list(_resolvers) if model_files else []
     for resolve in resolvers:
         found = resolve(name)
         if found is not None:
             return found
-    raise InputError(f"unknown method {name!r}; valid: {', '.join(available())} (or a fast model's file)",
-                     fields=("method",))
+    also = " (or a fast model's file)" if model_files else ""
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    raise InputError(f"unknown method {shown!r}; valid: {', '.join(available())}{also}", fields=("method",))
 
 
 def available() -> dict[str, Method]:

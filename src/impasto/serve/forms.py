@@ -163,7 +163,7 @@ def build_recipe(fields: dict[str, str], n_style_files: int, style_names: list[s
     that paints styles of its own, it names one of those (its ``style`` option)."""
     from ..gallery import painting
 
-    method = get_method(fields.pop("method", OPTIMIZE) or OPTIMIZE)
+    method = get_method(fields.pop("method", OPTIMIZE) or OPTIMIZE, model_files=False)  # never a server file
     depth_text = fields.pop("bit_depth", "").strip()  # the result's, not the method's: 8, 16 or unset
     bit_depth = parse_option("bit_depth", depth_text, int) if depth_text else None
     if bit_depth is not None:

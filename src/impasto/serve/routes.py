@@ -126,11 +126,11 @@ def _add_submit_route(app: FastAPI, auth: list[Any], settings: Settings, store: 
         assert got.content is not None
         content_ext, size = await asyncio.to_thread(content_info, got.content, limits)
         if size is not None:  # a photo too small for the method is a 422 now, not a failed job
-            await asyncio.to_thread(get_method(recipe.method).check_content, recipe.options, size)
+            await asyncio.to_thread(get_method(recipe.method, model_files=False).check_content, recipe.options, size)
         style_files = [(await asyncio.to_thread(image_extension, s, f"style {i + 1}", limits), s)
                        for i, s in enumerate(got.styles)]
         styles: list[tuple[str, bytes] | str] = [*style_files, *(f"gallery:{n}" for n in got.names)] \
-            if get_method(recipe.method).takes_styles else []
+            if get_method(recipe.method, model_files=False).takes_styles else []
         try:
             job_id = await asyncio.to_thread(store.submit, recipe.to_json(), (content_ext, got.content), styles,
                                              limits.max_active)
