@@ -34,8 +34,9 @@ class Distances:
     """The style distance of each layer (``style`` is their mean): where a style is missed."""
 
 
-def ruler() -> VGGFeatures:
-    return build_extractor((CONTENT_LAYER, *STYLE_LAYERS))
+def ruler(device: str | torch.device = "cpu") -> VGGFeatures:
+    """The loss network the distances use, on ``device`` (the distances run where it is)."""
+    return build_extractor((CONTENT_LAYER, *STYLE_LAYERS), device=device)
 
 
 @torch.no_grad()
@@ -43,11 +44,12 @@ def distances(output: ImageLike, content: ImageLike, style: ImageLike,
               extractor: VGGFeatures | None = None) -> Distances:
     """Content and style distances of ``output`` (see the module docstring)."""
     ex = extractor or ruler()
-    x = load_image(output).flat_rgb()
+    device = ex.mean.device
+    x = load_image(output).flat_rgb().to(device)
     hw = spatial_size(x)
-    c = resize(load_image(content).flat_rgb(), hw)
+    c = resize(load_image(content).flat_rgb(), hw).to(device)
     s_img = load_image(style)
-    s = resize(s_img.flat_rgb(), fit_long_edge(s_img.size, max(hw)))
+    s = resize(s_img.flat_rgb(), fit_long_edge(s_img.size, max(hw))).to(device)
     fx, fc, fs = ex(x, (CONTENT_LAYER, *STYLE_LAYERS)), ex(c, (CONTENT_LAYER,)), ex(s, STYLE_LAYERS)
     content_d = float((fx[CONTENT_LAYER] - fc[CONTENT_LAYER]).square().sum() / fc[CONTENT_LAYER].square().sum())
     style_d = {}

@@ -5,6 +5,7 @@ Nothing here runs at import; the CLI and the benchmarks call :func:`tune_allocat
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -128,6 +129,29 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
                           SlowPrecisionWarning, stacklevel=2)
         return torch.bfloat16
     return torch.bfloat16 if native else None
+
+
+AUTOCAST_DEVICES = ("cpu", "cuda", "mps", "xpu")
+"""The device types with an autocast."""
+
+
+def autocast(device: torch.device | str, dtype: torch.dtype | None) -> Any:
+    """Mixed precision in ``dtype`` on ``device`` (autocast), or no context at all for None (float32).
+
+    ``dtype=None`` opens nothing, rather than a disabled autocast: so that code runs on any device
+    (the ``meta`` device that the device tests use has no autocast), and float32 pays for no
+    context. Inside an outer autocast, a region that must be float32 uses :func:`no_autocast`."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+def no_autocast(device: torch.device | str) -> Any:
+    """Leave an outer autocast on ``device`` for a float32 region (nothing to do where none is on)."""
+    kind = torch.device(device).type
+    if kind in AUTOCAST_DEVICES and torch.is_autocast_enabled(kind):
+        return torch.autocast(kind, enabled=False)
+    return contextlib.nullcontext()
 
 
 def require(module: str, extra: str) -> Any:

@@ -232,8 +232,9 @@ def test_bad_teacher_settings_are_refused_before_any_step(tmp_path, tiny_model, 
 
 def test_a_diverging_run_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, photos, styles,
                                                                                    monkeypatch):
-    """A weight turned NaN before step 4 makes the real loss non-finite: the run stops there with a
-    message, writes no model, and the checkpoint of step 2 stays as it was (finite), so --resume goes on."""
+    """A weight turned NaN before step 4 makes the real loss non-finite: weights once lost never come
+    back, so the run stops there with a message (no skipping), writes no model, and the checkpoint of
+    step 2 stays as it was (finite), so --resume goes on."""
     import importlib
 
     from impasto.errors import NonFiniteLossError
@@ -251,7 +252,7 @@ def test_a_diverging_run_stops_with_a_message_and_keeps_the_last_good_checkpoint
     monkeypatch.setattr(training, "_step", step)
     out = tmp_path / "m.pt"
     config = TrainConfig.from_options(**{**TINY, "steps": 6, "checkpoint_every": 2})
-    with pytest.raises(NonFiniteLossError, match="diverged at step 4"):
+    with pytest.raises(NonFiniteLossError, match="diverged at step 4: the network's weights are not finite"):
         train(styles, [photos], out, config=config)
     assert not out.exists()
     kept = read_checkpoint(checkpoint_path(out))
@@ -260,3 +261,113 @@ def test_a_diverging_run_stops_with_a_message_and_keeps_the_last_good_checkpoint
     resumed = []
     train(styles, [photos], out, config=config, resume=True, callback=lambda e: resumed.append(e.step))
     assert resumed == [3, 4, 5, 6] and out.exists()
+
+
+def _flat_batch(size: int = 32) -> torch.Tensor:
+    colours = torch.tensor([[0.55, 0.7, 0.9], [0.2, 0.2, 0.2], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
+    return colours[:, :, None, None].expand(-1, -1, size, size).contiguous()
+
+
+def test_flat_crops_give_finite_gradients_through_a_deep_network(styles):
+    """A crop of one colour (sky, a wall) makes every channel of every normalization flat; its
+    gradient used to grow 316-fold per normalization, to inf and NaN in every weight (issue 29)."""
+    import importlib
+
+    from impasto.nets.transformer import TransformerNet
+
+    training = importlib.import_module("impasto.fast.train")
+    cfg = TrainConfig.from_options(**{**TINY, "blocks": 9, "width": 0.25, "content_layers": ("relu3_1",),
+                                      "tv_weight": 10, "precision": "fp32"})
+    torch.manual_seed(0)
+    net = TransformerNet(2, width=0.25, blocks=9)
+    from impasto.io.image import load_image
+    from impasto.nets.vgg import build_extractor
+
+    extractor = build_extractor(cfg.loss.layers)
+    objective = training.build_objective(extractor, [load_image(s).flat_rgb() for s in styles], cfg.loss, None, 1000.0)
+    state = training._State(net, torch.optim.Adam(net.parameters(), lr=1e-3))
+    batch = _flat_batch()
+    names, values = training._forward_backward(state, objective, batch, torch.tensor([0, 1, 0, 1]), 0)
+    assert torch.isfinite(values).all() and values[-1] == 1.0, dict(zip(names, values.tolist()))
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+    assert any(p.grad.abs().sum() > 0 for p in net.parameters() if p.grad is not None)  # it still learns
+    # a flat network output (what a flat crop gives): the objective's own gradient is finite too
+    image = torch.full((4, 3, 32, 32), 0.5, requires_grad=True)
+    with torch.no_grad():
+        content = objective.features(batch, objective.content_layers)
+    total, _ = objective(image, BatchContext(style_index=torch.tensor([0, 1, 0, 1]), content=content))
+    total.backward()
+    assert torch.isfinite(image.grad).all()
+
+
+def test_the_flat_guard_changes_nothing_on_a_photo(photos):
+    """Same outputs and same gradients as plain instance normalization on real crops."""
+    from impasto.io.image import load_image
+    from impasto.nets import transformer
+    from impasto.ops.geometry import resize
+
+    torch.manual_seed(1)
+    net = transformer.TransformerNet(1, width=0.25, blocks=3)
+    x = torch.cat([resize(load_image(p).flat_rgb(), (32, 32)) for p in sorted(photos.iterdir())[:2]])
+    results = []
+    for guard in (transformer._flat_safe, lambda x, normalized: normalized):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(transformer, "_flat_safe", guard)
+            net.zero_grad()
+            out = net(x, torch.ones(2, 1))
+            out.square().mean().backward()
+            results.append((out.detach(), [p.grad.clone() for p in net.parameters()]))
+    (a, ga), (b, gb) = results
+    assert torch.equal(a, b) and all(torch.equal(u, v) for u, v in zip(ga, gb))
+
+
+def test_training_on_photos_of_one_colour_each_runs_to_the_end(tmp_path):
+    """The CPU reproduction of issue 29: the shipped model's weights and loss settings, four photos of
+    one colour each; it used to diverge at step 2."""
+    from PIL import Image
+
+    from impasto.gallery import painting
+
+    styles = [painting(name) for name in load_model("multistyle6").styles]
+
+    data = tmp_path / "flat"
+    data.mkdir()
+    for i, colour in enumerate([(140, 180, 230), (50, 50, 50), (255, 255, 255), (0, 0, 0)]):
+        Image.new("RGB", (48, 40), colour).save(data / f"flat{i}.png")
+    out = tmp_path / "m.pt"
+    config = TrainConfig.from_options(**{**TINY, "steps": 3, "blocks": 9, "width": 0.25, "tv_weight": 10,
+                                         "content_layers": ("relu3_1",), "lattice_weight": 1000, "lr": 1e-4})
+    model = train(styles, [data], out, config=config, init="multistyle6")
+    assert model.training["skipped_steps"] == [] and model.training["steps_done"] == 3
+    assert all(torch.isfinite(p).all() for p in model.net.parameters())
+
+
+def test_a_step_with_a_non_finite_gradient_is_skipped_named_and_counted(tmp_path, photos, styles, monkeypatch):
+    """Every loss finite, one term's gradient not (at step 3): the step is skipped, the warning names
+    the term, the run goes on, and the model card lists the step."""
+    import importlib
+
+    from impasto.losses.basic import tv_loss
+
+    training = importlib.import_module("impasto.fast.train")
+    def poisoned_tv(image):  # finite value, NaN gradient (0 * d sqrt(0)) during the third step
+        value = tv_loss(image)
+        return value + 0 * (image - image.detach()).sum().sqrt() if len(before) == 3 else value
+
+    monkeypatch.setattr("impasto.losses.objective.tv_loss", poisoned_tv)
+    before = {}
+    real_step = training._step
+
+    def step(state, *args, **kwargs):
+        before[len(before) + 1] = [p.detach().clone() for p in state.net.parameters()]
+        return real_step(state, *args, **kwargs)
+
+    monkeypatch.setattr(training, "_step", step)
+    events = []
+    with pytest.warns(training.NonFiniteStepWarning, match=r"step 3 skipped: the gradient of tv is not finite"):
+        model = train(styles, [photos], tmp_path / "m.pt", callback=events.append,
+                      config=TrainConfig.from_options(**{**TINY, "steps": 5}))
+    assert [e.step for e in events] == [1, 2, 3, 4, 5] and model.training["skipped_steps"] == [3]
+    after_3 = before[4]
+    assert all(torch.equal(a, b) for a, b in zip(before[3], after_3))  # step 3 changed no weight
+    assert not all(torch.equal(a, b) for a, b in zip(before[2], before[3]))  # step 2 did

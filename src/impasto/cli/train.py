@@ -83,6 +83,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="steps that match --teacher")
     p.add_argument("--base", default=None, metavar="MODEL",
                    help="add STYLE(s) to this trained model, training only their own parameters")
+    p.add_argument("--max-skipped", type=positive_int, default=d.max_skipped, metavar="N",
+                   help="a step whose gradient is not finite is skipped (and logged); stop after N in a row")
     p.add_argument("--resume", action="store_true", help="go on from OUTPUT.ckpt")
     p.add_argument("--force", action="store_true", help="overwrite an existing model file")
     p.add_argument("--workers", type=integer, default=d.workers, help="data-loading processes")
@@ -95,6 +97,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from ..fast.train import TrainConfig, train
     from ..runtime import tune_allocator
 
@@ -103,15 +107,15 @@ def _run(args: argparse.Namespace) -> int:
     bar = ProgressBar(args.quiet)
 
     tune_allocator()
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings():
         warnings.simplefilter("always")
+        # said when it happens (a skipped step mid-run), above the progress bar
+        warnings.showwarning = lambda message, *_, **__: tqdm.write(f"impasto: warning: {message}", file=sys.stderr)
         try:
             train(args.styles, args.data, args.output, config=config, base=args.base, init=args.init,
                   teacher=args.teacher, resume=args.resume, force=args.force, callback=bar, sample=args.sample)
         finally:
             bar.close()
-            for w in caught:
-                print(f"impasto: warning: {w.message}", file=sys.stderr)
     if not args.quiet:
         print(f"saved {args.output}", file=sys.stderr)
     return EXIT_OK

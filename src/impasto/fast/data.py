@@ -76,8 +76,12 @@ def random_crop(image: Tensor, size: int, min_scale: float, rng: random.Random) 
     return crop.flip(-1) if rng.random() < 0.5 else crop
 
 
-def endless(dataset: Photos, batch_size: int, workers: int, seed: int | None = None, ranks: Any = None):
+def endless(dataset: Photos, batch_size: int, workers: int, seed: int | None = None, ranks: Any = None, *,
+            pin_memory: bool = False):
     """Batches of random crops forever (shuffled epochs), read by ``workers`` processes.
+
+    ``pin_memory`` (for a CUDA run): batches come in page-locked memory, so that the copy to the
+    GPU with ``non_blocking=True`` really overlaps the step.
 
     ``ranks`` (a :class:`impasto.fast.train.Ranks` of a distributed run): this process reads only
     its own shard of the photos, a different one every epoch (DistributedSampler).
@@ -93,7 +97,7 @@ def endless(dataset: Photos, batch_size: int, workers: int, seed: int | None = N
         dataset, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
         drop_last=len(dataset) >= batch_size * (ranks.world if sampler is not None else 1),
         num_workers=workers, persistent_workers=workers > 0, generator=generator,
-        worker_init_fn=_seed_worker,
+        worker_init_fn=_seed_worker, pin_memory=pin_memory,
     )
     epoch = 0
     while True:

@@ -43,6 +43,7 @@ def export_onnx(model: StyleModel, path: str | os.PathLike) -> None:
     from ..runtime import require
 
     require("onnx", "fast")
+    device = model.device  # read before the export moves the network to the CPU
     net = model.net.float().eval().cpu()
     multi = len(model.styles) > 1
     graph = _Graph(model, None if multi else torch.ones(1))
@@ -56,7 +57,7 @@ def export_onnx(model: StyleModel, path: str | os.PathLike) -> None:
                           dynamic_axes={"image": {2: "height", 3: "width"}, "stylized": {2: "height", 3: "width"}},
                           opset_version=OPSET, dynamo=False)
         _stamp(tmp, model)
-    net.to(model.device)
+    net.to(device)
 
 
 def _stamp(path: str, model: StyleModel) -> None:

@@ -28,7 +28,7 @@ from ..nets.transformer import DOWNSAMPLING, UPSAMPLING, TransformerNet
 from ..ops import color
 from ..ops.geometry import fit_long_edge, resize, spatial_size
 from ..ops.tiles import Canvas, aligned, grid
-from ..runtime import autocast_dtype
+from ..runtime import autocast, autocast_dtype
 
 FORMAT = "impasto-model"
 VERSION = 1
@@ -105,7 +105,7 @@ class StyleModel:
             return self.runtime.run(image, weights)
         device = self.device
         dtype = autocast_dtype(self.precision, device)
-        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        with autocast(device, dtype):
             return self.net(image.to(device), weights.to(device)[None])
 
     @torch.no_grad()

@@ -50,7 +50,7 @@ from ..nets.transformer import DOWNSAMPLING, UPSAMPLING, TransformerNet
 from ..nets.vgg import build_extractor
 from ..ops.geometry import fit_long_edge, resize, spatial_size
 from ..progress import CancelToken, TrainProgress
-from ..runtime import autocast_dtype
+from ..runtime import autocast, autocast_dtype
 from .data import Photos, endless
 from .model import StyleModel, load_model
 
@@ -99,8 +99,13 @@ class TrainingConfig:
     loss network run; the optimizer starts afresh when the loss network takes over. Distillation:
     a smaller, faster network starts from what a larger one learned in hours. 0 = off."""
 
+    max_skipped: int = 5
+    """A step whose gradient is not finite is skipped (counted in the log and the model card);
+    after this many in a row training stops, keeping the last good checkpoint."""
+
     def __post_init__(self) -> None:
-        for name in ("size", "batch_size", "steps", "blocks", "style_size", "checkpoint_every", "sample_every"):
+        for name in ("size", "batch_size", "steps", "blocks", "style_size", "checkpoint_every", "sample_every",
+                     "max_skipped"):
             positive_int(name, getattr(self, name))
         if not 32 <= self.size <= 1024:
             raise InputError(f"size must be from 32 to 1024 px; got {self.size}", fields=("size",))
@@ -316,9 +321,11 @@ def train(
         if run.ranks.main:
             _save_checkpoint(run.ckpt, run.state, run.model.styles, cfg)
         raise StylizeInterrupted(None, run.state.step, cancelled=getattr(stop, "cancelled", False)) from None
-    run.model.training.update(steps_done=run.state.step, train_seconds=round(run.state.seconds, 1))
+    run.model.training.update(steps_done=run.state.step, train_seconds=round(run.state.seconds, 1),
+                              skipped_steps=run.state.extra.get("skipped_steps", []))
     run.model.net.eval()
     if run.ranks.main:
+        _check_finite(run.model.net, "model")
         _save_sample(run.model, run.sample, sample_path(run.out))
         run.model.save(run.out)
         if run.state.step < cfg.training.steps:  # stopped by max_minutes: keep what --resume needs
@@ -387,12 +394,15 @@ def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: 
         state.ddp = torch.nn.parallel.DistributedDataParallel(
             model.net, device_ids=[device.index] if device.type == "cuda" else None)
     autocast = autocast_dtype(cfg.network.precision, device)
-    extractor = build_extractor(cfg.loss.layers, device=device)
+    # The styles' targets and auto weights are computed once, on the CPU (the weights are read to
+    # the host); then the whole objective, loss network included, moves to the run's device.
+    extractor = build_extractor(cfg.loss.layers, device="cpu")
     with torch.no_grad():
-        scaled = [resize(s.flat_rgb(), fit_long_edge(s.size, tc.style_size)).to(device) for s in style_images]
-        objective = build_objective(extractor, scaled, cfg.loss, autocast, tc.lattice_weight)
-    distill = distill_objective(extractor, autocast) if mentor is not None else None
-    batches = endless(photos, tc.batch_size // ranks.world, tc.workers, tc.seed, ranks)
+        scaled = [resize(s.flat_rgb(), fit_long_edge(s.size, tc.style_size)) for s in style_images]
+        objective = build_objective(extractor, scaled, cfg.loss, autocast, tc.lattice_weight).to(device)
+    distill = distill_objective(objective.extractor, autocast) if mentor is not None else None
+    batches = endless(photos, tc.batch_size // ranks.world, tc.workers, tc.seed, ranks,
+                      pin_memory=device.type == "cuda")
     model.training = {**cfg.flat(), "data_images": len(photos), "device": str(device), "processes": ranks.world,
                       **({"base": str(base)} if base else {}),
                       **({"init": Path(str(init)).name, "init_training": start[1]} if start is not None else {}),
@@ -440,13 +450,15 @@ def _loop(run: _Training, callback: Callable[[TrainProgress], Any] | None, cance
             state.optimizer = torch.optim.Adam(state.optimizer.param_groups[0]["params"], lr=tc.lr)
         t0 = time.perf_counter()
         batch = next(run.batches).to(device, non_blocking=True)
-        which = torch.randint(run.first_new, run.first_new + run.n_new, (batch.shape[0],))
+        # drawn on the CPU (the same styles whatever the device), then moved with the batch
+        which = torch.randint(run.first_new, run.first_new + run.n_new, (batch.shape[0],)).to(device)
         losses = _step(state, objective, batch, which, run.first_new, stop=time.perf_counter() >= deadline,
                        world=run.ranks.world, jitter=tc.jitter, teacher=teacher)
-        if not math.isfinite(losses["total"]):
-            raise NonFiniteLossError(f"training diverged at step {state.step + 1} (the loss is not finite); "
-                                     "try a lower lr; the last checkpoint is kept")
         state.step += 1
+        if losses.pop("skipped", 0.0) > 0:
+            _skipped(run, losses, batch, which, teacher)
+        else:
+            state.extra["skipped_in_a_row"] = 0
         state.seconds += time.perf_counter() - t0
         if callback is not None:
             callback(TrainProgress(
@@ -459,6 +471,50 @@ def _loop(run: _Training, callback: Callable[[TrainProgress], Any] | None, cance
             _save_sample(run.model, run.sample, sample_path(run.out))
         if losses.pop("stop", 0.0) > 0:  # the time is up (on any rank: all stop at the same step)
             break
+
+
+def _skipped(run: _Training, losses: dict[str, float], batch: Tensor, which: Tensor,
+             teacher: TransformerNet | None) -> None:
+    """A step whose gradient was not finite was skipped: say so (which terms), count it, and stop
+    after ``max_skipped`` in a row (the last good checkpoint is kept)."""
+    state, tc = run.state, run.cfg.training
+    if not _finite(state.net):  # lost weights never come back: stop now
+        raise NonFiniteLossError(f"training diverged at step {state.step}: the network's weights are not finite; "
+                                 "try a lower lr; the last checkpoint is kept")
+    bad = [k for k, v in losses.items() if k != "total" and not math.isfinite(v)]
+    if not bad:  # every loss finite, its gradient not: find the term whose gradient it is
+        bad = _nonfinite_gradients(state, run.objective, batch, which, run.first_new, tc.jitter, teacher)
+    what = ", ".join(bad) or "the sum of the terms (no single term's)"
+    state.extra["skipped_in_a_row"] = state.extra.get("skipped_in_a_row", 0) + 1
+    state.extra["skipped"] = state.extra.get("skipped", 0) + 1
+    state.extra.setdefault("skipped_steps", []).append(state.step)
+    warnings.warn(f"step {state.step} skipped: the gradient of {what} is not finite "
+                  f"({state.extra['skipped']} skipped so far)", NonFiniteStepWarning, stacklevel=3)
+    if state.extra["skipped_in_a_row"] >= tc.max_skipped:
+        raise NonFiniteLossError(f"training diverged at step {state.step} ({tc.max_skipped} steps in a row with a "
+                                 f"non-finite gradient, last in {what}); try a lower lr; the last checkpoint is kept")
+
+
+class NonFiniteStepWarning(UserWarning):
+    """A training step was skipped because its gradient was not finite."""
+
+
+def _nonfinite_gradients(state: _State, objective: Objective, batch: Tensor, which: Tensor, first: int,
+                         jitter: int, teacher: TransformerNet | None) -> list[str]:
+    """The objective's terms whose gradient alone is not finite on ``batch`` (a diagnosis, run only
+    after a skipped step: one backward per term)."""
+    bad = []
+    for name in objective.terms:
+        saved = dict(objective.weights)
+        objective.weights = {k: (v if k == name else 0.0) for k, v in saved.items()}
+        try:
+            values = _forward_backward(state, objective, batch, which, first, jitter=jitter, teacher=teacher)[1]
+            if not bool(values[-1] > 0):  # the finite-gradient flag
+                bad.append(name)
+        finally:
+            objective.weights = saved
+            state.optimizer.zero_grad(set_to_none=True)
+    return bad
 
 
 def _init_weights(init: str | os.PathLike, names: list[str], cfg: TrainConfig) -> tuple[dict, dict]:
@@ -512,12 +568,37 @@ def _step(state: _State, objective: Objective, batch: Tensor, which: Tensor, fir
     styles, of which the objective holds those from ``first`` on); ``teacher``: the network whose
     output the objective's teacher term matches. The named losses come back as
     floats, averaged over the ranks of a distributed run, with ``stop`` > 0 if any rank asked to
-    stop (all in one small all-reduce, so that the ranks agree on the step they end at)."""
+    stop and ``skipped`` > 0 if the gradient was not finite on any rank, in which case no rank
+    updates its weights (all in one small all-reduce, so that the ranks agree on both)."""
+    names, values = _forward_backward(state, objective, batch, which, first, jitter=jitter, teacher=teacher)
+    values = torch.cat([values[:-1], (values[-1:] == 0).float()])  # the last: 1 where the gradient is not finite
+    names.append("skipped")
+    if world > 1:
+        import torch.distributed as dist
+
+        values = torch.cat([values[:-1] / world, values[-1:], values.new_tensor([float(stop)])])
+        dist.all_reduce(values)
+        names.append("stop")
+    elif stop:
+        values, names = torch.cat([values, values.new_ones(1)]), [*names, "stop"]
+    out = dict(zip(names, values.tolist()))  # one sync, before the weights change
+    if out["skipped"] > 0:
+        state.optimizer.zero_grad(set_to_none=True)
+    else:
+        state.optimizer.step()
+    return out
+
+
+def _forward_backward(state: _State, objective: Objective, batch: Tensor, which: Tensor, first: int, *,
+                      jitter: int = 0, teacher: TransformerNet | None = None) -> tuple[list[str], Tensor]:
+    """The objective on the network's output for ``batch`` and its gradients (in the parameters'
+    ``.grad``), with no host sync: (names, values) where values holds each named loss, the total,
+    and last 1.0 if every gradient is finite, else 0.0, all on the batch's device."""
     net = state.ddp or state.net
     net.train()
-    style_vec = torch.nn.functional.one_hot(which, state.net.n_styles).float().to(batch.device)
+    style_vec = torch.nn.functional.one_hot(which, state.net.n_styles).float()
     dtype = objective.autocast_dtype
-    with torch.autocast(batch.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+    with autocast(batch.device, dtype):
         out = net(batch, style_vec)
         with torch.no_grad():
             target = None if teacher is None else teacher(batch, style_vec)
@@ -531,18 +612,11 @@ def _step(state: _State, objective: Objective, batch: Tensor, which: Tensor, fir
     total, parts = objective(out, BatchContext(style_index=which - first, content=content, teacher=target))
     state.optimizer.zero_grad(set_to_none=True)
     total.backward()
-    state.optimizer.step()
+    grads = [p.grad for p in state.net.parameters() if p.grad is not None]
+    finite = torch.stack(torch._foreach_norm(grads)).isfinite().all() if grads else total.new_ones((), dtype=torch.bool)
     names = [*parts, "total"]
-    values = torch.stack([*(parts[k] for k in parts), total.detach()]).float()
-    if world > 1:
-        import torch.distributed as dist
-
-        values = torch.cat([values / world, values.new_tensor([float(stop)])])
-        dist.all_reduce(values)
-        names.append("stop")
-    elif stop:
-        values, names = torch.cat([values, values.new_ones(1)]), [*names, "stop"]
-    return dict(zip(names, values.tolist()))  # one sync
+    values = torch.stack([*(parts[k].float() for k in parts), total.detach().float(), finite.float()])
+    return names, values
 
 
 def _sample_input(sample: ImageLike | None, photos: Photos) -> Tensor:
@@ -567,7 +641,19 @@ def _save_sample(model: StyleModel, image: Tensor, path: Path) -> None:
     save_image(to_pil(_sample_row(model, image)), path)
 
 
+def _finite(net: torch.nn.Module) -> bool:
+    return bool(torch.stack(torch._foreach_norm([p.detach() for p in net.parameters()])).isfinite().all())
+
+
+def _check_finite(net: torch.nn.Module, what: str) -> None:
+    """Refuse to write ``what`` from weights that are not finite (the last good file stays)."""
+    if not _finite(net):
+        raise NonFiniteLossError(f"the network's weights are not finite: no {what} written; the last checkpoint is "
+                                 "kept (try a lower lr)")
+
+
 def _save_checkpoint(path: Path, state: _State, styles: list[str], cfg: TrainConfig) -> None:
+    _check_finite(state.net, "checkpoint")
     data = {"format": "impasto-checkpoint", "version": 1, "step": state.step, "seconds": state.seconds,
             "styles": styles, "config": cfg.flat(), "net": state.net.state_dict(),
             "optimizer": state.optimizer.state_dict()}

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
+from ..runtime import no_autocast
 
 NORMALIZATIONS = ("chw", "paper")
 
@@ -95,7 +96,7 @@ def gram_matrix(features: Tensor, mask: Tensor | None = None) -> Tensor:
     # channels-last too, so it adds to the conv path's gradient without a strided copy.
     low = features.dtype == torch.bfloat16
     m = _upcast(features.permute(0, 2, 3, 1).reshape(n, h * w, c))
-    with torch.autocast(device_type=m.device.type, enabled=False):
+    with no_autocast(m.device):
         if mask is None:
             return _Gram.apply(m, float(c * h * w), low)
         weights = mask.expand(n, 1, h, w).reshape(n, h * w, 1).to(m)

@@ -19,7 +19,8 @@ from torch import Tensor, nn
 from ..nets.transformer import binomial_blur
 from ..nets.vgg import VGGFeatures, layer_mask, layer_size
 from ..ops.geometry import spatial_size
-from .basic import ContentLoss, content_loss, lattice_loss, relative_weight, tv_loss
+from ..runtime import autocast
+from .basic import ContentLoss, content_loss, lattice_loss, tv_loss
 from .config import LossConfig
 from .style import StyleLossKind, StyleLossOptions, Target, get_style_loss, stack_targets
 
@@ -162,8 +163,9 @@ class BatchContentTerm(Term):
         total = image.new_zeros(())
         for layer in self.layers:
             target = context.content[layer].detach().float()
-            weight = relative_weight(target, content_loss, self.normalization)
-            total = total + weight * content_loss(features[layer], target, self.normalization) / len(self.layers)
+            # the relative weight as a tensor (relative_weight's, without reading it to the host every step)
+            base = content_loss(torch.zeros_like(target), target, self.normalization).clamp_min(1e-12)
+            total = total + content_loss(features[layer], target, self.normalization) / (base * len(self.layers))
         return total
 
 
@@ -194,7 +196,7 @@ class BatchStyleTerm(Term):
     def forward(self, image: Tensor, features: Mapping[str, Tensor],
                 context: BatchContext | None = None) -> Tensor:
         assert context is not None and context.style_index is not None, "BatchStyleTerm needs context.style_index"
-        which = context.style_index.to(self.weights.device)
+        which = context.style_index  # on the features' device, like every buffer here (no silent copy)
         total = image.new_zeros(features[self.layers[0]].shape[0])
         for i, layer in enumerate(self.layers):
             target = {k: getattr(self, f"{layer}_{k}").index_select(0, which) for k in self.keys[layer]}
@@ -232,8 +234,7 @@ class Objective(nn.Module):
         """The network's features of ``image`` at ``layers`` (default: every layer a term reads)."""
         # Mixed precision covers the network only; the losses upcast to float32 (Gram matrices
         # included: float16 Grams overflow, neural-style-pt issue 97).
-        with torch.autocast(image.device.type, dtype=self.autocast_dtype or torch.bfloat16,
-                            enabled=self.autocast_dtype is not None):
+        with autocast(image.device, self.autocast_dtype):
             return self.extractor(image, self.layers if layers is None else layers)
 
     def forward(self, image: Tensor, context: BatchContext | None = None) -> tuple[Tensor, dict[str, Tensor]]:

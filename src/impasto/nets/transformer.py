@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..runtime import no_autocast
+
 
 def reflect_pad(x: Tensor, pad: list[int], mode: str = "reflect") -> Tensor:
     """Reflection (or ``mode="replicate"``) padding in ``x``'s own dtype.
@@ -34,8 +36,29 @@ def reflect_pad(x: Tensor, pad: list[int], mode: str = "reflect") -> Tensor:
     it back down: two copies of every activation, for a result that is the same in any dtype
     (padding only copies values).
     """
-    with torch.autocast(x.device.type, enabled=False):
+    with no_autocast(x.device):
         return F.pad(x, pad, mode=mode)
+
+
+EPS = 1e-5
+"""Instance normalization's epsilon."""
+
+
+def _flat_safe(x: Tensor, normalized: Tensor) -> Tensor:
+    """``normalized`` (``x`` instance-normalized), with no gradient through the channels of ``x`` that are
+    flat (variance under EPS): the same values everywhere, the same gradient elsewhere.
+
+    Why: a flat channel normalizes to 0 whatever its level, and the normalization's gradient there is
+    1/sqrt(EPS) = 316 times the incoming one. A flat crop (sky, a wall) makes every channel of every
+    layer flat, so the gradient grows 316-fold per layer: past float32's range after about 15 of a
+    9-block network's 23 normalizations, and the parameters' gradients are inf and NaN (issue 29).
+    A flat channel carries nothing but its level, which the normalization removes anyway, so
+    nothing is lost by cutting its gradient; the scale and shift after it still learn. Only while
+    training (no cost at inference)."""
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return normalized
+    flat = x.detach().float().var(dim=(2, 3), keepdim=True, correction=0) < EPS
+    return torch.where(flat, normalized.detach(), normalized)
 
 
 class CondInstanceNorm(nn.Module):
@@ -58,12 +81,12 @@ class CondInstanceNorm(nn.Module):
         """``style`` is (N, n_styles): each image's mix of styles."""
         if self.stats is not None:
             mean, var = self.stats
-            x = (x - mean) * torch.rsqrt(var + 1e-5)
+            x = (x - mean) * torch.rsqrt(var + EPS)
         else:
             if self.record is not None:
                 var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
                 self.record.append((mean, var))
-            x = F.instance_norm(x, eps=1e-5)
+            x = _flat_safe(x, F.instance_norm(x, eps=EPS))
         gamma = (style @ self.gamma)[:, :, None, None]
         beta = (style @ self.beta)[:, :, None, None]
         return x * gamma + beta

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError
+from ..runtime import AUTOCAST_DEVICES
 
 # Convolutions per block; every conv is 3x3, padding 1, followed by a ReLU; each block ends in a pool.
 ARCHS: dict[str, tuple[int, ...]] = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3)}
@@ -167,8 +168,8 @@ class VGGFeatures(nn.Module):
 
 def autocast_dtype(device_type: str) -> torch.dtype | None:
     """The dtype autocast runs convolutions in on ``device_type`` right now; None when it is off."""
-    if not torch.is_autocast_enabled(device_type):
-        return None
+    if device_type not in AUTOCAST_DEVICES or not torch.is_autocast_enabled(device_type):
+        return None  # (``meta``, which the device tests use, has no autocast)
     return torch.get_autocast_dtype(device_type)
 
 

@@ -1,0 +1,67 @@
+"""Every tensor of a training step on the batch's device, checked on a CPU.
+
+CI has no GPU, so the device under test is ``meta``: a tensor that stays on the CPU (an index, a
+buffer, a weight) meets the meta tensors in some operation, which then fails as it would on CUDA
+("Expected all tensors to be on the same device"). The meta device has no values, so the step is
+run without reading any back.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from impasto.fast import TrainConfig
+
+from ..conftest import TINY
+
+training = importlib.import_module("impasto.fast.train")  # the module (impasto.fast.train is the function)
+
+
+def _tensors(module: torch.nn.Module):
+    yield from module.parameters()
+    yield from module.buffers()
+
+
+@pytest.mark.parametrize("extra", [{}, {"lattice_weight": 10.0, "jitter": 2}])
+def test_a_training_step_keeps_every_tensor_on_the_batch_device(tmp_path, photos, styles, extra, monkeypatch):
+    monkeypatch.setattr(training, "_device", lambda name: torch.device("meta"))  # what --device resolves to
+    cfg = TrainConfig.from_options(**{**TINY, **extra, "precision": "fp32"})
+    run = training._setup(styles, [photos], Path(tmp_path / "m.pt"), cfg, None, False, False, None)
+    meta = torch.device("meta")
+    assert {t.device for t in _tensors(run.objective)} == {meta}
+    assert {t.device for t in _tensors(run.model.net)} == {meta}
+    batch = next(run.batches).to(meta)
+    which = torch.randint(0, 2, (batch.shape[0],)).to(meta)
+    names, values = training._forward_backward(run.state, run.objective, batch, which, 0, jitter=cfg.training.jitter)
+    assert values.device == meta and names[:3] == ["content", "style", "tv"]
+    run.state.optimizer.step()
+    assert all(p.grad is not None and p.grad.device == meta for p in run.model.net.parameters())
+    assert {t.device for s in run.state.optimizer.state.values() for t in s.values() if torch.is_tensor(t)} <= {
+        meta, torch.device("cpu")}  # Adam keeps its step counters on the CPU unless capturable
+
+
+def test_an_optimization_step_keeps_every_tensor_on_the_image_device():
+    """The optimization's objective (built on the CPU: its auto weights are read there), moved to
+    meta, and L-BFGS's steps, first and later, with no tensor left behind."""
+    from impasto.losses.config import LossConfig
+    from impasto.losses.objective import build_objective, style_targets
+    from impasto.nets.vgg import build_extractor
+    from impasto.optimize.optimizers import LBFGS, _closure
+
+    loss = LossConfig()
+    extractor = build_extractor(loss.layers, device="cpu")
+    content, style = torch.rand(1, 3, 48, 40), torch.rand(1, 3, 48, 48)
+    targets = style_targets(extractor, [[style]], loss)
+    objective = build_objective(extractor, content, targets, loss).to("meta")
+    x = torch.rand(1, 3, 48, 40, device="meta").requires_grad_(True)
+    opt = LBFGS(x)
+    parts: dict = {}
+    closure = _closure(opt, objective, x, parts)
+    for _ in range(3):
+        opt.step(closure)
+    assert x.device.type == "meta" and all(v.device.type == "meta" for v in parts.values())
+    assert all(t.device.type == "meta" for t in opt.state["S"] + opt.state["Y"])
