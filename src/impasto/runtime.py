@@ -143,7 +143,9 @@ def autocast(device: torch.device | str, dtype: torch.dtype | None) -> Any:
     context. Inside an outer autocast, a region that must be float32 uses :func:`no_autocast`."""
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=dtype)
+    # no cast cache: it saves nothing here (each leaf is cast once per region), and a CUDA graph's
+    # capture needs it off
+    return torch.autocast(torch.device(device).type, dtype=dtype, cache_enabled=False)
 
 
 def no_autocast(device: torch.device | str) -> Any:

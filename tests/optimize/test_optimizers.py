@@ -150,3 +150,90 @@ def test_bf16_autocast_keeps_grams_in_float32(small_images):
     events = []
     impasto.stylize(c, s, size=32, iterations=4, precision="bf16", seed=0, callback=events.append)
     assert events[-1].losses["total"] < events[0].losses["total"]
+
+
+@pytest.mark.parametrize("history", [50, 4])
+def test_the_capturable_lbfgs_takes_the_same_steps(history):
+    """Fixed buffers, every slot visited, state written in place: the same path as the ring of pairs."""
+    a, b = _quadratic()
+    ring = _run(lambda x, h: LBFGS(x, lr=1, history_size=h), 25, a, b, history)
+    static = _run(lambda x, h: LBFGS(x, lr=1, history_size=h, static=True), 25, a, b, history)
+    for r, s in zip(ring, static):
+        assert torch.allclose(r, s, rtol=1e-12, atol=1e-14)
+
+
+def _tiny_objective():
+    from impasto.losses.config import LossConfig
+    from impasto.losses.objective import build_objective, style_targets
+    from impasto.nets.vgg import build_extractor
+
+    loss = LossConfig()
+    torch.manual_seed(0)
+    extractor = build_extractor(loss.layers)
+    content, style = torch.rand(1, 3, 40, 48), torch.rand(1, 3, 48, 48)
+    return build_objective(extractor, content, style_targets(extractor, [[style]], loss), loss), content
+
+
+def _events_and_image(objective, content, graphs):
+    from impasto.optimize.optimizers import optimize
+
+    events = []
+    x, _ = optimize(content, objective, iterations=8, lr=1.0, sync_every=3, graphs=graphs,
+                    callback=lambda step, losses, x: events.append((step, losses)))
+    return events, x
+
+
+def test_a_replayed_step_gives_the_same_run_and_keeps_its_buffers():
+    """A stand-in for CUDA graph capture on the CPU: capture records nothing, and each 'replay' runs
+    the step again and checks what a real graph needs: every state tensor stays where the capture
+    saw it (written in place), so that a replay reads what the last one wrote. The run (losses,
+    events, image) equals the eager one."""
+    from impasto.optimize import optimizers
+
+    objective, content = _tiny_objective()
+    opts, replays = [], []
+
+    def capture(step):
+        opt = opts[-1]
+        where = {k: v.data_ptr() for k, v in opt.state.items() if torch.is_tensor(v)}
+
+        def replay():
+            step()
+            replays.append(1)
+            assert {k: v.data_ptr() for k, v in opt.state.items() if torch.is_tensor(v)} == where, \
+                "a state tensor was replaced, not written in place"
+        return replay
+
+    real_init = optimizers.Stepper.__init__
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(optimizers.Stepper, "__init__", lambda self, opt, closure, capture=None: (
+            opts.append(opt), real_init(self, opt, closure, capture))[-1])
+        replayed_events, replayed = _events_and_image(objective, content, capture)
+    eager_events, eager = _events_and_image(objective, content, False)
+    assert opts[-1].static and len(replays) == 8 - optimizers.GRAPH_WARMUP
+    assert torch.allclose(replayed, eager, atol=1e-6)
+    assert [s for s, _ in replayed_events] == [s for s, _ in eager_events] == list(range(1, 9))
+    for (_, r), (_, e) in zip(replayed_events, eager_events):
+        assert r.keys() == e.keys() and all(abs(r[k] - e[k]) <= 1e-5 * max(1.0, abs(e[k])) for k in e)
+
+
+def test_a_failed_capture_falls_back_to_eager_steps_with_the_same_result():
+    from impasto.optimize import optimizers
+
+    objective, content = _tiny_objective()
+
+    def broken(step):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    steppers = []
+    real_init = optimizers.Stepper.__init__
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(optimizers.Stepper, "__init__", lambda self, opt, closure, capture=None: (
+            steppers.append(self), real_init(self, opt, closure, capture))[-1])
+        fell_events, fell = _events_and_image(objective, content, broken)
+    eager_events, eager = _events_and_image(objective, content, False)
+    assert steppers[0].fell_back.startswith("RuntimeError") and steppers[0].replay is None
+    assert torch.allclose(fell, eager, atol=1e-6) and [s for s, _ in fell_events] == list(range(1, 9))
+    # on a CPU, graphs=True captures nothing: the ordinary eager run
+    cpu_events, cpu = _events_and_image(objective, content, True)
+    assert torch.equal(cpu, eager) and cpu_events == eager_events

@@ -135,6 +135,9 @@ def _network_arguments(p: argparse.ArgumentParser, d: SimpleNamespace) -> None:
                    help=f"network weights: {', '.join(WEIGHT_CHOICES)} or a torchvision VGG16/19 .pth file")
     g.add_argument("--device", default=d.device, help=f"{', '.join(DEVICE_CHOICES)} or cuda:N")
     add_precision(g, d.precision)
+    g.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", default=d.cuda_graphs,
+                   help="on CUDA, launch every kernel from Python instead of replaying each iteration as a "
+                        "captured CUDA graph (same results; for profiling)")
 
 
 def _print_size_arguments(p: argparse.ArgumentParser, d: SimpleNamespace) -> None:

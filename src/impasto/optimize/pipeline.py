@@ -352,7 +352,8 @@ class _Run:
         gpu = init.device.type == "cuda"  # there: losses read back every 10 steps, not every step
         x, self.state = optimize(init, objective, optimizer=opt.optimizer, iterations=count, lr=opt.lr,
                                  callback=on_step, first_step=self.done, resume=self.state,
-                                 ema_decay=opt.ema_decay, sync_every=10 if gpu else 1, cancel=self.cancel)
+                                 ema_decay=opt.ema_decay, sync_every=10 if gpu else 1, cancel=self.cancel,
+                                 graphs=opt.cuda_graphs)
         self.done += count
         return x
 
