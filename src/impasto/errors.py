@@ -34,6 +34,11 @@ class NonFiniteLossError(ImpastoError, RuntimeError):
     """The loss became NaN or infinite during optimization; nothing is written."""
 
 
+class OutOfMemory(ImpastoError, MemoryError):
+    """A size did not fit in the device's memory; the message names the size, the device and what
+    to try. Nothing is written."""
+
+
 class ImageTooLarge(ImageError):
     """An image has more pixels than the limit it is read under (a decompression bomb, or just too big)."""
 

@@ -49,17 +49,42 @@ def tune_allocator() -> bool:
     return ok
 
 
+MULTI_DEVICE = "impasto stylize (a print-size image's tiles) and impasto serve (one worker each)"
+"""What takes a device list."""
+
+
+def resolve_devices(names: str) -> list[torch.device]:
+    """A comma-separated device list (``cuda:0,cuda:1``, ``cpu,cpu``), each entry as :func:`resolve_device`."""
+    entries = [e.strip() for e in str(names).split(",")]
+    if not all(entries):
+        raise InputError(f"device list {names!r} has an empty entry; give e.g. cuda:0,cuda:1", fields=("device",))
+    return [resolve_device(e) for e in entries]
+
+
 def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA, then MPS, then CPU; an explicit device must be available."""
+    """'auto' picks CUDA, then MPS, then CPU; an explicit device must be available (for ``cuda:N``,
+    N must be one of this machine's GPUs). Checked before any work, with one line naming the device."""
+    if "," in str(name):
+        raise InputError(f"a device list ({name}) is taken by {MULTI_DEVICE}; this takes one device",
+                         fields=("device",))
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         return torch.device("mps") if mps else torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} requested but CUDA is not available; use device cpu or auto")
-    if name.startswith("mps") and not mps:
-        raise InputError(f"device {name!r} requested but MPS is not available; use device cpu or auto")
+    kind, _, index = str(name).partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and not index.isdigit()) or (kind == "cpu" and index):
+        raise InputError(f"unknown device {name!r}; valid: cpu, cuda, cuda:N, mps, auto", fields=("device",))
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} requested but CUDA is not available; use device cpu or auto",
+                         fields=("device",))
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise InputError(f"device {name!r}: this machine has {n} CUDA device{'s' if n != 1 else ''} "
+                         f"(cuda:0 to cuda:{n - 1})", fields=("device",))
+    if kind == "mps" and not mps:
+        raise InputError(f"device {name!r} requested but MPS is not available; use device cpu or auto",
+                         fields=("device",))
     return torch.device(name)
 
 

@@ -60,3 +60,59 @@ def test_automatic_tiling_and_refusal():
 def test_bad_tiling_settings(bad, message):
     with pytest.raises(InputError, match=re.escape(message)):
         OptimizeConfig(**bad)
+
+
+def test_a_device_list_spreads_the_tiles_and_gives_the_one_device_image():
+    """--device cpu,cpu: the tiles of each wave run side by side (two threads, two loss networks),
+    each from what its overlapping predecessors made: the same image as one device, bit for bit,
+    and the same events (steps 1..N, each once). One intra-op thread and float32: two runs sharing a
+    CPU's threads split their reductions differently (bfloat16 kernels too), and L-BFGS grows those
+    last-bit differences to about 0.02 in 4 iterations, which would hide a wrong tile order."""
+    from impasto.ops.tiles import waves
+
+    c = Image.open(EXAMPLES / "lighthouse.jpg").convert("RGB").resize((160, 120))
+    s = Image.open(EXAMPLES / "starry_night.jpg").convert("RGB").resize((100, 80))
+    opts = dict(size=160, scales=1, iterations=4, initial_iterations=4, tile=64, tile_overlap=16, seed=0,
+                output="tensor", precision="fp32")
+    tiles = grid((120, 160), 64, 16)
+    assert len(tiles) == 9 and max(len(w) for w in waves(tiles)) >= 2  # some tiles do run together
+    one_events, two_events, threads = [], [], set()
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = impasto.stylize(c, s, callback=one_events.append, **opts)
+        two = _on_two(c, s, opts, two_events, threads)
+    finally:
+        torch.set_num_threads(saved)
+    assert threads == {2}
+    assert torch.equal(one, two), float((one - two).abs().max())
+    assert sorted(e.step for e in two_events) == [e.step for e in one_events] == list(range(1, 9 * 4 + 1))
+
+
+def _on_two(c, s, opts, events, threads):
+    from impasto.optimize import pipeline
+
+    real = pipeline._Run.tiled_on_devices
+
+    def spy(self, *args, **kwargs):
+        threads.add(len(self.devices))
+        return real(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline._Run, "tiled_on_devices", spy)
+        return impasto.stylize(c, s, callback=events.append, device="cpu,cpu", **opts)
+
+
+def test_tile_waves_keep_the_one_by_one_order_of_overlapping_tiles():
+    from impasto.ops.tiles import overlaps, waves
+
+    for size, tile, overlap in [((2000, 3000), 1024, 64), ((120, 160), 64, 16), ((500, 500), 128, 60)]:
+        tiles = grid(size, tile, overlap)
+        found = waves(tiles)
+        assert sorted(i for w in found for i in w) == list(range(len(tiles)))
+        wave_of = {i: k for k, w in enumerate(found) for i in w}
+        for i, a in enumerate(tiles):
+            for j in range(i + 1, len(tiles)):
+                if overlaps(a, tiles[j]):
+                    assert wave_of[i] < wave_of[j]  # an earlier overlapping tile is done first
+    assert waves(grid((2000, 3000), 1024, 64)) == [[0], [1], [2, 4], [3, 5], [6, 8], [7, 9], [10], [11]]

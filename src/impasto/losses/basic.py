@@ -18,7 +18,9 @@ plain ratios (departure from the paper, whose per-layer weights were tuned for r
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -52,12 +54,24 @@ def _bf16_matmul(enabled: bool) -> Iterator[None]:
     if not enabled or backend is None or not hasattr(backend, "fp32_precision"):
         yield
         return
-    before = backend.fp32_precision
-    backend.fp32_precision = "bf16"
+    # the setting is process-wide: threads that optimize tiles side by side share it (the first in
+    # sets it, the last out restores it)
+    with _BF16_LOCK:
+        if _BF16_USERS[0] == 0:
+            _BF16_USERS[1] = backend.fp32_precision
+            backend.fp32_precision = "bf16"
+        _BF16_USERS[0] += 1
     try:
         yield
     finally:
-        backend.fp32_precision = before
+        with _BF16_LOCK:
+            _BF16_USERS[0] -= 1
+            if _BF16_USERS[0] == 0:
+                backend.fp32_precision = _BF16_USERS[1]
+
+
+_BF16_LOCK = threading.Lock()
+_BF16_USERS: list[Any] = [0, None]  # [threads inside, the setting before the first]
 
 
 class _Gram(torch.autograd.Function):

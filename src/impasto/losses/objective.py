@@ -259,6 +259,12 @@ class StyleTargets:
     per_style: list[list[tuple[str, Target, float]]]
     style_sizes: dict[str, tuple[int, int]]
 
+    def to(self, device: torch.device | str) -> StyleTargets:
+        """The same targets on ``device`` (a copy where it differs)."""
+        return StyleTargets(self.kind, [[(layer, {k: v.to(device) for k, v in target.items()}, weight)
+                                         for layer, target, weight in entries] for entries in self.per_style],
+                            dict(self.style_sizes))
+
 
 @torch.no_grad()
 def style_targets(extractor: VGGFeatures, styles: Sequence[Sequence[Tensor]], loss: LossConfig) -> StyleTargets:

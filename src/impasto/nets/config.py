@@ -18,7 +18,8 @@ class NetworkConfig:
     pooling: str = "max"
     """'max' or 'avg' (the paper's choice)."""
     device: str = "cpu"
-    """'cpu', 'cuda', 'cuda:N', 'mps' or 'auto' (CUDA, then MPS, then CPU)."""
+    """'cpu', 'cuda', 'cuda:N', 'mps' or 'auto' (CUDA, then MPS, then CPU); for the optimization,
+    also a comma-separated list (``cuda:0,cuda:1``) over which a tiled scale's tiles are spread."""
     precision: str = "auto"
     """'auto' (bfloat16 autocast on CUDA GPUs that support it and on CPUs with bfloat16 units, float32
     elsewhere; see :func:`impasto.runtime.autocast_dtype`), 'fp32' or 'bf16'."""
@@ -28,10 +29,12 @@ class NetworkConfig:
             raise InputError(f"weights must be a name or a file path; got {self.weights!r}", fields=("weights",))
         choice("pooling", self.pooling, POOLING_CHOICES)
         choice("precision", self.precision, PRECISIONS)
-        if not (isinstance(self.device, str)
-                and (self.device in DEVICE_CHOICES or self.device.startswith(("cuda:", "mps:")))):
-            raise InputError(f"unknown device {self.device!r}; valid: {', '.join(DEVICE_CHOICES)}, cuda:N",
-                             fields=("device",))
+        entries = self.device.split(",") if isinstance(self.device, str) else [self.device]
+        for entry in entries:  # a list (cuda:0,cuda:1) spreads a tiled image over the devices
+            if not (isinstance(entry, str) and (entry.strip() in DEVICE_CHOICES
+                                                or entry.strip().startswith(("cuda:", "mps:")))):
+                raise InputError(f"unknown device {entry!r}; valid: {', '.join(DEVICE_CHOICES)}, cuda:N, "
+                                 "or a comma-separated list of them", fields=("device",))
 
     @property
     def arch(self) -> str | None:

@@ -30,6 +30,21 @@ class Tile:
         return self.y1 - self.y0, self.x1 - self.x0
 
 
+def overlaps(a: Tile, b: Tile) -> bool:
+    return a.y0 < b.y1 and b.y0 < a.y1 and a.x0 < b.x1 and b.x0 < a.x1
+
+
+def waves(tiles: list[Tile]) -> list[list[int]]:
+    """The tiles (by index) in waves that can run at once, with the result of running them one by
+    one in order: a tile starts from the image its overlapping predecessors made, so it goes one
+    wave after the last of them; tiles of one wave never overlap. (A row-major grid gives the
+    diagonal wavefront: the tiles of one wave run side by side on several devices.)"""
+    level: list[int] = []
+    for i, tile in enumerate(tiles):
+        level.append(1 + max((level[j] for j in range(i) if overlaps(tiles[j], tile)), default=-1))
+    return [[i for i, lv in enumerate(level) if lv == wave] for wave in range(max(level, default=-1) + 1)]
+
+
 def _count(length: int, tile: int, overlap: int) -> int:
     """How many tiles of at most ``tile`` px cover ``length`` px with ``overlap`` px between neighbours."""
     return 1 if length <= tile else math.ceil((length - overlap) / (tile - overlap))

@@ -14,7 +14,10 @@ passes the warped previous frame, one set of targets for every frame and a tempo
 
 from __future__ import annotations
 
+import concurrent.futures
+import copy
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +26,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from ..errors import InputError, Interrupted
+from ..errors import InputError, Interrupted, OutOfMemory
 from ..io.image import ImageLike, LoadedImage, as_output, load_image
 from ..io.mask import load_mask
 from ..losses.objective import Objective, StyleTargets, Term, build_objective, style_targets
@@ -31,9 +34,9 @@ from ..nets.vgg import VGGFeatures, build_extractor, min_side
 from ..ops import color
 from ..ops.geometry import fit_long_edge, resize, rotate, spatial_size, upsample_with_detail
 from ..ops.regions import region_masks, restore_kept
-from ..ops.tiles import Canvas, Tile
+from ..ops.tiles import MIN_TILE, Canvas, Tile, waves
 from ..progress import Callback, CancelToken, Progress
-from ..runtime import autocast_dtype, resolve_device
+from ..runtime import autocast_dtype, resolve_devices
 from .config import StylizeConfig
 from .memory import Scale, memory_budget, plan_scales
 from .optimizers import optimize
@@ -193,7 +196,8 @@ def stylize(
     cfg = resolve(config, options)
     style_list = _as_list(styles)
     cfg.loss.check_styles(len(style_list))
-    device = resolve_device(cfg.network.device)
+    devices = resolve_devices(cfg.network.device)  # several: a tiled scale's tiles are spread over them
+    device = devices[0]
     generator = torch.Generator()
     if cfg.optimize.seed is not None:
         generator.manual_seed(cfg.optimize.seed)
@@ -211,7 +215,7 @@ def stylize(
                                     device=device)
     run = _Run(cfg, callback, cancel, start, total=sum(s.steps for s in plan), scales=len(plan),
                total_work=sum(s.work for s in plan), snapshot=None if snapshots is None else snapshots.save,
-               snapshot_every=0.0 if snapshots is None else snapshots.every)
+               snapshot_every=0.0 if snapshots is None else snapshots.every, devices=devices)
     resume = None if snapshots is None else snapshots.load()
     if resume is not None and run.resume_at(resume, plan):
         snapshots.resumed(resume)  # type: ignore[union-attr]
@@ -263,6 +267,15 @@ def _pyramid(run: _Run, plan: list[Scale], inputs: Inputs, generator: torch.Gene
     return x, prepared
 
 
+def _out_of_memory(size: tuple[int, int], device: torch.device, scale: Scale) -> OutOfMemory:
+    """One line: the size that did not fit, where, and what to try."""
+    h, w = size
+    tile = max(MIN_TILE, 1 << (max(h, w) // 2).bit_length() - 1)  # a power of two about half the long edge
+    what = "tile" if scale.tiles else "scale"
+    return OutOfMemory(f"out of memory optimizing a {w}x{h} px {what} on {device}; try --tile {tile} "
+                       "(or a lower --memory-budget), or a smaller --size")
+
+
 def _targets_at(edge: int, given: Mapping[int, StyleTargets] | None, extractor: VGGFeatures,
                 prepared: Prepared, cfg: StylizeConfig) -> StyleTargets | None:
     if not cfg.loss.effective_style_weight:
@@ -306,6 +319,9 @@ class _Run:
     snapshot_every: float = 5.0
     resume: Snapshot | None = None
     last_snapshot: float = field(default_factory=time.monotonic)
+    devices: list[torch.device] = field(default_factory=list)
+    """Where a tiled scale's tiles run (the first also runs everything else)."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def resume_at(self, snap: Snapshot, plan: list[Scale]) -> bool:
         """Start at ``snap``: its scale, after its step (the steps and work before it counted as done).
@@ -332,30 +348,48 @@ class _Run:
         self.last_snapshot = time.monotonic()
 
     def _optimize(self, init: Tensor, objective: Objective, count: int, scale: Scale,
-                  render: Callable[[Tensor], Tensor], offset: int = 0) -> Tensor:
+                  render: Callable[[Tensor], Tensor], offset: int = 0, *, first: int | None = None,
+                  cancel: CancelToken | None = None) -> Tensor:
+        """``count`` steps from ``init``. ``first``: the global step before this run's first (default:
+        the steps done so far, which then grow by ``count``; a tile running beside others gives its
+        own, and the caller counts them)."""
         size = spatial_size(init)
         scale_start = self.done - offset  # the global step this scale began after
         whole = not scale.tiles  # a tiled scale is snapshotted at its end only
+        state = self.state if first is None else {}  # a tile beside others starts a fresh optimizer
 
         def on_step(step: int, losses: dict[str, float], x: Tensor) -> None:
-            self.work_done += size[0] * size[1]
-            if whole and self.snapshot is not None and self.snapshot_every > 0 \
-                    and time.monotonic() - self.last_snapshot >= self.snapshot_every:
-                self.save(scale, step - scale_start, x)
-            if self.callback is not None:
-                self.callback(Progress(step=step, iterations=self.total, losses=losses,
-                                       elapsed=time.perf_counter() - self.start, size=size, setup=self.setup,
-                                       scale=scale.index, scales=self.scales,
-                                       work=min(1.0, self.work_done / self.total_work), _render=lambda: render(x)))
+            with self.lock:
+                self._on_step(step, losses, x, size, scale, scale_start, whole, render)
 
         opt = self.cfg.optimize
         gpu = init.device.type == "cuda"  # there: losses read back every 10 steps, not every step
-        x, self.state = optimize(init, objective, optimizer=opt.optimizer, iterations=count, lr=opt.lr,
-                                 callback=on_step, first_step=self.done, resume=self.state,
-                                 ema_decay=opt.ema_decay, sync_every=10 if gpu else 1, cancel=self.cancel,
-                                 graphs=opt.cuda_graphs)
-        self.done += count
+        try:
+            x, state = optimize(init, objective, optimizer=opt.optimizer, iterations=count, lr=opt.lr,
+                                callback=on_step, first_step=self.done if first is None else first, resume=state,
+                                ema_decay=opt.ema_decay, sync_every=10 if gpu else 1,
+                                cancel=self.cancel if cancel is None else cancel, graphs=opt.cuda_graphs)
+        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
+            if isinstance(exc, RuntimeError) and not isinstance(exc, torch.OutOfMemoryError) \
+                    and "out of memory" not in str(exc).lower():
+                raise
+            raise _out_of_memory(size, init.device, scale) from None
+        if first is None:
+            self.state = state
+            self.done += count
         return x
+
+    def _on_step(self, step: int, losses: dict[str, float], x: Tensor, size: tuple[int, int], scale: Scale,
+                 scale_start: int, whole: bool, render: Callable[[Tensor], Tensor]) -> None:
+        self.work_done += size[0] * size[1]
+        if whole and self.snapshot is not None and self.snapshot_every > 0 \
+                and time.monotonic() - self.last_snapshot >= self.snapshot_every:
+            self.save(scale, step - scale_start, x)
+        if self.callback is not None:
+            self.callback(Progress(step=step, iterations=self.total, losses=losses,
+                                   elapsed=time.perf_counter() - self.start, size=size, setup=self.setup,
+                                   scale=scale.index, scales=self.scales,
+                                   work=min(1.0, self.work_done / self.total_work), _render=lambda: render(x)))
 
     def scale(self, init: Tensor, objective: Objective, prepared: Prepared, scale: Scale) -> Tensor:
         self.partial = lambda x: finish(x, prepared, self.cfg)
@@ -367,6 +401,8 @@ class _Run:
     def tiled(self, init: Tensor, extractor: VGGFeatures, targets: StyleTargets | None, prepared: Prepared,
               scale: Scale) -> Tensor:
         """Optimize tile by tile against the shared style targets, pasting each with a feather."""
+        if len(self.devices) > 1 and len(scale.tiles) > 1:
+            return self.tiled_on_devices(init, extractor, targets, prepared, scale)
         canvas = Canvas(init, self.cfg.optimize.tile_overlap)
         dtype = autocast_dtype(self.cfg.network.precision, init.device)
         for tile in scale.tiles:
@@ -387,4 +423,59 @@ class _Run:
                                    lambda x: finish(canvas.image(), prepared, self.cfg))
             canvas.paste(piece.clamp(0, 1), tile)
         self.state = {}  # the last tile's optimizer state means nothing for the next scale
+        return canvas.image()
+
+    def tiled_on_devices(self, init: Tensor, extractor: VGGFeatures, targets: StyleTargets | None,
+                         prepared: Prepared, scale: Scale) -> Tensor:
+        """:meth:`tiled` with the tiles spread over ``devices``: the tiles of one wave
+        (:func:`impasto.ops.tiles.waves`) run side by side, one per device, each from the image its
+        overlapping predecessors made, as one by one; so the output is the same as on one device."""
+        canvas = Canvas(init, self.cfg.optimize.tile_overlap)
+        home, dtype = init.device, autocast_dtype(self.cfg.network.precision, init.device)
+        # a loss network and the style targets on each device (a copy for each, the same device twice too)
+        nets = [extractor] + [copy.deepcopy(extractor).to(d) for d in self.devices[1:]]
+        targets_on = [targets] + [None if targets is None else targets.to(d) for d in self.devices[1:]]
+        stop, first = CancelToken(), self.done
+        self.partial = lambda x: finish(x, prepared, self.cfg)
+
+        cpu_share = max(1, torch.get_num_threads() // max(1, sum(d.type == "cpu" for d in self.devices)))
+
+        def run_tile(index: int, slot: int) -> tuple[int, Tensor]:
+            tile, device = scale.tiles[index], self.devices[slot]
+            if device.type == "cpu":  # CPU entries share the cores (this thread's setting only)
+                torch.set_num_threads(cpu_share)
+
+            def crop(t: Tensor) -> Tensor:
+                return t[..., tile.y0:tile.y1, tile.x0:tile.x1].to(device)
+
+            masks = [None if m is None else crop(m) for m in prepared.masks]
+            objective = build_objective(nets[slot], crop(prepared.content), targets_on[slot], self.cfg.loss,
+                                        masks=masks, autocast_dtype=dtype)
+            with self.lock:
+                start = crop(canvas.image()).clone()
+            piece = self._optimize(start, objective, scale.iterations, scale, lambda x: finish(canvas.image(),
+                                   prepared, self.cfg), first=first + index * scale.iterations, cancel=stop)
+            return index, piece.to(home)
+
+        n = len(self.devices)
+        groups = [wave[k:k + n] for wave in waves(scale.tiles) for k in range(0, len(wave), n)]
+        with concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="impasto-tile") as pool:
+            try:
+                for group in groups:  # at most one tile per device at a time
+                    running = {pool.submit(run_tile, index, slot) for slot, index in enumerate(group)}
+                    while running:
+                        done, running = concurrent.futures.wait(running, timeout=0.1)
+                        if self.cancel is not None and self.cancel.cancelled:
+                            stop.cancel()
+                        for future in done:
+                            index, piece = future.result()
+                            canvas.paste(piece.clamp(0, 1), scale.tiles[index])
+            except Interrupted as interrupted:  # the image so far: the tiles pasted until now
+                stop.cancel()
+                raise Interrupted(canvas.image(), interrupted.step, cancelled=interrupted.cancelled) from None
+            except BaseException:  # Ctrl-C or a failure: stop the other tiles, then raise
+                stop.cancel()
+                raise
+        self.done += len(scale.tiles) * scale.iterations
+        self.state = {}
         return canvas.image()

@@ -1,0 +1,77 @@
+"""Devices from the command line: refused in one line before any work, and out of GPU memory in
+one line that names the size and what to try (issue 29's bad input)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from impasto.cli import main
+from impasto.errors import InputError
+from impasto.runtime import resolve_device, resolve_devices
+
+from ..conftest import files_in
+
+SMALL = ["--size", "32", "--iterations", "2", "--initial-iterations", "2", "--quiet"]
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("device", "words"), [
+    ("cuda", "'cuda' requested but CUDA is not available"),
+    ("cuda:7", "'cuda:7' requested but CUDA is not available"),
+    ("cpu,tpu", "unknown --device 'tpu'"),
+    ("cpu,", "unknown --device ''"),
+])
+def test_an_unusable_device_is_one_line_and_exit_2_before_any_work(tmp_path, small_images, capsys, device, words,
+                                                                   monkeypatch):
+    c, s = small_images
+    from impasto.optimize import pipeline
+
+    monkeypatch.setattr(pipeline, "load_inputs", lambda *a, **k: pytest.fail("work started"))
+    before = files_in(tmp_path)
+    code, err = run(["stylize", c, s, "-o", tmp_path / "out.png", "--device", device, *SMALL], capsys)
+    assert code == 2 and words in err and err.count("\n") == 1, err
+    assert files_in(tmp_path) == before
+
+
+def test_a_gpu_index_past_the_machine_names_its_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(InputError, match=r"'cuda:7': this machine has 2 CUDA devices \(cuda:0 to cuda:1\)"):
+        resolve_device("cuda:7")
+    assert resolve_devices("cuda:0,cuda:1") == [torch.device("cuda:0"), torch.device("cuda:1")]
+    with pytest.raises(InputError, match="unknown device 'cuda:x'"):
+        resolve_device("cuda:x")
+
+
+@pytest.mark.parametrize("argv", [
+    ["apply", "multistyle6", "{c}", "-o", "{out}", "--size", "32", "--device", "cpu,cpu"],
+    ["train", "{s}", "--data", "{tmp}", "-o", "{tmp}/m.pt", "--steps", "1", "--device", "cpu,cpu"],
+])
+def test_a_device_list_where_one_device_is_taken_names_the_commands_that_take_a_list(tmp_path, small_images,
+                                                                                      capsys, argv):
+    c, s = small_images
+    before = files_in(tmp_path)
+    code, err = run([a.format(c=c, s=s, out=tmp_path / "out.png", tmp=tmp_path) for a in argv], capsys)
+    assert code == 2 and "a --device list (cpu,cpu) is taken by impasto stylize" in err and "impasto serve" in err, err
+    assert err.count("\n") == 1 and files_in(tmp_path) == before
+
+
+def test_out_of_gpu_memory_names_the_size_and_what_to_try_and_writes_nothing(tmp_path, small_images, capsys,
+                                                                            monkeypatch):
+    c, s = small_images
+    from impasto.optimize import pipeline
+
+    def no_room(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 139 GiB total)")
+
+    monkeypatch.setattr(pipeline, "optimize", no_room)
+    before = files_in(tmp_path)
+    code, err = run(["stylize", c, s, "-o", tmp_path / "out.png", *SMALL], capsys)
+    assert code == 1 and err.count("\n") == 1, err
+    assert "out of memory optimizing a 32x21 px scale on cpu; try --tile 128" in err and "smaller --size" in err
+    assert files_in(tmp_path) == before
