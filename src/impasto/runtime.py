@@ -9,9 +9,11 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import os
 import platform
 import sys
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -189,3 +191,62 @@ def require(module: str, extra: str) -> Any:
         return importlib.import_module(module)
     except ImportError:
         raise InputError(f"this needs the optional package {module!r}: pip install 'impasto[{extra}]'") from None
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a distributed run (torchrun sets WORLD_SIZE, RANK, LOCAL_RANK)."""
+
+    world: int = 1
+    rank: int = 0
+    local: int = 0
+
+    @property
+    def main(self) -> bool:
+        """Rank 0 alone writes samples, checkpoints and the model."""
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> Ranks:
+        try:
+            return cls(int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")),
+                       int(os.environ.get("LOCAL_RANK", "0")))
+        except ValueError:
+            raise InputError("WORLD_SIZE, RANK and LOCAL_RANK must be integers (as torchrun sets them)") from None
+
+
+def join(ranks: Ranks, device: torch.device, batch_size: int) -> torch.device:
+    """This rank's device (``device``, or in a run on GPUs the rank's own GPU); in a distributed run,
+    the process group (NCCL on GPUs, gloo on CPUs). Training of any kind calls it once."""
+    if ranks.world == 1:
+        return device
+    if batch_size % ranks.world:
+        raise InputError(f"batch_size {batch_size} is not divisible by the {ranks.world} processes of this run; "
+                         f"give a multiple of {ranks.world}", fields=("batch_size",))
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", ranks.local)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        _OWNED_GROUPS.append(True)  # taken down at the end (see leave)
+    return device
+
+
+_OWNED_GROUPS: list[bool] = []
+
+
+def leave(ranks: Ranks) -> None:
+    """End a distributed run together: wait for every rank (rank 0 writes the files last), then take
+    down the process group :func:`join` made, so that no rank exits while a peer still talks to it
+    (gloo aborts a process whose peer vanished mid-teardown)."""
+    if ranks.world == 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        if _OWNED_GROUPS:
+            _OWNED_GROUPS.clear()
+            dist.destroy_process_group()

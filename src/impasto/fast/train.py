@@ -32,6 +32,7 @@ from ..config import choice, non_negative, non_negative_int, options_for, positi
 from ..errors import InputError, NonFiniteLossError, StylizeInterrupted
 from ..io.atomic import atomic_path
 from ..io.image import ImageLike, load_image, save_image, to_pil
+from ..io.photos import Photos, endless
 from ..losses.config import LossConfig
 from ..losses.objective import (
     BatchContentTerm,
@@ -50,8 +51,7 @@ from ..nets.transformer import DOWNSAMPLING, UPSAMPLING, TransformerNet
 from ..nets.vgg import build_extractor
 from ..ops.geometry import fit_long_edge, resize, spatial_size
 from ..progress import CancelToken, TrainProgress
-from ..runtime import autocast, autocast_dtype
-from .data import Photos, endless
+from ..runtime import Ranks, autocast, autocast_dtype, join, leave
 from .model import StyleModel, load_model
 
 # Where training's loss departs from the optimization's defaults (LossConfig's); see the module docstring.
@@ -220,65 +220,6 @@ def distill_objective(extractor: Any, autocast: torch.dtype | None) -> Objective
     return Objective(extractor, {"teacher": TeacherTerm()}, {"teacher": 1.0}, autocast_dtype=autocast)
 
 
-@dataclass(frozen=True)
-class Ranks:
-    """This process's place in a distributed run (torchrun sets WORLD_SIZE, RANK, LOCAL_RANK)."""
-
-    world: int = 1
-    rank: int = 0
-    local: int = 0
-
-    @property
-    def main(self) -> bool:
-        """Rank 0 alone writes samples, checkpoints and the model."""
-        return self.rank == 0
-
-    @classmethod
-    def from_env(cls) -> Ranks:
-        try:
-            return cls(int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")),
-                       int(os.environ.get("LOCAL_RANK", "0")))
-        except ValueError:
-            raise InputError("WORLD_SIZE, RANK and LOCAL_RANK must be integers (as torchrun sets them)") from None
-
-
-def _join(ranks: Ranks, device_name: str, batch_size: int) -> torch.device:
-    """This rank's device; in a distributed run, the process group (NCCL on GPUs, gloo on CPUs)."""
-    if ranks.world == 1:
-        return _device(device_name)
-    if batch_size % ranks.world:
-        raise InputError(f"batch_size {batch_size} is not divisible by the {ranks.world} processes of this run; "
-                         f"give a multiple of {ranks.world}", fields=("batch_size",))
-    import torch.distributed as dist
-
-    device = _device(device_name)
-    if device.type == "cuda":
-        device = torch.device("cuda", ranks.local)
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        _OWNED_GROUPS.append(True)  # train() takes it down at the end (see _leave)
-    return device
-
-
-_OWNED_GROUPS: list[bool] = []
-
-
-def _leave(ranks: Ranks) -> None:
-    """End a distributed run together: wait for every rank (rank 0 writes the files last), then take
-    down the process group this module made, so that no rank exits while a peer still talks to it
-    (gloo aborts a process whose peer vanished mid-teardown)."""
-    if ranks.world == 1:
-        return
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.barrier()
-        if _OWNED_GROUPS:
-            _OWNED_GROUPS.clear()
-            dist.destroy_process_group()
-
-
 def train(
     styles: Sequence[ImageLike],
     data: Sequence[str | os.PathLike],
@@ -332,7 +273,7 @@ def train(
             _save_checkpoint(run.ckpt, run.state, run.model.styles, cfg)
         elif run.ckpt.exists():
             run.ckpt.unlink()
-    _leave(run.ranks)
+    leave(run.ranks)
     return run.model
 
 
@@ -377,7 +318,7 @@ def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: 
     photos = Photos(data, tc.size, min_scale=tc.min_scale)
     for path, why in photos.skipped:
         warnings.warn(f"skipped unreadable image {str(path)!r} ({why})", stacklevel=3)
-    device = _join(ranks, cfg.network.device, tc.batch_size)
+    device = join(ranks, _device(cfg.network.device), tc.batch_size)
     if tc.seed is not None:  # the same initial weights on every rank; each rank its own crops
         torch.manual_seed(tc.seed)
         random.seed(tc.seed + ranks.rank)

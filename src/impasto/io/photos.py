@@ -19,8 +19,8 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from ..errors import InputError
-from ..io.image import load_image
 from ..ops.geometry import resize
+from .image import load_image
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -83,7 +83,7 @@ def endless(dataset: Photos, batch_size: int, workers: int, seed: int | None = N
     ``pin_memory`` (for a CUDA run): batches come in page-locked memory, so that the copy to the
     GPU with ``non_blocking=True`` really overlaps the step.
 
-    ``ranks`` (a :class:`impasto.fast.train.Ranks` of a distributed run): this process reads only
+    ``ranks`` (a :class:`impasto.runtime.Ranks` of a distributed run): this process reads only
     its own shard of the photos, a different one every epoch (DistributedSampler).
     """
     generator = torch.Generator()
