@@ -20,7 +20,7 @@ LAYERS = [
     {"ops", "nets", "gallery"},
     {"io", "progress"},
     {"losses", "metrics"},
-    {"optimize", "fast"},
+    {"optimize", "fast", "universal"},
     {"methods"},
     {"video", "jobs"},
     {"serve", "cli"},

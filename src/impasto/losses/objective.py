@@ -31,12 +31,15 @@ class BatchContext:
 
     ``style_index``: (N,) which style each image is to take; ``content``: the features of the
     photos the images are made from, {layer: (N, C, H, W)}; ``teacher``: a trained network's
-    outputs for the same photos and styles (N, 3, H, W), for :class:`TeacherTerm`.
+    outputs for the same photos and styles (N, 3, H, W), for :class:`TeacherTerm`; ``photos``:
+    the photos, for :class:`PixelTerm` (a decoder that reconstructs them).
     """
 
     style_index: Tensor | None = None
     content: Mapping[str, Tensor] | None = None
     teacher: Tensor | None = None
+    photos: Tensor | None = None
+    """The batch's photos themselves (N, 3, H, W), for :class:`PixelTerm`."""
 
 
 class Term(nn.Module):
@@ -142,6 +145,18 @@ class TeacherTerm(Term):
                 context: BatchContext | None = None) -> Tensor:
         assert context is not None and context.teacher is not None, "TeacherTerm needs context.teacher"
         return (self.low_pass(image.float()) - self.low_pass(context.teacher.detach().float())).pow(2).mean()
+
+
+class PixelTerm(Term):
+    """The mean squared difference from the batch's photos (``context.photos``): the pixel term of a
+    decoder that reconstructs them from their features (Li et al. 2017's reconstruction loss)."""
+
+    uses_context = True
+
+    def forward(self, image: Tensor, features: Mapping[str, Tensor],
+                context: BatchContext | None = None) -> Tensor:
+        assert context is not None and context.photos is not None, "PixelTerm needs context.photos"
+        return (image.float() - context.photos.detach().float()).square().mean()
 
 
 class BatchContentTerm(Term):

@@ -1,0 +1,309 @@
+"""Training the decoders of universal style transfer: photos only, no style images.
+
+Each level's decoder learns to rebuild a photo from its VGG19 features at that level (Li et al.
+2017): the shared :class:`impasto.losses.objective.Objective` with a pixel term (mean squared
+error to the photo, :class:`PixelTerm`) and a feature term (the decoded image's features against
+the photo's, relative, :class:`BatchContentTerm`: the content term of the other methods). One
+encoder pass gives every level's features; the decoders of all levels train side by side, with
+one optimizer.
+
+The machinery is the fast models' (:mod:`impasto.fast.train`): random crops of the photos under
+some folders (:mod:`impasto.io.photos`), bfloat16 autocast where the device has the units,
+checkpoints (``OUTPUT.ckpt``, every ``checkpoint_every`` steps, on Ctrl-C and when ``max_minutes``
+is up) and ``resume``, gradients checked before each step (a non-finite step is skipped and
+named; ``max_skipped`` in a row stop the run), and ``torchrun`` (DistributedDataParallel: each
+process its own shard and ``batch_size / N`` crops, rank 0 writes).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..config import PRECISIONS, choice, positive, positive_int
+from ..errors import InputError, NonFiniteLossError, StylizeInterrupted
+from ..io.atomic import atomic_path
+from ..io.photos import Photos, endless
+from ..losses.objective import BatchContentTerm, BatchContext, Objective, PixelTerm
+from ..nets.vgg import build_extractor
+from ..progress import CancelToken, TrainProgress
+from ..runtime import Ranks, autocast, autocast_dtype, join, leave, resolve_device
+from .decoder import LEVELS, Decoder
+from .model import DecoderSet, load_decoders
+
+CHECKPOINT_FORMAT = "impasto-decoders-checkpoint"
+
+
+@dataclass(frozen=True)
+class DecoderTrainingConfig:
+    """Every setting of a decoder training run (documented defaults)."""
+
+    levels: tuple[str, ...] = LEVELS
+    """Which levels' decoders to train (relu1_1 ... relu5_1)."""
+    width: float = 0.5
+    """Channel multiplier of the decoders (1.0 = Li et al.'s mirror of VGG19)."""
+    size: int = 128
+    """Side of the square photo crops (the decoders are convolutional: they run at any size)."""
+    batch_size: int = 8
+    steps: int = 20000
+    lr: float = 1e-4
+    """Adam's learning rate (Li et al.'s)."""
+    pixel_weight: float = 1.0
+    feature_weight: float = 1.0
+    """Weight of the feature term (relative error, so 1.0 means as much as the pixel error in
+    its own units: Li et al. weigh their raw feature loss by 1)."""
+    checkpoint_every: int = 200
+    max_minutes: float | None = None
+    workers: int = 2
+    seed: int | None = 0
+    device: str = "auto"
+    precision: str = "auto"
+    max_skipped: int = 5
+    """A step whose gradient is not finite is skipped; after this many in a row training stops."""
+
+    def __post_init__(self) -> None:
+        for name in ("size", "batch_size", "steps", "checkpoint_every", "max_skipped"):
+            positive_int(name, getattr(self, name))
+        if not self.levels or any(level not in LEVELS for level in self.levels) \
+                or len(set(self.levels)) != len(self.levels):
+            raise InputError(f"levels must be distinct names from {', '.join(LEVELS)}; got {self.levels!r}",
+                             fields=("levels",))
+        if self.size < 32 or self.size % 16:
+            raise InputError(f"size must be a multiple of 16, at least 32 (relu5_1 is 1/16 of it); got {self.size}",
+                             fields=("size",))
+        for name in ("width", "lr", "pixel_weight", "feature_weight"):
+            positive(name, getattr(self, name))
+        if self.max_minutes is not None:
+            positive("max_minutes", self.max_minutes)
+        choice("precision", self.precision, PRECISIONS)
+
+    def flat(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+# settings a resumed run may change: how long and how often, where and how fast, not what it learns
+RESUMABLE = frozenset({"steps", "max_minutes", "checkpoint_every", "workers", "device", "precision", "seed",
+                       "max_skipped"})
+
+
+@dataclass
+class _Run:
+    cfg: DecoderTrainingConfig
+    ranks: Ranks
+    out: Path
+    ckpt: Path
+    decoders: DecoderSet
+    optimizer: torch.optim.Optimizer
+    objectives: dict[str, Objective]
+    encoder: Any
+    batches: Any
+    device: torch.device
+    ddp: Any = None
+    step: int = 0
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def checkpoint_path(output: str | os.PathLike) -> Path:
+    return Path(str(output) + ".ckpt")
+
+
+def train_decoders(data: Sequence[str | os.PathLike], output: str | os.PathLike, *,
+                   config: DecoderTrainingConfig | None = None, resume: bool = False, force: bool = False,
+                   callback: Callable[[TrainProgress], Any] | None = None,
+                   cancel: CancelToken | None = None, init: str | os.PathLike | None = None) -> DecoderSet:
+    """Train the decoders of ``config.levels`` on crops of the photos under ``data``; write them to
+    ``output`` (a :class:`DecoderSet` file) at the end, atomically. ``resume``: go on from
+    ``OUTPUT.ckpt`` (refused if its settings differ, naming them). ``init``: start from a decoder
+    file's weights (its levels and width must be this run's) with a fresh optimizer: more training
+    for decoders whose checkpoint is gone (checkpoints hold the optimizer's state, three times the
+    weights, and are not kept in the repository)."""
+    cfg = config or DecoderTrainingConfig()
+    if init is not None and resume:
+        raise InputError("give init (weights from a decoder file) or resume (from the checkpoint), not both",
+                         fields=("init", "resume"))
+    run = _setup(data, Path(output), cfg, resume, force)
+    if init is not None:
+        _init_weights(run, init)
+    try:
+        _loop(run, callback, cancel)
+    except KeyboardInterrupt as stop:
+        if run.ranks.main:
+            _save_checkpoint(run)
+        raise StylizeInterrupted(None, run.step, cancelled=getattr(stop, "cancelled", False)) from None
+    result = run.decoders
+    result.training_record = {**result.training_record, **cfg.flat(), "steps_done": run.step,
+                              "train_seconds": round(run.seconds, 1),
+                              "device": str(run.device), "processes": run.ranks.world,
+                              "skipped_steps": run.extra.get("skipped_steps", [])}
+    result.eval()
+    if run.ranks.main:
+        _check_finite(run.decoders, "decoders")
+        result.save(run.out)
+        if run.step < cfg.steps:  # stopped by max_minutes: keep what resume needs
+            _save_checkpoint(run)
+        elif run.ckpt.exists():
+            run.ckpt.unlink()
+    leave(run.ranks)
+    return result
+
+
+def _setup(data: Sequence[str | os.PathLike], out: Path, cfg: DecoderTrainingConfig, resume: bool,
+           force: bool) -> _Run:
+    ranks = Ranks.from_env()
+    if out.exists() and not (force or resume):
+        raise InputError(f"decoder file {str(out)!r} exists; pass force to overwrite it", fields=("force",))
+    if not out.parent.is_dir():
+        raise InputError(f"output folder does not exist: {str(out.parent)!r}")
+    photos = Photos(data, cfg.size, min_scale=0.5)
+    for path, why in photos.skipped:
+        warnings.warn(f"skipped unreadable image {str(path)!r} ({why})", stacklevel=3)
+    device = join(ranks, resolve_device(cfg.device), cfg.batch_size)
+    if cfg.seed is not None:
+        torch.manual_seed(cfg.seed)
+    decoders = DecoderSet({level: Decoder(level, cfg.width) for level in cfg.levels}, cfg.width).to(device)
+    optimizer = torch.optim.Adam(decoders.parameters(), lr=cfg.lr)
+    dtype = autocast_dtype(cfg.precision, device)
+    encoder = build_extractor(tuple(cfg.levels), device=device)
+    objectives = {level: Objective(encoder, {"pixel": PixelTerm(), "feature": BatchContentTerm([level])},
+                                   {"pixel": cfg.pixel_weight, "feature": cfg.feature_weight}, autocast_dtype=dtype)
+                  for level in cfg.levels}
+    run = _Run(cfg, ranks, out, checkpoint_path(out), decoders, optimizer, objectives, encoder,
+               endless(photos, cfg.batch_size // ranks.world, cfg.workers, cfg.seed, ranks,
+                       pin_memory=device.type == "cuda"), device)
+    if resume:
+        _load_checkpoint(run)
+    if ranks.world > 1:
+        run.ddp = torch.nn.parallel.DistributedDataParallel(
+            decoders, device_ids=[device.index] if device.type == "cuda" else None)
+    return run
+
+
+def _loop(run: _Run, callback: Callable[[TrainProgress], Any] | None, cancel: CancelToken | None) -> None:
+    cfg = run.cfg
+    started = time.perf_counter()
+    deadline = math.inf if cfg.max_minutes is None else started + 60 * cfg.max_minutes
+    while run.step < cfg.steps:
+        if cancel is not None and cancel.cancelled:
+            raise StylizeInterrupted(None, run.step, cancelled=True)
+        t0 = time.perf_counter()
+        batch = next(run.batches).to(run.device, non_blocking=True)
+        names, values = forward_backward(run, batch)
+        stop = time.perf_counter() >= deadline
+        values = torch.cat([values[:-1], (values[-1:] == 0).float()])  # last: 1 if a gradient is not finite
+        if run.ranks.world > 1:
+            import torch.distributed as dist
+
+            values = torch.cat([values[:-1] / run.ranks.world, values[-1:], values.new_tensor([float(stop)])])
+            dist.all_reduce(values)
+            stop = bool(values[-1] > 0)
+            values = values[:-1]
+        losses = dict(zip([*names, "skipped"], values.tolist()))  # one sync, before the weights change
+        run.step += 1
+        if losses.pop("skipped") > 0:
+            run.optimizer.zero_grad(set_to_none=True)
+            _skipped(run, losses)
+        else:
+            run.optimizer.step()
+            run.extra["skipped_in_a_row"] = 0
+        run.seconds += time.perf_counter() - t0
+        if callback is not None:
+            callback(TrainProgress(step=run.step, steps=cfg.steps, losses=losses,
+                                   elapsed=time.perf_counter() - started, work=run.step / cfg.steps,
+                                   _render=None, images_per_second=batch.shape[0] * run.ranks.world
+                                   / max(time.perf_counter() - t0, 1e-9)))
+        if run.ranks.main and run.step % cfg.checkpoint_every == 0:
+            _save_checkpoint(run)
+        if stop:
+            break
+
+
+def forward_backward(run: _Run, batch: Tensor) -> tuple[list[str], Tensor]:
+    """Every level's decoder on the photos' features, the objective and its gradients, with no host
+    sync: (names, values), values holding each level's terms and total, the sum, and last 1.0 if
+    every gradient is finite, all on the batch's device."""
+    decoders = run.ddp or run.decoders
+    decoders.train()
+    with torch.no_grad():
+        with autocast(batch.device, run.objectives[run.cfg.levels[0]].autocast_dtype):
+            feats = run.encoder(batch, run.cfg.levels)
+        feats = {k: v.float() for k, v in feats.items()}
+    names: list[str] = []
+    values: list[Tensor] = []
+    total = batch.new_zeros(())
+    with autocast(batch.device, run.objectives[run.cfg.levels[0]].autocast_dtype):
+        outs = decoders(feats)
+    for level in run.cfg.levels:
+        loss, parts = run.objectives[level](outs[level].float(), BatchContext(content=feats, photos=batch))
+        total = total + loss
+        for k, v in parts.items():
+            names.append(f"{level}.{k}")
+            values.append(v.float())
+    run.optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    grads = [p.grad for p in run.decoders.parameters() if p.grad is not None]
+    finite = torch.stack(torch._foreach_norm(grads)).isfinite().all() if grads else total.new_ones((), dtype=torch.bool)
+    return [*names, "total"], torch.stack([*values, total.detach().float(), finite.float()])
+
+
+def _skipped(run: _Run, losses: dict[str, float]) -> None:
+    bad = sorted({k.split(".")[0] for k, v in losses.items() if not math.isfinite(v)}) or ["a decoder"]
+    run.extra["skipped_in_a_row"] = run.extra.get("skipped_in_a_row", 0) + 1
+    run.extra.setdefault("skipped_steps", []).append(run.step)
+    warnings.warn(f"step {run.step} skipped: the gradient of {', '.join(bad)} is not finite", stacklevel=3)
+    if run.extra["skipped_in_a_row"] >= run.cfg.max_skipped:
+        raise NonFiniteLossError(f"training diverged at step {run.step} ({run.cfg.max_skipped} steps in a row with a "
+                                 "non-finite gradient); try a lower lr; the last checkpoint is kept")
+
+
+def _init_weights(run: _Run, init: str | os.PathLike) -> None:
+    start = load_decoders(init)
+    if start.levels != tuple(run.cfg.levels) or start.width != run.cfg.width:
+        raise InputError(f"decoder file {str(init)!r} has levels {', '.join(start.levels)} at width {start.width:g}; "
+                         f"this run {', '.join(run.cfg.levels)} at {run.cfg.width:g}", fields=("init",))
+    run.decoders.decoders.load_state_dict(start.decoders.state_dict())
+    run.decoders.training_record = {"init": Path(str(init)).name, "init_training": {
+        k: v for k, v in start.training_record.items() if not isinstance(v, (dict, list))}}
+
+
+def _check_finite(module: nn.Module, what: str) -> None:
+    if not bool(torch.stack(torch._foreach_norm([p.detach() for p in module.parameters()])).isfinite().all()):
+        raise NonFiniteLossError(f"the {what}' weights are not finite: nothing written; the last checkpoint is kept")
+
+
+def _save_checkpoint(run: _Run) -> None:
+    _check_finite(run.decoders, "decoders")
+    data = {"format": CHECKPOINT_FORMAT, "version": 1, "step": run.step, "seconds": run.seconds,
+            "config": run.cfg.flat(), "decoders": run.decoders.state_dict(),
+            "optimizer": run.optimizer.state_dict()}
+    with atomic_path(run.ckpt) as tmp:
+        torch.save(data, tmp)
+
+
+def _load_checkpoint(run: _Run) -> None:
+    if not run.ckpt.exists():
+        raise InputError(f"nothing to resume: no checkpoint {str(run.ckpt)!r}", fields=("resume",))
+    try:
+        data = torch.load(run.ckpt, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(f"cannot read checkpoint {str(run.ckpt)!r} ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"not a decoder checkpoint: {str(run.ckpt)!r}")
+    saved, now = data.get("config", {}), run.cfg.flat()
+    differ = sorted(k for k in now if k not in RESUMABLE and k in saved and saved[k] != now[k])
+    if differ:
+        said = ", ".join(f"{k} {saved[k]!r} (now {now[k]!r})" for k in differ)
+        raise InputError(f"checkpoint {str(run.ckpt)!r} was trained with other settings: {said}; give the same "
+                         "settings to resume", fields=tuple(differ))
+    run.decoders.load_state_dict(data["decoders"])
+    run.optimizer.load_state_dict(data["optimizer"])
+    run.step, run.seconds = int(data["step"]), float(data["seconds"])
