@@ -60,8 +60,10 @@ def load_plugins() -> None:
 
         from .fast_models import model_file, shipped
         from .optimization import OptimizeMethod
+        from .universal import UniversalMethod
 
         register(OptimizeMethod(), replace=True)
+        register(UniversalMethod(), replace=True)
         for method in shipped():
             register(method, replace=True)
         add_resolver(model_file)

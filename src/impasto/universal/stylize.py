@@ -1,0 +1,214 @@
+"""Any painting in one pass: the photo's features transformed to the painting's statistics and
+decoded, level by level, coarse to fine (Li et al. 2017's multi-level stylization).
+
+For each level from the deepest asked for to the shallowest: encode the current image to that
+level, transform its features (:func:`wct` or :func:`adain`) towards each style (several styles:
+the transformed features blended by their weights), blend with the untransformed features by
+``strength``, and decode. The deep levels carry the painting's large-scale structure and colour
+masses, the shallow ones its brush texture. No optimization and no training per style; a style's
+statistics are computed once per style image and output size and kept (:class:`Universal` caches
+them), so one painting applied to many photos pays for its statistics once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..config import choice, positive_int
+from ..errors import InputError
+from ..io.image import MAX_PIXELS, ImageLike, as_output, load_image
+from ..nets.vgg import build_extractor
+from ..ops import color
+from ..ops.geometry import fit_long_edge, resize
+from ..runtime import autocast, autocast_dtype
+from .decoder import LEVELS
+from .model import DecoderSet, load_decoders
+from .transforms import StyleStats, adain, style_stats, wct
+
+TRANSFORMS = {"wct": wct, "adain": adain}
+DEFAULT_LEVELS = ("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1")
+MIN_SIDE = 32
+"""The smallest short side of a photo or style for relu5_1 (1/16 of the image): 2 px, which the
+decoder's reflection padding needs."""
+
+
+def min_side(levels: Sequence[str]) -> int:
+    """The smallest short side an image may have for ``levels``: 2 px at the deepest."""
+    return 2 * 2 ** (max(LEVELS.index(lv) for lv in levels))
+
+
+@dataclass(frozen=True)
+class UniversalConfig:
+    """Settings of one universal run (the method's options)."""
+
+    size: int | None = 512
+    """Long edge of the output (None: the photo's own size)."""
+    strength: float = 1.0
+    """0..1: how far each level's features move from the photo's towards the painting's (alpha)."""
+    levels: tuple[str, ...] = DEFAULT_LEVELS
+    """Which levels to transform, deepest first (any of relu1_1..relu5_1)."""
+    transform: str = "wct"
+    """'wct' (whitening and colouring: the painting's feature correlations) or 'adain' (its
+    per-channel mean and spread only: gentler, keeps more of the photo)."""
+    style_blend_weights: tuple[float, ...] | None = None
+    """Several styles: their weights (None: equal)."""
+    preserve_color: str | None = None
+    """None or 'luminance' (the painting's strokes, the photo's colours)."""
+
+    def __post_init__(self) -> None:
+        if self.size is not None:
+            positive_int("size", self.size)
+            if self.size < MIN_SIDE:
+                raise InputError(f"size must be at least {MIN_SIDE} px (relu5_1 is 1/16 of the image); "
+                                 f"got {self.size}", fields=("size",))
+        if isinstance(self.strength, bool) or not isinstance(self.strength, (int, float)) \
+                or not 0.0 <= self.strength <= 1.0:
+            raise InputError(f"strength must be a number from 0 to 1; got {self.strength!r}", fields=("strength",))
+        if not self.levels or any(lv not in LEVELS for lv in self.levels) or len(set(self.levels)) != len(self.levels):
+            raise InputError(f"levels must be distinct names from {', '.join(LEVELS)}; got "
+                             f"{', '.join(map(str, self.levels)) or 'none'}", fields=("levels",))
+        choice("transform", self.transform, tuple(TRANSFORMS))
+        if self.preserve_color not in (None, "luminance"):
+            raise InputError(f"preserve_color for this method is luminance (or none); got {self.preserve_color!r}",
+                             fields=("preserve_color",))
+        weights = self.style_blend_weights
+        if weights is not None and (not weights or any(isinstance(w, bool) or not isinstance(w, (int, float))
+                                                       or not w >= 0 for w in weights) or sum(weights) <= 0):
+            raise InputError("style_blend_weights must be non-negative numbers, not all 0",
+                             fields=("style_blend_weights",))
+
+    @property
+    def ordered_levels(self) -> tuple[str, ...]:
+        """The levels deepest first, whatever order they were given in."""
+        return tuple(sorted(self.levels, key=LEVELS.index, reverse=True))
+
+
+class Universal:
+    """The loss network's encoder and the decoders, loaded once, with a cache of style statistics."""
+
+    def __init__(self, decoders: str | os.PathLike | DecoderSet | None = None, *, device: str | torch.device = "cpu",
+                 precision: str = "auto") -> None:
+        self.device = torch.device(device)
+        self.decoders = decoders if isinstance(decoders, DecoderSet) else load_decoders(decoders, device=self.device)
+        self.decoders.to(self.device)
+        self.encoder = build_extractor(self.decoders.levels, device=self.device)
+        self.dtype = autocast_dtype(precision, self.device)
+        self._stats: dict[tuple[Any, ...], dict[str, StyleStats]] = {}
+
+    def style(self, style: ImageLike, edge: int, levels: Sequence[str]) -> dict[str, StyleStats]:
+        """The statistics of ``style`` at ``levels`` with its long edge at ``edge`` px (cached by file,
+        size and levels; an image given as a tensor or PIL image is not cached)."""
+        key = (str(os.path.abspath(style)), os.path.getmtime(style), edge, tuple(levels)) \
+            if isinstance(style, (str, os.PathLike)) else None
+        if key is not None and key in self._stats:
+            return self._stats[key]
+        loaded = load_image(style, reduce_to=edge)
+        image = resize(loaded.flat_rgb(), fit_long_edge(loaded.size, edge))
+        need = min_side(levels)
+        if min(loaded.size) < need or min(image.shape[-2:]) < need:
+            raise InputError(f"style image too small: {loaded.size[1]}x{loaded.size[0]} px (at {edge} px: "
+                             f"{image.shape[-1]}x{image.shape[-2]}); {max(levels, key=LEVELS.index)} needs at least "
+                             f"{need} px on the short side", fields=("style",))
+        with torch.no_grad(), autocast(self.device, self.dtype):
+            feats = self.encoder(image.to(self.device), levels)
+        stats = {lv: style_stats(f.float()[0]) for lv, f in feats.items()}
+        if key is not None:
+            if len(self._stats) >= 64:  # a service applying many paintings: keep the newest
+                self._stats.pop(next(iter(self._stats)))
+            self._stats[key] = stats
+        return stats
+
+    @torch.no_grad()
+    def run(self, content: Tensor, styles: Sequence[dict[str, StyleStats]], cfg: UniversalConfig,
+            masks: Sequence[Tensor | None] | None = None) -> Tensor:
+        """(1, 3, H, W) in [0, 1] -> the same size, painted. ``masks[i]`` (H, W): where style i applies
+        (None: everywhere; without masks the styles blend by their weights everywhere)."""
+        missing = [lv for lv in cfg.levels if lv not in self.decoders.levels]
+        if missing:
+            raise InputError(f"these decoders have no level {', '.join(missing)}; they have "
+                             f"{', '.join(self.decoders.levels)}", fields=("levels",))
+        transform = TRANSFORMS[cfg.transform]
+        weights = list(cfg.style_blend_weights or [1.0] * len(styles))
+        if len(weights) != len(styles):
+            raise InputError(f"{len(weights)} style blend weights for {len(styles)} styles",
+                             fields=("style_blend_weights",))
+        total = sum(weights)
+        x = content.to(self.device)
+        h, w = x.shape[-2:]
+        for level in cfg.ordered_levels:
+            with autocast(self.device, self.dtype):
+                feats = self.encoder(x, (level,))[level].float()
+            mixed = torch.zeros_like(feats)
+            for i, (stats, weight) in enumerate(zip(styles, weights)):
+                given = None if masks is None else masks[i]
+                mask = None if given is None else _at(given, feats)
+                if mask is None:
+                    moved = transform(feats, stats[level], cfg.strength)
+                    mixed = mixed + (weight / total) * moved
+                else:  # regions: each style moves its own region, with that region's statistics
+                    region = (mask > 0.5).to(feats)
+                    mixed = mixed + region * transform(feats, stats[level], cfg.strength, mask=mask)
+            if masks is not None:
+                covered = torch.zeros_like(feats[0, :1])
+                for m in masks:
+                    if m is not None:
+                        covered = covered + (_at(m, feats) > 0.5).to(feats)
+                mixed = mixed + (1 - covered.clamp(max=1)) * feats  # no style: the photo's own features
+            with autocast(self.device, self.dtype):
+                x = self.decoders.decoders[level](mixed)
+            x = x.float().clamp(0, 1)
+            if x.shape[-2:] != (h, w):  # a side that is not a multiple of the level's stride
+                x = resize(x, (h, w))
+        return x
+
+
+def _at(mask: Tensor, feats: Tensor) -> Tensor:
+    """A (H, W) mask at the features' resolution."""
+    return torch.nn.functional.interpolate(mask[None, None].float().to(feats.device), size=feats.shape[-2:],
+                                           mode="bilinear", align_corners=False)[0, 0]
+
+
+def stylize_universal(content: ImageLike, styles: ImageLike | Sequence[ImageLike], *,
+                      model: Universal | None = None, config: UniversalConfig | None = None,
+                      style_masks: Sequence[ImageLike] | None = None, output: str = "pil", **options: Any) -> Any:
+    """``content`` painted in ``styles`` by universal style transfer, in one pass (see the module).
+
+    ``options`` are :class:`UniversalConfig` fields; ``model`` reuses loaded networks and cached
+    style statistics across calls (``Universal(device=...)``). Returns an 8-bit PIL image, or as
+    ``output`` asks ("tensor", "loaded"), like every method."""
+    from ..io.mask import load_mask
+
+    cfg = UniversalConfig(**{**(vars(config) if config else {}), **options}) if options or config is None \
+        else config
+    style_list = [styles] if isinstance(styles, (str, os.PathLike)) or not isinstance(styles, Sequence) \
+        else list(styles)
+    if not style_list:
+        raise InputError("the wct method needs at least one style image", fields=("style",))
+    model = model or Universal()
+    loaded = load_image(content, reduce_to=cfg.size)
+    x = loaded.flat_rgb()
+    if cfg.size is not None:
+        x = resize(x, fit_long_edge(loaded.size, cfg.size))
+    if min(x.shape[-2:]) < min_side(cfg.levels):
+        raise InputError(f"image too small: {x.shape[-1]}x{x.shape[-2]} px; level {max(cfg.levels, key=LEVELS.index)} "
+                         f"needs at least {min_side(cfg.levels)} px on the short side (raise size, or leave out the "
+                         "deepest levels)", fields=("size",))
+    edge = max(x.shape[-2:])
+    stats = [model.style(s, edge, cfg.levels) for s in style_list]
+    masks = None
+    if style_masks is not None:
+        if len(style_masks) != len(style_list):
+            raise InputError(f"{len(style_masks)} style masks for {len(style_list)} styles; give one per style",
+                             fields=("style_masks",))
+        hw = (int(x.shape[-2]), int(x.shape[-1]))
+        masks = [resize(load_mask(m, hw, what=f"style mask {i + 1}", max_pixels=MAX_PIXELS), hw)[0, 0]
+                 for i, m in enumerate(style_masks)]
+    out = model.run(x, stats, cfg, masks).cpu()
+    out = color.restore(out, x, cfg.preserve_color)
+    return as_output(out, loaded.alpha, output, loaded.bit_depth)

@@ -1,0 +1,94 @@
+import pytest
+import torch
+from PIL import Image
+
+from impasto.errors import InputError
+from impasto.universal import stylize as universal
+from impasto.universal.stylize import Universal, UniversalConfig, stylize_universal
+from impasto.universal.train import DecoderTrainingConfig, train_decoders
+
+
+@pytest.fixture(scope="module")
+def decoders(tmp_path_factory, photos):
+    """Every level's decoder, trained for a few steps at 32 px (shapes and plumbing, not quality)."""
+    out = tmp_path_factory.mktemp("decoders") / "d.pt"
+    train_decoders([photos], out, config=DecoderTrainingConfig(size=32, batch_size=2, steps=2, workers=0,
+                                                                device="cpu", checkpoint_every=10))
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(decoders):
+    return Universal(decoders, precision="fp32")
+
+
+def test_any_painting_in_one_pass(model, small_images, tmp_path):
+    c, s = small_images
+    out = stylize_universal(c, s, model=model, size=48, output="tensor")
+    assert out.shape == (1, 3, 32, 48) and torch.isfinite(out).all() and 0 <= float(out.min()) <= float(out.max()) <= 1
+    pil = stylize_universal(c, [s, s], model=model, size=48, style_blend_weights=(1, 3), levels=("relu3_1", "relu1_1"))
+    assert pil.size == (48, 32)
+
+
+def test_style_statistics_are_computed_once_per_style_and_size(model, small_images, monkeypatch):
+    c, s = small_images
+    calls = []
+    real = universal.style_stats
+    monkeypatch.setattr(universal, "style_stats", lambda f, mask=None: (calls.append(1), real(f, mask))[1])
+    model._stats.clear()
+    for _ in range(3):
+        stylize_universal(c, s, model=model, size=48)
+    assert len(calls) == 5  # five levels, once
+
+
+def test_a_flat_style_gives_no_nan_and_a_tiny_one_is_refused(model, small_images, tmp_path):
+    c, _ = small_images
+    flat, tiny = tmp_path / "flat.png", tmp_path / "tiny.png"
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(flat)
+    Image.new("RGB", (10, 6), (1, 2, 3)).save(tiny)
+    assert torch.isfinite(stylize_universal(c, flat, model=model, size=48, output="tensor")).all()
+    with pytest.raises(InputError, match="style image too small"):
+        stylize_universal(c, tiny, model=model, size=48)
+
+
+def test_style_masks_paint_each_region_with_its_own_style(model, small_images, tmp_path):
+    c, s = small_images
+    left, right = tmp_path / "left.png", tmp_path / "right.png"
+    mask = Image.new("L", (48, 32), 0)
+    mask.paste(255, (0, 0, 24, 32))
+    mask.save(left)
+    Image.eval(mask, lambda v: 255 - v).save(right)
+    out = stylize_universal(c, [s, c], model=model, size=48, style_masks=[left, right], output="tensor")
+    assert out.shape == (1, 3, 32, 48) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize(("options", "words"), [
+    ({"strength": 1.5}, "strength must be a number from 0 to 1"),
+    ({"levels": ("relu9_1",)}, "levels must be distinct names"),
+    ({"transform": "gram"}, "unknown transform"),
+    ({"size": 8}, "size must be at least 32"),
+    ({"preserve_color": "histogram"}, "preserve_color for this method is luminance"),
+])
+def test_bad_options_are_refused_naming_them(options, words):
+    with pytest.raises(InputError, match=words):
+        UniversalConfig(**options)
+
+
+def test_the_method_runs_through_the_registry_and_refuses_other_methods_options(decoders, small_images):
+    from impasto.jobs import Recipe, Runner
+    from impasto.methods import get_method
+
+    c, s = small_images
+    method = get_method("wct")
+    assert method.takes_styles and "strength" in method.web_options and "decoders" not in method.web_options
+    image = Runner().run(Recipe("wct", {"decoders": str(decoders), "size": 64, "precision": "fp32"}), c, [s])
+    assert image.size == (64, 43)
+    with pytest.raises(InputError, match="image too small: 40x27 px; level relu5_1 needs at least 32 px"):
+        Runner().run(Recipe("wct", {"decoders": str(decoders), "size": 40}), c, [s])
+    with pytest.raises(InputError, match=r"the method 'wct' takes only .*; not iterations"):
+        method.check({"iterations": 10}, 1)
+    with pytest.raises(InputError, match="needs at least one style image"):
+        method.check({}, 0)
+    with pytest.raises(InputError, match="image too small: 40x27 px"):  # before any work (the service's 422)
+        method.check_content({"size": 40}, (32, 48))
+    method.check_content({"size": 40, "levels": ("relu4_1", "relu1_1")}, (32, 48))
