@@ -1,4 +1,5 @@
-"""``impasto stylize``: one photo, one or more paintings, the optimization method."""
+"""``impasto stylize``: one photo, one or more paintings; the optimization method, or any method
+that takes style images (``--method wct``), asked through the registry what it takes."""
 
 from __future__ import annotations
 
@@ -164,6 +165,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s)")
     p.add_argument("-o", "--output", required=True,
                    help=f"output image; format from the extension ({', '.join(sorted(SAVE_FORMATS))})")
+    p.add_argument("--method", default="optimize",
+                   help="the method: optimize, or any that takes style images (wct; `impasto methods` lists them "
+                        "with their options)")
+    p.add_argument("--set", dest="method_options", action="append", default=[], metavar="NAME=VALUE",
+                   help="an option of --method that has no flag of its own (--set levels=relu4_1,relu3_1)")
     add_config_arguments(p)
     g = p.add_argument_group("output")
     g.add_argument("--save-every", type=positive_int, default=None, metavar="N",
@@ -174,6 +180,62 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=lambda args: run(args, p))
     return p
+
+
+# flags that are the command's own, not a method's options
+COMMAND_FLAGS = frozenset({"content", "styles", "output", "method", "method_options", "save_every", "log", "bit_depth",
+                           "quiet", "style_masks", "keep_mask", "run", "command"})
+
+
+def method_options(args: argparse.Namespace, parser: argparse.ArgumentParser, method: Any) -> dict[str, Any]:
+    """The options of ``method`` that the command line sets: each flag given (a value other than its
+    default) whose name is one of the method's options, and each ``--set NAME=VALUE`` parsed as that
+    option's type. A flag the method does not take is refused, naming what it takes."""
+    from ..errors import InputError
+    from ..jobs.recipe import parse_option
+
+    types = method.option_types()
+    defaults = {a.dest: a.default for a in parser._actions}
+    given = {k: v for k, v in vars(args).items()
+             if k not in COMMAND_FLAGS and k in defaults and v != defaults[k]}
+    refused = sorted(k for k in given if k not in types)
+    if refused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in refused)
+        raise InputError(f"the method {method.name!r} takes only {', '.join(types) or 'no options'}; not {flags}",
+                         fields=tuple(refused))
+    options = dict(given)
+    for item in args.method_options:
+        name, sep, text = item.partition("=")
+        if not sep or name.strip() not in types:
+            raise InputError(f"--set takes NAME=VALUE with NAME one of {', '.join(types)}; got {item!r}",
+                             fields=("set",))
+        options[name.strip()] = parse_option(name.strip(), text, types[name.strip()])
+    return options
+
+
+def _run_method(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``--method NAME`` (not optimize): the registry's method, with the options the flags set."""
+    from ..errors import InputError
+    from ..io.image import check_output_path, output_bit_depth, output_format, save_image
+    from ..methods import get_method
+
+    method = get_method(args.method)
+    if not method.takes_styles:
+        raise InputError(f"the method {method.name!r} paints styles of its own: use impasto apply {method.name}",
+                         fields=("method",))
+    for flag, value in (("--save-every", args.save_every), ("--log", args.log), ("--keep-mask", args.keep_mask)):
+        if value:
+            raise InputError(f"{flag} is the optimize method's; the method {method.name!r} paints in one pass")
+    options = method_options(args, parser, method)
+    method.check(options, len(args.styles))
+    check_output_path(args.output, [args.content, *args.styles, *(args.style_masks or [])])
+    depth = output_bit_depth(args.bit_depth, args.content, output_format(args.output))
+    masks = {"style_masks": args.style_masks} if args.style_masks else {}
+    painter = method.load(options, list(args.styles), **masks)
+    save_image(painter.image(args.content, output="loaded"), args.output, bit_depth=depth)
+    if not args.quiet:
+        print(f"saved {args.output}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _intermediate_path(output: str, step: int) -> str:
@@ -264,4 +326,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
               file=sys.stderr)
         return EXIT_INTERRUPTED
 
+    if args.method != "optimize":
+        return report_errors(lambda: _run_method(args, parser), parser, interrupted)
+    if args.method_options:
+        print("impasto: error: --set is for a --method other than optimize (every optimize option has a flag)",
+              file=sys.stderr)
+        return 2
     return report_errors(lambda: _run(args), parser, interrupted)
