@@ -68,7 +68,8 @@ def test_other_settings_into_the_same_folder_are_refused(photo_dir, tmp_path, ca
     (["{photos}", "--model", "multistyle6", "--style", "nope"], "valid: starry_night"),
     (["{photos}", STYLE, "--model", "multistyle6"], "paints only its own styles"),
     (["{photos}", STYLE, "--format", ".gifx"], "unsupported output extension"),
-    (["{photos}", "--model", "multistyle6", "--iterations", "5"], "does not use --iterations"),
+    (["{photos}", "--model", "multistyle6", "--iterations", "5"], "the method 'multistyle6' takes only size, style, "
+     "style_blend_weights, preserve_color, tile, device, precision; not --iterations"),
 ])
 def test_bad_batches_fail_before_any_work(photo_dir, tmp_path, capsys, args, words):
     out = tmp_path / "out"
@@ -140,3 +141,24 @@ def test_videos_in_the_folder_get_the_video_method_with_their_sound(photo_dir, t
     got = streams(out / "clip.mp4")
     assert got["frames"] == 4 and got["audio"] is not None
     assert not list(out.rglob("*.frames")) and not list(out.rglob("*.work"))  # work folders go once written
+
+
+def test_a_method_that_takes_style_images_gets_its_own_options_and_the_size(photo_dir, tmp_path, capsys):
+    """--method wct: its options from the registry (the flags it takes, --set for the rest); --size is
+    never dropped, other methods' flags are refused."""
+    import argparse
+
+    from impasto.cli import batch as batch_cli
+    from impasto.errors import InputError
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    p = batch_cli.add_parser(sub)
+    args = p.parse_args([str(photo_dir), STYLE, "-o", str(tmp_path / "o"), "--method", "wct", "--size", "512",
+                         "--strength", "0.6", "--set", "levels=relu4_1,relu2_1"])
+    recipe = batch_cli.recipe_from_args(args, p)
+    assert recipe.method == "wct" and dict(recipe.options) == {"size": 512, "strength": 0.6,
+                                                               "levels": ("relu4_1", "relu2_1")}
+    args = p.parse_args([str(photo_dir), STYLE, "-o", str(tmp_path / "o"), "--method", "wct", "--iterations", "3"])
+    with pytest.raises(InputError, match=r"the method 'wct' takes only .*; not --iterations"):
+        batch_cli.recipe_from_args(args, p)

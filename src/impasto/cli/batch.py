@@ -6,7 +6,17 @@ import argparse
 import sys
 from typing import Any
 
-from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, add_bit_depth, positive_int, report_errors
+from .common import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ProgressBar,
+    add_bit_depth,
+    add_method_options,
+    method_options,
+    positive_int,
+    report_errors,
+)
 from .stylize import add_config_arguments, config_from_args
 
 
@@ -37,9 +47,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g = p.add_argument_group("another method (instead of optimization)")
     g.add_argument("--model", default=None, help="shipped model name or model file (see 'impasto models')")
     g.add_argument("--method", default=None,
-                   help="any registered method by name (a plug-in's; see 'impasto models'); --model is the "
+                   help="any registered method by name (wct, a plug-in's; see 'impasto methods'); --model is the "
                         "same for fast models")
     g.add_argument("--style", default=None, help="which style of the model (default: its first)")
+    add_method_options(g)
     add_config_arguments(p)  # --size, --style-blend-weights and --preserve-color also apply to --model
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=lambda args: run(args, p))
@@ -56,6 +67,10 @@ def recipe_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     if args.method and args.model and args.method != args.model:
         raise InputError("give --method or --model, not both")
     method = get_method(args.method or args.model or OPTIMIZE)
+    if method.name != OPTIMIZE:  # asked of the method: the flags it takes, --set for the rest
+        return _other_method(args, parser, method)
+    if args.method_options:
+        raise InputError("--set is for a --method other than optimize (every optimize option has a flag)")
     defaults = StylizeConfig().flat()
     given = {k: v for k, v in config_from_args(args).flat().items()
              if v != defaults[k] and k not in ("strength", "style_weight")}
@@ -63,19 +78,24 @@ def recipe_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         given["strength"] = args.strength
     elif args.style_weight is not None:
         given["style_weight"] = args.style_weight
-    if method.takes_styles:
-        if args.style is not None:
+    if args.style is not None:
+        raise InputError(f"--style picks one of a method's own styles; the {method.name} method takes STYLE images")
+    return Recipe(method.name, given, args.bit_depth)
+
+
+BATCH_FLAGS = frozenset({"input_dir", "styles", "output", "format", "bit_depth", "workers", "ray", "model", "method",
+                         "style", "quiet"})
+
+
+def _other_method(args: argparse.Namespace, parser: argparse.ArgumentParser, method: Any) -> Any:
+    from ..errors import InputError
+    from ..jobs.recipe import Recipe
+
+    options = method_options(args, parser, method, BATCH_FLAGS)
+    if args.style is not None:
+        if method.takes_styles:
             raise InputError(f"--style picks one of a method's own styles; the {method.name} method takes STYLE "
                              "images")
-        return Recipe(method.name, given, args.bit_depth)
-    options = {k: v for k, v in given.items() if k in method.options}
-    extra = sorted(set(given) - set(options))
-    if extra:
-        raise InputError(f"the method {method.name!r} does not use "
-                         f"{', '.join('--' + k.replace('_', '-') for k in extra)}")
-    if "size" in method.options:
-        options["size"] = args.size
-    if args.style is not None:
         options["style"] = args.style
     return Recipe(method.name, options, args.bit_depth)
 

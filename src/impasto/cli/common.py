@@ -169,3 +169,40 @@ class ProgressBar:
 def format_losses(losses: dict[str, float]) -> str:
     """Every named term but the total, as 'content 0.12, style 0.034, tv 0.005'."""
     return ", ".join(f"{k} {v:.3g}" for k, v in losses.items() if k != "total")
+
+
+def add_method_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="method_options", action="append", default=[], metavar="NAME=VALUE",
+                   help="an option of --method that has no flag of its own (--set levels=relu4_1,relu3_1; "
+                        "`impasto methods` lists every method's options)")
+
+
+def method_options(args: argparse.Namespace, parser: argparse.ArgumentParser, method: Any,
+                   own: frozenset[str]) -> dict[str, Any]:
+    """The options of ``method`` that the command line sets, asked of the method (its
+    ``option_types``): each flag given (a value other than its default) whose name is one of its
+    options, ``--size`` always where it has one (the command's size is never dropped), and each
+    ``--set NAME=VALUE`` parsed as that option's type. A flag it does not take is refused, naming
+    what it takes; ``own`` are the command's own flags (paths, output, quiet...)."""
+    from ..errors import InputError
+    from ..jobs.recipe import parse_option
+
+    types = method.option_types()
+    defaults = {a.dest: a.default for a in parser._actions}
+    given = {k: v for k, v in vars(args).items()
+             if k not in own and k not in ("run", "command", "method_options") and k in defaults and v != defaults[k]}
+    refused = sorted(k for k in given if k not in types)
+    if refused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in refused)
+        raise InputError(f"the method {method.name!r} takes only {', '.join(types) or 'no options'}; not {flags}",
+                         fields=tuple(refused))
+    options = dict(given)
+    if "size" in types and getattr(args, "size", None) is not None:
+        options["size"] = args.size
+    for item in args.method_options:
+        name, sep, text = item.partition("=")
+        if not sep or name.strip() not in types:
+            raise InputError(f"--set takes NAME=VALUE with NAME one of {', '.join(types)}; got {item!r}",
+                             fields=("set",))
+        options[name.strip()] = parse_option(name.strip(), text, types[name.strip()])
+    return options

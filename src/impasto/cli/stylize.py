@@ -16,8 +16,10 @@ from .common import (
     EXIT_OK,
     ProgressBar,
     add_bit_depth,
+    add_method_options,
     add_precision,
     integer,
+    method_options,
     names,
     number,
     numbers,
@@ -168,8 +170,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--method", default="optimize",
                    help="the method: optimize, or any that takes style images (wct; `impasto methods` lists them "
                         "with their options)")
-    p.add_argument("--set", dest="method_options", action="append", default=[], metavar="NAME=VALUE",
-                   help="an option of --method that has no flag of its own (--set levels=relu4_1,relu3_1)")
+    add_method_options(p)
     add_config_arguments(p)
     g = p.add_argument_group("output")
     g.add_argument("--save-every", type=positive_int, default=None, metavar="N",
@@ -184,33 +185,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 # flags that are the command's own, not a method's options
 COMMAND_FLAGS = frozenset({"content", "styles", "output", "method", "method_options", "save_every", "log", "bit_depth",
-                           "quiet", "style_masks", "keep_mask", "run", "command"})
-
-
-def method_options(args: argparse.Namespace, parser: argparse.ArgumentParser, method: Any) -> dict[str, Any]:
-    """The options of ``method`` that the command line sets: each flag given (a value other than its
-    default) whose name is one of the method's options, and each ``--set NAME=VALUE`` parsed as that
-    option's type. A flag the method does not take is refused, naming what it takes."""
-    from ..errors import InputError
-    from ..jobs.recipe import parse_option
-
-    types = method.option_types()
-    defaults = {a.dest: a.default for a in parser._actions}
-    given = {k: v for k, v in vars(args).items()
-             if k not in COMMAND_FLAGS and k in defaults and v != defaults[k]}
-    refused = sorted(k for k in given if k not in types)
-    if refused:
-        flags = ", ".join("--" + k.replace("_", "-") for k in refused)
-        raise InputError(f"the method {method.name!r} takes only {', '.join(types) or 'no options'}; not {flags}",
-                         fields=tuple(refused))
-    options = dict(given)
-    for item in args.method_options:
-        name, sep, text = item.partition("=")
-        if not sep or name.strip() not in types:
-            raise InputError(f"--set takes NAME=VALUE with NAME one of {', '.join(types)}; got {item!r}",
-                             fields=("set",))
-        options[name.strip()] = parse_option(name.strip(), text, types[name.strip()])
-    return options
+                           "quiet", "style_masks", "keep_mask"})
 
 
 def _run_method(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -226,7 +201,7 @@ def _run_method(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     for flag, value in (("--save-every", args.save_every), ("--log", args.log), ("--keep-mask", args.keep_mask)):
         if value:
             raise InputError(f"{flag} is the optimize method's; the method {method.name!r} paints in one pass")
-    options = method_options(args, parser, method)
+    options = method_options(args, parser, method, COMMAND_FLAGS)
     method.check(options, len(args.styles))
     check_output_path(args.output, [args.content, *args.styles, *(args.style_masks or [])])
     depth = output_bit_depth(args.bit_depth, args.content, output_format(args.output))
