@@ -151,7 +151,7 @@ def test_bad_inputs_get_one_line_and_write_nothing(tmp_path, clip, capsys):
         ([clip, style, "-o", tmp_path / "o.mp4", "--duration", "9"], "past the end of the clip"),
         ([clip, style, "-o", tmp_path / "o.txt"], "cannot hold a video"),
         ([clip, style, "-o", clip], "is the input"),
-        ([clip, "-o", tmp_path / "o.mp4"], "give STYLE image(s), or --model"),
+        ([clip, "-o", tmp_path / "o.mp4"], "the optimize method needs STYLE image(s)"),
     ]
     for argv, message in cases:
         code = main(["video", *map(str, argv), "--size", "32", "--quiet"])
@@ -278,3 +278,28 @@ def test_a_late_starting_clip_cut_by_start_and_duration_resumes_from_its_kept_fr
     assert resumed[-1] == 4 and len(resumed) == 10  # 4 kept frames taken as they were, 6 painted
     assert streams(out)["frames"] == 10
     assert abs(_audio_seconds(out) - 1.0) < 0.15
+
+
+def test_the_readme_video_commands_run_with_a_fast_model_and_with_wct(tmp_path, clip, photos, capsys):
+    """`impasto video clip.mp4 -o out.mp4 --model multistyle6 --style udnie` (the README's, broken since
+    the registry landed: the optimization's options were handed to the fast model), and --method wct,
+    whose options come from the registry like every command's."""
+    from impasto.universal.train import DecoderTrainingConfig, train_decoders
+
+    out = tmp_path / "fast.mp4"
+    code = main(["video", str(clip), "-o", str(out), "--model", "multistyle6", "--style", "udnie", "--size", "32",
+                 "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert out.stat().st_size > 0
+    decoders = tmp_path / "d.pt"
+    train_decoders([photos], decoders, config=DecoderTrainingConfig(size=32, batch_size=2, steps=1, workers=0,
+                                                                     device="cpu"))
+    out = tmp_path / "wct.mp4"
+    code = main(["video", str(clip), str(EXAMPLES / "wave.jpg"), "-o", str(out), "--method", "wct", "--size", "64",
+                 "--set", f"decoders={decoders}", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert out.stat().st_size > 0
+    code = main(["video", str(clip), str(EXAMPLES / "wave.jpg"), "-o", str(tmp_path / "x.mp4"), "--method", "wct",
+                 "--frame-iterations", "3", "--iterations", "4", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "the method 'wct' takes only" in err and "not --iterations" in err, err

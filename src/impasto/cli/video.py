@@ -6,7 +6,22 @@ import argparse
 import sys
 from typing import Any
 
-from .common import EXIT_INTERRUPTED, EXIT_OK, ProgressBar, integer, names, number, report_errors
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ProgressBar,
+    add_method_options,
+    integer,
+    method_options,
+    names,
+    number,
+    report_errors,
+)
+
+# the command's own flags and the video's settings (VideoConfig), not a method's options
+VIDEO_FLAGS = frozenset({"input", "styles", "output", "temporal_weight", "frame_iterations", "long_term",
+                         "flow_preset", "start", "duration", "crf", "model", "method", "style", "blend", "quiet",
+                         "style_masks", "keep_mask"})
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -24,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 runtime failure, 2 usage error, 130 interrupted (rerun to resume).",
     )
     p.add_argument("input", metavar="INPUT", help="video file or folder of numbered frames")
-    p.add_argument("styles", metavar="STYLE", nargs="*", help="style image(s) (not with --model)")
+    p.add_argument("styles", metavar="STYLE", nargs="*", help="style image(s) (for a method that takes them)")
     p.add_argument("-o", "--output", required=True, help="output video (mp4, mov, mkv, webm, gif) or folder")
     g = p.add_argument_group("video")
     g.add_argument("--temporal-weight", type=number, default=d.temporal_weight,
@@ -39,34 +54,48 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--duration", type=number, default=d.duration, metavar="SECONDS",
                    help="how much to stylize (try a short part first)")
     g.add_argument("--crf", type=integer, default=d.crf, help="encoder quality, 0 (lossless) to 51")
+    g.add_argument("--method", default=None,
+                   help="any registered method (wct, a fast model, a plug-in's; see 'impasto methods'); default "
+                        "optimize")
+    add_method_options(g)
     g.add_argument("--model", default=None, help="a fast model's name or file instead of optimization")
     g.add_argument("--style", default=None, help="with --model: which of its styles")
     g.add_argument("--blend", type=number, default=d.blend,
-                   help="with --model: how much of the warped previous frame to keep where the flow is reliable")
+                   help="with a one-pass method (--model, wct): how much of the warped previous frame to keep "
+                        "where the flow is reliable")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_arguments(p)
     p.set_defaults(run=lambda args: run(args, p))
     return p
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..errors import InputError
+    from ..methods import get_method
     from ..runtime import tune_allocator
     from ..video.pipeline import VideoConfig, stylize_video
     from .stylize import config_from_args
 
-    if bool(args.model) == bool(args.styles):
-        raise InputError("give STYLE image(s), or --model, but not both")
-    config = config_from_args(args)
+    if args.method and args.model and args.method != args.model:
+        raise InputError("give --method or --model, not both")
+    method = get_method(args.method or args.model or "optimize")
+    if method.takes_styles and not args.styles:
+        raise InputError(f"the {method.name} method needs STYLE image(s)")
     video = VideoConfig(**{k: getattr(args, k) for k in VideoConfig.__dataclass_fields__})
+    if method.name == "optimize":
+        if args.method_options:
+            raise InputError("--set is for a --method other than optimize (every optimize option has a flag)")
+        config, options = config_from_args(args), {}
+    else:  # its options asked of the method: the flags it takes, --set for the rest
+        config, options = None, method_options(args, parser, method, VIDEO_FLAGS)
     bar = ProgressBar(args.quiet)
 
     notes: list[str] = []
     tune_allocator()
     try:
-        stylize_video(args.input, args.styles, args.output, config=config, video=video, model=args.model,
+        stylize_video(args.input, args.styles, args.output, method=method, config=config, video=video,
                       style=args.style, callback=bar, notes=notes, style_masks=args.style_masks,
-                      keep_mask=args.keep_mask)
+                      keep_mask=args.keep_mask, **options)
     finally:
         bar.close()
         for note in notes:
@@ -82,4 +111,4 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
               file=sys.stderr)
         return EXIT_INTERRUPTED
 
-    return report_errors(lambda: _run(args), parser, interrupted)
+    return report_errors(lambda: _run(args, parser), parser, interrupted)
