@@ -63,6 +63,21 @@ def parse_int(text: str) -> int:
     return int(stripped)
 
 
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?")
+
+
+def parse_float(text: str) -> float:
+    """A finite number written in plain ASCII (``0.5``, ``-1e-3``): ``float()`` also takes other
+    scripts' digits (``'٠.٥'``), ``'1_0'``, ``'nan'`` and ``'inf'``, which no form or flag should."""
+    stripped = text.strip()
+    if len(stripped) > 40 or not _FLOAT.fullmatch(stripped):
+        raise ValueError(f"not a plain finite number: {text[:40]!r}")
+    value = float(stripped)
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {text[:40]!r}")
+    return value
+
+
 def as_tuples(obj: Any, names: Sequence[str]) -> None:
     """Turn list values of frozen dataclass fields into tuples (hashable, immutable)."""
     for name in names:
@@ -71,14 +86,29 @@ def as_tuples(obj: Any, names: Sequence[str]) -> None:
             object.__setattr__(obj, name, tuple(value))
 
 
-def positive_int(name: str, value: Any) -> None:
+MAX_INT_OPTION = 2**31 - 1
+"""The largest value of any integer option unless it has a tighter range: every integer has a
+range, so none overflows the 64-bit arithmetic of the code it reaches (an option of 2**63 used to
+kill a worker)."""
+
+
+def positive_int(name: str, value: Any, maximum: int = MAX_INT_OPTION) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InputError(f"{name} must be a positive integer; got {value!r}", fields=(name,))
+        raise InputError(f"{name} must be a positive integer; got {_shown(value)}", fields=(name,))
+    if value > maximum:
+        raise InputError(f"{name} must be from 1 to {maximum}; got {_shown(value)}", fields=(name,))
 
 
-def non_negative_int(name: str, value: Any) -> None:
+def non_negative_int(name: str, value: Any, maximum: int = MAX_INT_OPTION) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InputError(f"{name} must be an integer >= 0; got {value!r}", fields=(name,))
+        raise InputError(f"{name} must be an integer >= 0; got {_shown(value)}", fields=(name,))
+    if value > maximum:
+        raise InputError(f"{name} must be from 0 to {maximum}; got {_shown(value)}", fields=(name,))
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def positive(name: str, value: Any) -> None:

@@ -117,6 +117,12 @@ def _png_header(width: int, height: int) -> bytes:
     ({"method": "pastiche"}, None, 422, "unknown method 'pastiche'"),
     ({"method": "multistyle6", "style": "nope"}, None, 422, "unknown style 'nope'"),
     ({"method": "multistyle6", "iterations": "3"}, None, 422, "unknown option 'iterations'"),
+    ({"strength": "٠.٥"}, None, 422, "strength must be a number"),  # ASCII digits only, like integers
+    ({"content_weight": "nan"}, None, 422, "content_weight must be a number"),
+    ({"style_loss": "mrf", "mrf_stride": str(2**63)}, None, 422, "mrf_stride must be from 1 to 64"),
+    ({"method": "multistyle6", "size": "1"}, None, 422, "image too small"),
+    ({"method": "wct", "decoders": "/etc/passwd"}, None, 422, "unknown option 'decoders'"),
+    ({"method": "wct", "iterations": "3"}, None, 422, "unknown option 'iterations'"),
 ])
 def test_bad_requests_get_a_4xx_that_names_the_problem_and_the_server_stays_up(client, data, files, status, words):
     response = submit(client, data=data, files=files)

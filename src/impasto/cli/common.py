@@ -44,10 +44,12 @@ def positive_int(text: str) -> int:
 
 
 def number(text: str) -> float:
+    from ..config import parse_float
+
     try:
-        return float(text)
+        return parse_float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a finite number in ASCII digits, got {text[:40]!r}") from None
 
 
 def names(text: str) -> tuple[str, ...]:
@@ -55,10 +57,12 @@ def names(text: str) -> tuple[str, ...]:
 
 
 def numbers(text: str) -> tuple[float, ...]:
+    from ..config import parse_float
+
     try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
+        return tuple(parse_float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, got {text[:40]!r}") from None
 
 
 def add_precision(group: Any, default: str = "auto", where: str = "") -> None:

@@ -14,6 +14,13 @@ from .common import EXIT_OK, number, positive_int, report_errors
 TOKEN_ENV = "IMPASTO_TOKEN"
 
 
+def port(text: str) -> int:
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, got {value}")
+    return value
+
+
 def _default_data() -> str:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return os.path.join(base, "impasto", "serve")
@@ -33,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "every API call must then send as 'Authorization: Bearer TOKEN'.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind")
-    p.add_argument("--port", type=positive_int, default=8000, help="port")
+    p.add_argument("--port", type=port, default=8000, help="port (1-65535)")
     p.add_argument("--data", default=_default_data(), help="folder for the queue and the jobs' files")
     p.add_argument("--token", default=None,
                    help=f"bearer token every API call must carry; None: ${TOKEN_ENV} if set")

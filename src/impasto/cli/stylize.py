@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -262,6 +263,14 @@ def _check_paths(args: argparse.Namespace, config: Any) -> list:
                                             if config.optimize.init not in ("content", "noise") else [])
     inputs += list(args.style_masks or []) + ([args.keep_mask] if args.keep_mask else [])
     check_output_path(args.output, inputs)
+    if args.save_every:  # OUTPUT_STEM.NNNN.EXT must never be one of the inputs
+        out = Path(args.output)
+        snapshot = re.compile(re.escape(out.stem) + r"\.[0-9]{4,}" + re.escape(out.suffix))
+        for path in inputs:
+            p = Path(path)
+            if snapshot.fullmatch(p.name) and p.resolve().parent == out.resolve().parent:
+                raise InputError(f"--save-every would write its images ({out.stem}.NNNN{out.suffix}) over the input "
+                                 f"{str(path)!r}; choose another -o")
     args.depth = output_bit_depth(args.bit_depth, args.content, output_format(args.output))
     if args.log:
         log_dir = os.path.dirname(os.path.abspath(args.log))

@@ -153,6 +153,9 @@ class StyleModel:
             if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
                 raise InputError(f"size must be a positive integer; got {size!r}", fields=("size",))
             x = resize(x, fit_long_edge(loaded.size, size))
+        if min(x.shape[-2:]) < MIN_SIDE:
+            raise InputError(f"image too small: {x.shape[-1]}x{x.shape[-2]} px; a fast model needs at least {MIN_SIDE} "
+                             "px on the short side (raise size)", fields=("size",))
         if tile is None:
             tile = 2048 if self.device.type == "cuda" else 1024
         out = self.run(x, weights, tile=tile).float().cpu().clamp(0, 1)
@@ -170,6 +173,11 @@ class StyleModel:
         }
         with atomic_path(path) as tmp:
             torch.save(data, tmp)
+
+
+MIN_SIDE = 16
+"""The smallest short side a fast model paints (its first 9x9 convolution's reflection padding and
+its stride-4 encoder need a few pixels)."""
 
 
 def shipped_models() -> dict[str, Path]:

@@ -149,6 +149,14 @@ class TrainConfig:
                              fields=("style_loss",))
         if self.network.weights != "caffe":
             raise InputError("training uses the default loss network's weights (caffe)", fields=("weights",))
+        # the optimization's style augmentations and blends mean nothing here: refused, not ignored
+        ignored = [name for name, value, default in (
+            ("style_rotations", self.loss.style_rotations, ()), ("style_scales", self.loss.style_scales, ()),
+            ("style_scale", self.loss.style_scale, 1.0), ("style_blend_weights", self.loss.style_blend_weights, None))
+            if value != default]
+        if ignored:
+            raise InputError(f"training does not use {', '.join(ignored)} (each crop takes one style image as it is; "
+                             "style_size sets its scale)", fields=tuple(ignored))
 
     @classmethod
     def from_options(cls, **options: Any) -> TrainConfig:
@@ -337,7 +345,7 @@ def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: 
     autocast = autocast_dtype(cfg.network.precision, device)
     # The styles' targets and auto weights are computed once, on the CPU (the weights are read to
     # the host); then the whole objective, loss network included, moves to the run's device.
-    extractor = build_extractor(cfg.loss.layers, device="cpu")
+    extractor = build_extractor(cfg.loss.layers, pooling=cfg.network.pooling, device="cpu")
     with torch.no_grad():
         scaled = [resize(s.flat_rgb(), fit_long_edge(s.size, tc.style_size)) for s in style_images]
         objective = build_objective(extractor, scaled, cfg.loss, autocast, tc.lattice_weight).to(device)

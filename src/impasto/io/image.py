@@ -15,6 +15,7 @@ import math
 import os
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -100,6 +101,8 @@ def open_pil(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS,
         raise ImageError(f"no such file: {name}")
     if os.path.isdir(path):
         raise ImageError(f"is a folder, not an image: {name}")
+    if not os.path.isfile(path):  # a FIFO, a socket, a device: reading one can block forever
+        raise ImageError(f"is not a regular file: {name}")
     return _decode(path, name, max_pixels, reduce_to)
 
 
@@ -397,7 +400,7 @@ def source_bit_depth(src: Any) -> int:
         return 16 if src.mode in ("I;16", "I;16L", "I;16B", "I;16N", "F") or is_deep(src) else 8
     if isinstance(src, (bytes, bytearray)):
         src = io.BytesIO(src)
-    elif not isinstance(src, (str, os.PathLike)):
+    elif not isinstance(src, (str, os.PathLike)) or not os.path.isfile(src):  # (a FIFO would block)
         return 8
     try:
         with Image.open(src) as img:
@@ -458,8 +461,6 @@ def _decode_deep(src: str | os.PathLike | io.BytesIO, img: Image.Image, name: st
 
 def _read_png16(data: bytes) -> np.ndarray:
     """A 16-bit PNG as (H, W, samples) float in [0, 1] (pypng: tRNS, palettes and bit depths handled)."""
-    import zlib
-
     import png
 
     try:
@@ -482,7 +483,7 @@ def _read_tiff(data: bytes, name: str) -> np.ndarray | None:
             page = tif.pages.first
             arr = page.asarray()
             axes = page.axes
-    except (tifffile.TiffFileError, *DECODER_ERRORS) as exc:
+    except (tifffile.TiffFileError, zlib.error, *DECODER_ERRORS) as exc:
         if "imagecodecs" in str(exc):  # a compression (LZW, PackBits, JPEG...) tifffile leaves to imagecodecs
             warnings.warn(f"{name} is a 16-bit TIFF in a compression only imagecodecs decodes: read at 8 bits "
                           "(pip install imagecodecs to read it at 16)", BitDepthWarning, stacklevel=4)

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import parse_int
+from ..config import parse_float, parse_int
 from ..errors import InputError
 from ..io.image import check_bit_depth, output_bit_depth
 from ..methods import Method, get_method
@@ -89,10 +89,11 @@ def parse_option(name: str, text: str, kind: Any) -> Any:
         if kind is int:
             return parse_int(text)
         if kind is float:
-            return float(text)
+            return parse_float(text)
         if typing.get_origin(kind) is tuple:
             item = args[0] if args else str
-            return tuple(item(v.strip()) for v in text.split(",") if v.strip())
+            parse = {float: parse_float, int: parse_int}.get(item, item)
+            return tuple(parse(v.strip()) for v in text.split(",") if v.strip())
     except ValueError:
         what = {bool: "true or false", int: "an integer", float: "a number"}.get(kind, "comma-separated numbers")
         raise InputError(f"{name} must be {what}; got {text!r}", fields=(name,)) from None

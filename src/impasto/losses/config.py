@@ -26,6 +26,10 @@ def strength_to_style_weight(strength: float) -> float:
     return 0.0 if strength == 0 else STRENGTH_MAX**strength
 
 
+MAX_MRF_STRIDE = 64
+"""Style patches sampled every N positions: past 64 a style image gives almost no patches."""
+
+
 @dataclass(frozen=True)
 class LossConfig:
     """The perceptual loss: alpha * content + beta * style + gamma * TV (plus any extra terms)."""
@@ -76,7 +80,7 @@ class LossConfig:
             if self.style_weight is not None:
                 raise InputError("give either strength or style_weight, not both", fields=("strength", "style_weight"))
         choice("style_loss", self.style_loss, tuple(STYLE_LOSSES))
-        positive_int("mrf_stride", self.mrf_stride)
+        positive_int("mrf_stride", self.mrf_stride, MAX_MRF_STRIDE)
         for name in ("style_rotations", "style_scales"):
             if len(getattr(self, name)) > MAX_STYLE_COPIES:
                 raise InputError(f"{name}: at most {MAX_STYLE_COPIES} copies; got {len(getattr(self, name))}",

@@ -59,6 +59,16 @@ class FastModelMethod(Method):
             raise InputError(f"{len(blend)} style blend weights for a model with {len(self.styles)} styles "
                              f"({', '.join(self.styles)}); give one per style", fields=("style_blend_weights",))
 
+    def check_content(self, options: Mapping[str, Any], size: tuple[int, int]) -> None:
+        from ..fast.model import MIN_SIDE
+        from ..ops.geometry import fit_long_edge
+
+        target = options.get("size")
+        h, w = fit_long_edge((size[0], size[1]), target) if isinstance(target, int) else size
+        if min(h, w) < MIN_SIDE:
+            raise InputError(f"image too small: {w}x{h} px; a fast model needs at least {MIN_SIDE} px on the short "
+                             "side (raise size)", fields=("size",))
+
     def load(self, options: Mapping[str, Any], styles: Sequence[Any], *, cache: dict | None = None,
              **inputs: Any) -> FastPainter:
         self.check(options, len(styles))

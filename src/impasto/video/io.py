@@ -116,6 +116,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
                          False, True)
     av = require("av", "video")
 
+    if os.path.exists(path) and not os.path.isfile(path):  # a FIFO or a device: FFmpeg would block on it
+        raise InputError(f"is not a regular file: {str(path)!r}")
     container = _open(path)
     try:
         stream = container.streams.video[0]
