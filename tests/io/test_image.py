@@ -50,12 +50,17 @@ def test_palette_transparency_becomes_alpha(tmp_path):
 
 
 def test_exif_orientation_is_honoured(tmp_path):
-    img = Image.new("RGB", (8, 4), "red")
+    img = Image.new("RGB", (16, 8), "red")
+    img.paste((0, 0, 255), (8, 0, 16, 8))  # left half red, right half blue
     exif = img.getexif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
     path = tmp_path / "rot.jpg"
-    img.save(path, exif=exif)
-    assert load_image(path).size == (8, 4)  # (h, w): portrait after rotation
+    img.save(path, exif=exif, quality=95)
+    loaded = load_image(path)
+    assert loaded.size == (16, 8)  # (h, w): portrait after rotation
+    rgb = loaded.rgb[0]
+    top, bottom = rgb[:, 2:6].mean((1, 2)), rgb[:, 10:14].mean((1, 2))  # clockwise: the left half is on top
+    assert top[0] > 0.8 and top[2] < 0.2 and bottom[2] > 0.8 and bottom[0] < 0.2, (top, bottom)
 
 
 def test_bad_files(tmp_path):

@@ -53,7 +53,16 @@ def test_uploaded_styles_and_a_fast_model(client):
         job = client.get(f"/api/jobs/{response.json()['id']}").json()
         assert job["status"] == "done", job
     result = client.get(f"/api/jobs/{fast.json()['id']}/result")
-    assert Image.open(io.BytesIO(result.content)).size == (40, 33)
+    got = Image.open(io.BytesIO(result.content))
+    assert got.size == (40, 33)
+    # the pixels are the model's own for that photo and style, not just an image of the right size
+    import numpy as np
+
+    from impasto.fast import load_model
+
+    expected = load_model("multistyle6").stylize(Image.open(io.BytesIO(jpeg())), style="the_scream", size=40)
+    diff = np.abs(np.asarray(got.convert("RGB"), np.int16) - np.asarray(expected, np.int16))
+    assert diff.max() <= 2, diff.max()
 
 
 def test_cancel_a_queued_and_a_running_job(client, monkeypatch):
@@ -416,3 +425,17 @@ def test_a_client_can_never_name_a_server_file_as_the_method(client, tmp_path, m
     job = client.get(f"/api/jobs/{job_id}").json()
     assert job["status"] == "failed" and "unknown method" in job["error"], job
     assert opened == []
+
+
+def test_an_upload_that_names_other_files_is_never_followed(client, tmp_path, monkeypatch):
+    """An ffconcat (or playlist) upload would make FFmpeg open the files it names, relative to the
+    web process: only container demuxers read uploads, so it is refused as not a video."""
+    pytest.importorskip("av")
+    from tests.video.clips import make_clip
+
+    make_clip(tmp_path / "secret.mp4", frames=4)
+    monkeypatch.chdir(tmp_path)  # where a relative path in the upload would resolve
+    upload = b"ffconcat version 1.0\nfile 'secret.mp4'\n"
+    response = client.post("/api/jobs", data={**TINY_JOB, "style": "starry_night"},
+                           files=[("content", ("clip.mp4", upload, "video/mp4"))])
+    assert response.status_code == 415 and "neither an image nor a video" in response.json()["detail"]

@@ -21,6 +21,9 @@ from ..methods import get_method
 from .settings import Limits
 
 VIDEO_CONTAINERS = {"mp4": ".mp4", "mov": ".mov", "matroska": ".mkv", "webm": ".webm", "avi": ".avi"}
+DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi"
+"""The only FFmpeg demuxers an upload may be read with: no playlist or concat demuxer, which would
+open the files an upload names (an ffconcat upload made the web process open a relative path)."""
 DEFAULT_SIZE = 512
 """The output's long edge when a form does not say (at most the server's max_size)."""
 
@@ -130,7 +133,7 @@ def content_info(data: bytes, limits: Limits) -> tuple[str, tuple[int, int] | No
     except ImportError:
         raise HTTPProblem(415, "content is not an image (videos need impasto[video] on the server)") from None
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
+        with av.open(io.BytesIO(data), mode="r", options={"format_whitelist": DEMUXERS}) as container:
             if not container.streams.video:
                 raise HTTPProblem(415, "content is neither an image nor a video")
             stream = container.streams.video[0]
