@@ -14,7 +14,10 @@ Makes the README's GPU figures, each printed as one JSON line (``{"figure": ...,
   ``--train-minutes`` each, once from its current weights (lr 5e-4) and once from scratch (lr
   4e-3): steps a second, crops a second, skipped steps, last losses. The models, their cards,
   samples and loss logs are written to FOLDER (``from_shipped.pt``, ``from_scratch.pt``...);
-* ``torchrun``: the same training for a few steps under ``torchrun --nproc_per_node 1`` (NCCL).
+* ``torchrun``: the same training for a few steps under ``torchrun --nproc_per_node 1`` (NCCL);
+* ``decoders``: the universal method's decoders (``--method wct``) trained at GPU settings (batch
+  32, 256 px crops) for ``--decoder-minutes``, from the shipped ones where there are (else from
+  scratch): ``decoders.pt`` and its log in FOLDER, steps a second.
 
 The photos live outside the repository (``../shared/training/imagenet-sample``): copy them into a
 git-ignored folder of the checkout to carry them to a GPU machine, and name it with ``--data``.
@@ -176,6 +179,29 @@ def torchrun_run(figures: Figures, device: torch.device, data: str, out: Path, q
             error=None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["?"])[-1])
 
 
+def decoder_run(figures: Figures, device: torch.device, data: str, out: Path, minutes: float, batch: int,
+                workers: int, quick: bool) -> None:
+    from impasto.universal.model import shipped_decoders
+    from impasto.universal.train import DecoderTrainingConfig, train_decoders
+
+    start = shipped_decoders()
+    config = DecoderTrainingConfig(size=64 if quick else 256, batch_size=batch, steps=1_000_000, lr=2e-4,
+                                   max_minutes=minutes, workers=workers, device=str(device), checkpoint_every=500)
+    log: list[dict] = []
+
+    def on_step(event, log=log):
+        if event.step % 50 == 0 or event.step == 1:
+            log.append({"step": event.step, "elapsed": round(event.elapsed, 2), **event.losses})
+
+    decoders = train_decoders([data], out / "decoders.pt", config=config, force=True, callback=on_step,
+                              init=start)
+    record = decoders.training_record
+    (out / "decoders.log.json").write_text(json.dumps({"training": record, "log": log}))
+    figures("decoders", steps=record["steps_done"], from_shipped=start is not None,
+            steps_per_second=round(record["steps_done"] / max(record["train_seconds"], 1e-9), 2),
+            last=log[-1] if log else None)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(SHARED / "training" / "imagenet-sample"), help="folder of training photos")
@@ -184,11 +210,13 @@ def main() -> int:
     p.add_argument("--sizes", default="512,1024,2048", help="optimization sizes (square)")
     p.add_argument("--fast-sizes", default="512,1024,2048")
     p.add_argument("--iterations", type=int, default=20)
-    p.add_argument("--train-minutes", type=float, default=2.5, help="for each of the two training runs")
+    p.add_argument("--train-minutes", type=float, default=2.0, help="for each of the two training runs")
+    p.add_argument("--decoder-minutes", type=float, default=1.5, help="for the decoders' training")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=6)
     p.add_argument("--quick", action="store_true", help="toy sizes everywhere (a smoke test on a CPU)")
-    p.add_argument("--skip", default="", help="comma-separated parts to skip: optimize,job,fast,train,torchrun")
+    p.add_argument("--skip", default="",
+                   help="comma-separated parts to skip: optimize,job,fast,train,torchrun,decoders")
     args = p.parse_args()
     device = torch.device(args.device)
     out = Path(args.out)
@@ -209,6 +237,8 @@ def main() -> int:
         ("train", lambda: train_runs(figures, device, args.data, out, args.train_minutes, args.batch_size,
                                      args.workers, args.quick)),
         ("torchrun", lambda: torchrun_run(figures, device, args.data, out, args.quick)),
+        ("decoders", lambda: decoder_run(figures, device, args.data, out, args.decoder_minutes, args.batch_size,
+                                         args.workers, args.quick)),
     ]
     for part, run in parts:
         if part in skip:

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_gpu_script_runs_every_part_at_toy_size(tmp_path, photos):
     out = tmp_path / "gpu"
     cmd = [sys.executable, "gpu.py", "--device", "cpu", "--sizes", "48", "--fast-sizes", "48", "--iterations", "2",
-           "--train-minutes", "0.02", "--quick", "--data", str(photos), "--out", str(out), "--batch-size", "2",
+           "--train-minutes", "0.02", "--decoder-minutes", "0.02", "--quick", "--data", str(photos), "--out", str(out),
+           "--batch-size", "2",
            "--workers", "0", "--skip", "job"]
     done = subprocess.run(cmd, cwd=ROOT / "benchmarks", capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -24,6 +25,7 @@ def test_the_gpu_script_runs_every_part_at_toy_size(tmp_path, photos):
     assert kinds.count("optimize_iteration") == 4 and kinds.count("fast_inference") == 2
     assert [f["run"] for f in figures if f["figure"] == "train"] == ["from_shipped", "from_scratch"]
     assert next(f for f in figures if f["figure"] == "torchrun")["ok"]
-    assert {"from_shipped.pt", "from_scratch.pt", "from_shipped.sample.png", "torchrun.pt"} <= {
+    assert next(f for f in figures if f["figure"] == "decoders")["steps"] >= 1
+    assert {"from_shipped.pt", "from_scratch.pt", "from_shipped.sample.png", "torchrun.pt", "decoders.pt"} <= {
         p.name for p in out.iterdir()}
     assert all(f["ms"] > 0 for f in figures if f["figure"] == "optimize_iteration")

