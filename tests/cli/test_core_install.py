@@ -23,7 +23,7 @@ from impasto.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
-COMMANDS = ("stylize", "video", "batch", "train", "apply", "models", "export", "layers", "serve")
+COMMANDS = ("stylize", "video", "batch", "train", "apply", "methods", "models", "export", "layers", "serve")
 
 
 def core(*argv: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -74,3 +74,9 @@ def test_optional_command_without_its_extra_says_what_to_install(tmp_path, small
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and f"pip install 'impasto[{extra}]'" in lines[0], done.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "data").exists()
+
+
+def test_methods_lists_the_methods_without_extras():
+    done = core("methods")
+    assert done.returncode == 0, done.stderr
+    assert "optimize:" in done.stdout and "wct:" in done.stdout and "multistyle6:" in done.stdout

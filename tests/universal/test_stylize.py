@@ -38,7 +38,7 @@ def test_style_statistics_are_computed_once_per_style_and_size(model, small_imag
     model._stats.clear()
     for _ in range(3):
         stylize_universal(c, s, model=model, size=48)
-    assert len(calls) == 5  # five levels, once
+    assert len(calls) == 4  # the four default levels, once
 
 
 def test_a_flat_style_gives_no_nan_and_a_tiny_one_is_refused(model, small_images, tmp_path):
@@ -84,11 +84,13 @@ def test_the_method_runs_through_the_registry_and_refuses_other_methods_options(
     image = Runner().run(Recipe("wct", {"decoders": str(decoders), "size": 64, "precision": "fp32"}), c, [s])
     assert image.size == (64, 43)
     with pytest.raises(InputError, match="image too small: 40x27 px; level relu5_1 needs at least 32 px"):
-        Runner().run(Recipe("wct", {"decoders": str(decoders), "size": 40}), c, [s])
+        Runner().run(Recipe("wct", {"decoders": str(decoders), "size": 40, "levels": ("relu5_1", "relu1_1")}), c, [s])
+    with pytest.raises(InputError, match="size must be at least 32"):
+        Runner().run(Recipe("wct", {"decoders": str(decoders), "size": 20}), c, [s])
     with pytest.raises(InputError, match=r"the method 'wct' takes only .*; not iterations"):
         method.check({"iterations": 10}, 1)
     with pytest.raises(InputError, match="needs at least one style image"):
         method.check({}, 0)
     with pytest.raises(InputError, match="image too small: 40x27 px"):  # before any work (the service's 422)
-        method.check_content({"size": 40}, (32, 48))
-    method.check_content({"size": 40, "levels": ("relu4_1", "relu1_1")}, (32, 48))
+        method.check_content({"size": 40, "levels": ("relu5_1", "relu4_1")}, (32, 48))
+    method.check_content({"size": 40}, (32, 48))

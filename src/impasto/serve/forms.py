@@ -21,7 +21,7 @@ from ..methods import get_method
 from .settings import Limits
 
 VIDEO_CONTAINERS = {"mp4": ".mp4", "mov": ".mov", "matroska": ".mkv", "webm": ".webm", "avi": ".avi"}
-DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi"
+DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,mpeg,flv,ogg"
 """The only FFmpeg demuxers an upload may be read with: no playlist or concat demuxer, which would
 open the files an upload names (an ffconcat upload made the web process open a relative path)."""
 DEFAULT_SIZE = 512

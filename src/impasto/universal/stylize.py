@@ -32,7 +32,9 @@ from .model import DecoderSet, load_decoders
 from .transforms import StyleStats, adain, style_stats, wct
 
 TRANSFORMS = {"wct": wct, "adain": adain}
-DEFAULT_LEVELS = ("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1")
+DEFAULT_LEVELS = ("relu4_1", "relu3_1", "relu2_1", "relu1_1")
+"""relu5_1 is left out by default: through it the photo's shapes dissolve into the painting's
+blotches (WCT's best-known fault; docs/universal.md shows both). ``levels`` puts it back."""
 MIN_SIDE = 32
 """The smallest short side of a photo or style for relu5_1 (1/16 of the image): 2 px, which the
 decoder's reflection padding needs."""
@@ -52,7 +54,7 @@ class UniversalConfig:
     strength: float = 1.0
     """0..1: how far each level's features move from the photo's towards the painting's (alpha)."""
     levels: tuple[str, ...] = DEFAULT_LEVELS
-    """Which levels to transform, deepest first (any of relu1_1..relu5_1)."""
+    """Which levels to transform, deepest first (any of relu1_1..relu5_1; default relu4_1..relu1_1)."""
     transform: str = "wct"
     """'wct' (whitening and colouring: the painting's feature correlations) or 'adain' (its
     per-channel mean and spread only: gentler, keeps more of the photo)."""

@@ -1,0 +1,1 @@
+"""The decoders shipped with impasto (see docs/universal.md for their card)."""
