@@ -2,7 +2,8 @@
 
 Runs :func:`impasto.universal.train.train_decoders` on the ImageNet sample (photos only: the
 decoders learn to rebuild a photo from its VGG19 features, level by level) with the settings of
-the model card, for a wall-clock budget (``--minutes``); ``--resume`` goes on from ``FILE.ckpt``.
+the model card, for a wall-clock budget (``--minutes``); ``--resume`` goes on from ``FILE.ckpt``,
+``--init FILE`` from a decoder file's weights (the shipped ones) with a fresh optimizer.
 Writes the decoders, and a JSON log of the losses every 50 steps (``FILE.log.json``; a resumed
 run keeps the earlier legs' entries up to the step it resumes from).
 """
@@ -33,6 +34,9 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--init", default=None,
+                   help="start from a decoder file's weights with a fresh optimizer (the shipped ones: "
+                        "src/impasto/universal/models/decoders.pt), when its checkpoint is gone")
     args = p.parse_args()
     config = DecoderTrainingConfig(levels=tuple(args.levels.split(",")), width=args.width, size=args.size,
                                    batch_size=args.batch_size, steps=args.steps, lr=args.lr, workers=args.workers,
@@ -50,7 +54,7 @@ def main() -> int:
                 log_path.write_text(json.dumps({"training": None, "log": log}))
 
     decoders = train_decoders(args.data, args.output, config=config, resume=args.resume, force=True,
-                              callback=on_step)
+                              callback=on_step, init=args.init)
     log_path.write_text(json.dumps({"training": decoders.training_record, "log": log}))
     print(json.dumps(decoders.training_record))
     return 0
