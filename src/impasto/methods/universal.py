@@ -25,7 +25,7 @@ WEB_OPTIONS = ("size", "strength", "levels", "transform", "style_blend_weights",
 
 class UniversalMethod(Method):
     name = "wct"
-    summary = "universal (WCT, Li et al. 2017): any painting in one pass, about a second"
+    summary = "universal (WCT, Li et al. 2017): any painting in one pass, seconds on a CPU"
     takes_styles = True
     web_options = WEB_OPTIONS
 
