@@ -174,6 +174,19 @@ def _tiny_objective():
     return build_objective(extractor, content, style_targets(extractor, [[style]], loss), loss), content
 
 
+def _spy_steppers(mp, seen):
+    """Record each Stepper (and so its optimizer) as the run makes it."""
+    from impasto.optimize import optimizers
+
+    real_init = optimizers.Stepper.__init__
+
+    def init(self, opt, closure, capture=None):
+        seen.append(self)
+        real_init(self, opt, closure, capture)
+
+    mp.setattr(optimizers.Stepper, "__init__", init)
+
+
 def _events_and_image(objective, content, graphs):
     from impasto.optimize.optimizers import optimize
 
@@ -191,7 +204,7 @@ def test_a_replayed_step_gives_the_same_run_and_keeps_its_buffers():
     from impasto.optimize import optimizers
 
     objective, content = _tiny_objective()
-    opts, replays = [], []
+    replays = []
 
     def capture(step):
         opt = opts[-1]
@@ -204,10 +217,10 @@ def test_a_replayed_step_gives_the_same_run_and_keeps_its_buffers():
                 "a state tensor was replaced, not written in place"
         return replay
 
-    real_init = optimizers.Stepper.__init__
+    steppers: list = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(optimizers.Stepper, "__init__", lambda self, opt, closure, capture=None: (
-            opts.append(opt), real_init(self, opt, closure, capture))[-1])
+        _spy_steppers(mp, steppers)
+        opts = _Opts(steppers)
         replayed_events, replayed = _events_and_image(objective, content, capture)
     eager_events, eager = _events_and_image(objective, content, False)
     assert opts[-1].static and len(replays) == 8 - optimizers.GRAPH_WARMUP
@@ -218,18 +231,15 @@ def test_a_replayed_step_gives_the_same_run_and_keeps_its_buffers():
 
 
 def test_a_failed_capture_falls_back_to_eager_steps_with_the_same_result():
-    from impasto.optimize import optimizers
 
     objective, content = _tiny_objective()
 
     def broken(step):
         raise RuntimeError("operation not permitted when stream is capturing")
 
-    steppers = []
-    real_init = optimizers.Stepper.__init__
+    steppers: list = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(optimizers.Stepper, "__init__", lambda self, opt, closure, capture=None: (
-            steppers.append(self), real_init(self, opt, closure, capture))[-1])
+        _spy_steppers(mp, steppers)
         fell_events, fell = _events_and_image(objective, content, broken)
     eager_events, eager = _events_and_image(objective, content, False)
     assert steppers[0].fell_back.startswith("RuntimeError") and steppers[0].replay is None
@@ -237,3 +247,13 @@ def test_a_failed_capture_falls_back_to_eager_steps_with_the_same_result():
     # on a CPU, graphs=True captures nothing: the ordinary eager run
     cpu_events, cpu = _events_and_image(objective, content, True)
     assert torch.equal(cpu, eager) and cpu_events == eager_events
+
+
+class _Opts:
+    """The optimizers of recorded Steppers, as a list that fills as the run goes."""
+
+    def __init__(self, steppers: list) -> None:
+        self.steppers = steppers
+
+    def __getitem__(self, index: int):
+        return self.steppers[index].opt

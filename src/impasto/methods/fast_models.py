@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .base import FramePainter, Method, Painter
+from .base import FramePainter, Method, Painter, blend_along_flow
 
 OPTION_TYPES: dict[str, Any] = {
     "size": int | None, "style": str | None, "style_blend_weights": tuple[float, ...] | None,
@@ -113,17 +113,11 @@ class FastFrames(FramePainter):
 
     def frame(self, content: Any, history: Sequence[tuple[Any, Any]]) -> tuple[Any, dict[str, float]]:
         from ..ops import color
-        from ..ops.flow import reliable_flow, warp
 
         p = self.painter
         out = p.model.run(content, p.weights, tile=p.tile or 2048).cpu().float().clamp(0, 1)
         out = color.restore(out, content, p.preserve_color)
-        if history and self.vcfg.blend > 0:
-            earlier_content, earlier_out = history[0]
-            fwd, c = reliable_flow(content, earlier_content, self.vcfg.flow_preset)
-            keep = self.vcfg.blend * c
-            out = keep * warp(earlier_out, fwd) + (1 - keep) * out
-        return out.clamp(0, 1), {}
+        return blend_along_flow(out, content, history, self.vcfg), {}
 
 
 def model_file(name: str) -> Method | None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import InputError
-from .base import FramePainter, Method, Painter
+from .base import FramePainter, Method, Painter, blend_along_flow
 
 OPTION_TYPES: dict[str, Any] = {
     "size": int | None, "strength": float, "levels": tuple[str, ...], "transform": str,
@@ -97,16 +97,9 @@ class UniversalFrames(FramePainter):
         self.painter, self.vcfg = painter, video
 
     def frame(self, content: Any, history: Sequence[tuple[Any, Any]]) -> tuple[Any, dict[str, float]]:
-        from ..ops.flow import reliable_flow, warp
-
         out = self.painter.image(content[0], output="tensor").cpu().float()
         if out.shape[-2:] != content.shape[-2:]:
             from ..ops.geometry import resize
 
             out = resize(out, tuple(content.shape[-2:]))
-        if history and self.vcfg.blend > 0:
-            earlier_content, earlier_out = history[0]
-            fwd, c = reliable_flow(content, earlier_content, self.vcfg.flow_preset)
-            keep = self.vcfg.blend * c
-            out = keep * warp(earlier_out, fwd) + (1 - keep) * out
-        return out.clamp(0, 1), {}
+        return blend_along_flow(out, content, history, self.vcfg), {}
