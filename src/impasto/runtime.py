@@ -250,3 +250,22 @@ def leave(ranks: Ranks) -> None:
         if _OWNED_GROUPS:
             _OWNED_GROUPS.clear()
             dist.destroy_process_group()
+
+
+def all_finite(tensors: Any) -> torch.Tensor:
+    """Whether every value of ``tensors`` (an iterable of tensors: gradients, parameters) is finite,
+    as a bool tensor on their device: no host sync until the caller reads it."""
+    found = [t.detach() for t in tensors if t is not None]
+    if not found:
+        return torch.ones((), dtype=torch.bool)
+    return torch.stack(torch._foreach_norm(found)).isfinite().all()
+
+
+def check_finite(module: torch.nn.Module, what: str) -> None:
+    """Refuse to write ``what`` from weights that are not finite (the last good file stays): one
+    check for every trainer's checkpoints and results."""
+    from .errors import NonFiniteLossError
+
+    if not bool(all_finite(module.parameters())):
+        raise NonFiniteLossError(f"the weights are not finite: no {what} written; the last checkpoint is kept "
+                                 "(try a lower lr)")

@@ -51,7 +51,7 @@ from ..nets.transformer import DOWNSAMPLING, UPSAMPLING, TransformerNet
 from ..nets.vgg import build_extractor
 from ..ops.geometry import fit_long_edge, resize, spatial_size
 from ..progress import CancelToken, TrainProgress
-from ..runtime import Ranks, autocast, autocast_dtype, join, leave
+from ..runtime import Ranks, all_finite, autocast, autocast_dtype, check_finite, join, leave
 from .model import StyleModel, load_model
 
 # Where training's loss departs from the optimization's defaults (LossConfig's); see the module docstring.
@@ -274,7 +274,7 @@ def train(
                               skipped_steps=run.state.extra.get("skipped_steps", []))
     run.model.net.eval()
     if run.ranks.main:
-        _check_finite(run.model.net, "model")
+        check_finite(run.model.net, "model")
         _save_sample(run.model, run.sample, sample_path(run.out))
         run.model.save(run.out)
         if run.state.step < cfg.training.steps:  # stopped by max_minutes: keep what --resume needs
@@ -427,7 +427,7 @@ def _skipped(run: _Training, losses: dict[str, float], batch: Tensor, which: Ten
     """A step whose gradient was not finite was skipped: say so (which terms), count it, and stop
     after ``max_skipped`` in a row (the last good checkpoint is kept)."""
     state, tc = run.state, run.cfg.training
-    if not _finite(state.net):  # lost weights never come back: stop now
+    if not bool(all_finite(state.net.parameters())):  # lost weights never come back: stop now
         raise NonFiniteLossError(f"training diverged at step {state.step}: the network's weights are not finite; "
                                  "try a lower lr; the last checkpoint is kept")
     bad = [k for k, v in losses.items() if k != "total" and not math.isfinite(v)]
@@ -561,8 +561,7 @@ def _forward_backward(state: _State, objective: Objective, batch: Tensor, which:
     total, parts = objective(out, BatchContext(style_index=which - first, content=content, teacher=target))
     state.optimizer.zero_grad(set_to_none=True)
     total.backward()
-    grads = [p.grad for p in state.net.parameters() if p.grad is not None]
-    finite = torch.stack(torch._foreach_norm(grads)).isfinite().all() if grads else total.new_ones((), dtype=torch.bool)
+    finite = all_finite(p.grad for p in state.net.parameters())
     names = [*parts, "total"]
     values = torch.stack([*(parts[k].float() for k in parts), total.detach().float(), finite.float()])
     return names, values
@@ -590,19 +589,9 @@ def _save_sample(model: StyleModel, image: Tensor, path: Path) -> None:
     save_image(to_pil(_sample_row(model, image)), path)
 
 
-def _finite(net: torch.nn.Module) -> bool:
-    return bool(torch.stack(torch._foreach_norm([p.detach() for p in net.parameters()])).isfinite().all())
-
-
-def _check_finite(net: torch.nn.Module, what: str) -> None:
-    """Refuse to write ``what`` from weights that are not finite (the last good file stays)."""
-    if not _finite(net):
-        raise NonFiniteLossError(f"the network's weights are not finite: no {what} written; the last checkpoint is "
-                                 "kept (try a lower lr)")
-
 
 def _save_checkpoint(path: Path, state: _State, styles: list[str], cfg: TrainConfig) -> None:
-    _check_finite(state.net, "checkpoint")
+    check_finite(state.net, "checkpoint")
     data = {"format": "impasto-checkpoint", "version": 1, "step": state.step, "seconds": state.seconds,
             "styles": styles, "config": cfg.flat(), "net": state.net.state_dict(),
             "optimizer": state.optimizer.state_dict()}

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..config import PRECISIONS, choice, positive, positive_int
 from ..errors import InputError, NonFiniteLossError, StylizeInterrupted
@@ -36,7 +36,7 @@ from ..io.photos import Photos, endless
 from ..losses.objective import BatchContentTerm, BatchContext, Objective, PixelTerm
 from ..nets.vgg import build_extractor
 from ..progress import CancelToken, TrainProgress
-from ..runtime import Ranks, autocast, autocast_dtype, join, leave, resolve_device
+from ..runtime import Ranks, all_finite, autocast, autocast_dtype, check_finite, join, leave, resolve_device
 from .decoder import LEVELS, Decoder
 from .model import DecoderSet, load_decoders
 
@@ -147,7 +147,7 @@ def train_decoders(data: Sequence[str | os.PathLike], output: str | os.PathLike,
                               "skipped_steps": run.extra.get("skipped_steps", [])}
     result.eval()
     if run.ranks.main:
-        _check_finite(run.decoders, "decoders")
+        check_finite(run.decoders, "decoders")
         result.save(run.out)
         if run.step < cfg.steps:  # stopped by max_minutes: keep what resume needs
             _save_checkpoint(run)
@@ -250,8 +250,7 @@ def forward_backward(run: _Run, batch: Tensor) -> tuple[list[str], Tensor]:
             values.append(v.float())
     run.optimizer.zero_grad(set_to_none=True)
     total.backward()
-    grads = [p.grad for p in run.decoders.parameters() if p.grad is not None]
-    finite = torch.stack(torch._foreach_norm(grads)).isfinite().all() if grads else total.new_ones((), dtype=torch.bool)
+    finite = all_finite(p.grad for p in run.decoders.parameters())
     return [*names, "total"], torch.stack([*values, total.detach().float(), finite.float()])
 
 
@@ -275,13 +274,8 @@ def _init_weights(run: _Run, init: str | os.PathLike) -> None:
         k: v for k, v in start.training_record.items() if not isinstance(v, (dict, list))}}
 
 
-def _check_finite(module: nn.Module, what: str) -> None:
-    if not bool(torch.stack(torch._foreach_norm([p.detach() for p in module.parameters()])).isfinite().all()):
-        raise NonFiniteLossError(f"the {what}' weights are not finite: nothing written; the last checkpoint is kept")
-
-
 def _save_checkpoint(run: _Run) -> None:
-    _check_finite(run.decoders, "decoders")
+    check_finite(run.decoders, "decoders")
     data = {"format": CHECKPOINT_FORMAT, "version": 1, "step": run.step, "seconds": run.seconds,
             "config": run.cfg.flat(), "decoders": run.decoders.state_dict(),
             "optimizer": run.optimizer.state_dict()}
