@@ -17,7 +17,8 @@ Makes the README's GPU figures, each printed as one JSON line (``{"figure": ...,
 * ``torchrun``: the same training for a few steps under ``torchrun --nproc_per_node 1`` (NCCL);
 * ``decoders``: the universal method's decoders (``--method wct``) trained at GPU settings (batch
   32, 256 px crops) for ``--decoder-minutes``, from the shipped ones where there are (else from
-  scratch): ``decoders.pt`` and its log in FOLDER, steps a second.
+  scratch): ``decoders.pt`` and its log in FOLDER, steps a second. This part runs first: it makes a
+  model to ship, which a run cut short by its lease should not lose.
 
 The photos live outside the repository (``../shared/training/imagenet-sample``): copy them into a
 git-ignored folder of the checkout to carry them to a GPU machine, and name it with ``--data``.
@@ -134,13 +135,17 @@ def fast_inference(figures: Figures, device: torch.device, sizes: list[int], rep
                     ms=round(1000 * statistics.median(times[2:]), 3))
 
 
+RUNS = {"from_shipped": (SHIPPED, 5e-4), "from_scratch": (None, 4e-3)}
+
+
 def train_runs(figures: Figures, device: torch.device, data: str, out: Path, minutes: float, batch: int,
-               workers: int, quick: bool) -> None:
+               workers: int, quick: bool, runs: list[str]) -> None:
     from impasto.gallery import painting
 
     shipped = load_model(SHIPPED)
     styles = [str(painting(name)) for name in shipped.styles]
-    for name, init, lr in (("from_shipped", SHIPPED, 5e-4), ("from_scratch", None, 4e-3)):
+    for name in runs:
+        init, lr = RUNS[name]
         settings = {**SHIPPED_SETTINGS, **({"size": 64, "style_size": 64} if quick else {})}
         config = TrainConfig.from_options(**settings, batch_size=batch, lr=lr, workers=workers, steps=1_000_000,
                                           max_minutes=minutes, checkpoint_every=500, sample_every=500,
@@ -176,7 +181,14 @@ def torchrun_run(figures: Figures, device: torch.device, data: str, out: Path, q
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=out, env=env)
     figures("torchrun", ok=done.returncode == 0, seconds=round(time.perf_counter() - t0, 1),
-            error=None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["?"])[-1])
+            error=None if done.returncode == 0 else error_line(done.stderr))
+
+
+def error_line(stderr: str) -> str:
+    """The child's own last line (impasto's one-line error, or a traceback's last), not torchrun's banner."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip() and not set(line.strip()) <= set("=-")]
+    mine = [line for line in lines if line.startswith(("error:", "impasto:")) or "Error" in line]
+    return (mine or lines or ["?"])[-1][:300]
 
 
 def decoder_run(figures: Figures, device: torch.device, data: str, out: Path, minutes: float, batch: int,
@@ -211,6 +223,7 @@ def main() -> int:
     p.add_argument("--fast-sizes", default="512,1024,2048")
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--train-minutes", type=float, default=2.0, help="for each of the two training runs")
+    p.add_argument("--train-runs", default=",".join(RUNS), help=f"which training runs: {', '.join(RUNS)}")
     p.add_argument("--decoder-minutes", type=float, default=1.5, help="for the decoders' training")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=6)
@@ -218,6 +231,11 @@ def main() -> int:
     p.add_argument("--skip", default="",
                    help="comma-separated parts to skip: optimize,job,fast,train,torchrun,decoders")
     args = p.parse_args()
+    runs = [r for r in args.train_runs.split(",") if r]
+    if unknown := sorted(set(runs) - set(RUNS)):
+        p.error(f"unknown --train-runs {', '.join(unknown)}; choose from {', '.join(RUNS)}")
+
+    args.data = str(Path(args.data).resolve())  # torchrun's child runs in OUT
     device = torch.device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -229,16 +247,16 @@ def main() -> int:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     parts = [
+        ("decoders", lambda: decoder_run(figures, device, args.data, out, args.decoder_minutes, args.batch_size,
+                                         args.workers, args.quick)),
         ("optimize", lambda: optimize_iterations(figures, device, [int(s) for s in args.sizes.split(",")],
                                                  args.iterations)),
         ("job", lambda: default_job(figures, device)),
         ("fast", lambda: fast_inference(figures, device, [int(s) for s in args.fast_sizes.split(",")],
                                         3 if args.quick else 20)),
         ("train", lambda: train_runs(figures, device, args.data, out, args.train_minutes, args.batch_size,
-                                     args.workers, args.quick)),
+                                     args.workers, args.quick, runs)),
         ("torchrun", lambda: torchrun_run(figures, device, args.data, out, args.quick)),
-        ("decoders", lambda: decoder_run(figures, device, args.data, out, args.decoder_minutes, args.batch_size,
-                                         args.workers, args.quick)),
     ]
     for part, run in parts:
         if part in skip:

@@ -65,3 +65,15 @@ def test_an_optimization_step_keeps_every_tensor_on_the_image_device():
         opt.step(closure)
     assert x.device.type == "meta" and all(v.device.type == "meta" for v in parts.values())
     assert all(t.device.type == "meta" for t in opt.state["S"] + opt.state["Y"])
+
+
+@pytest.mark.filterwarnings("ignore::impasto.runtime.SlowPrecisionWarning")  # bf16 asked on a CPU build
+def test_a_fast_models_auto_precision_is_float32_on_cuda_and_follows_the_cpu_elsewhere():
+    """Measured on an H200: the narrow networks run slower under bfloat16 autocast there."""
+    from impasto.fast.model import inference_dtype
+    from impasto.runtime import autocast_dtype
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert inference_dtype("auto", cuda) is None and inference_dtype("fp32", cuda) is None
+    assert inference_dtype("bf16", cuda) is torch.bfloat16
+    assert inference_dtype("auto", cpu) is autocast_dtype("auto", cpu)

@@ -257,3 +257,28 @@ class _Opts:
 
     def __getitem__(self, index: int):
         return self.steppers[index].opt
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_iterations_are_captured_only_at_the_scales_where_graphs_pay(small_images, allowed):
+    """A small (launch-bound) scale is captured, a large one runs eagerly (measured on an H200:
+    the static L-BFGS costs more than the launches it saves above about 724 x 724), and
+    ``cuda_graphs=False`` turns capture off at every scale."""
+    import impasto
+    from impasto.optimize import optimizers, pipeline
+
+    assert optimizers.graphs_pay(torch.zeros(1, 3, 512, 512))
+    assert not optimizers.graphs_pay(torch.zeros(1, 3, 1024, 1024))
+    asked = []
+    real = pipeline.optimize
+
+    def spy(init, objective, **kw):
+        asked.append((init.shape[-2] * init.shape[-1], kw["graphs"]))
+        return real(init, objective, **kw)
+
+    c, s = small_images
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "optimize", spy)
+        mp.setattr(optimizers, "CUDA_GRAPH_MAX_PIXELS", 24 * 16)  # between the two scales' sizes
+        impasto.stylize(c, s, size=48, scales=2, iterations=2, seed=0, cuda_graphs=allowed)
+    assert asked == [(24 * 16, allowed), (48 * 32, False)]

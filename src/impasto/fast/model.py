@@ -49,8 +49,9 @@ class StyleModel:
     runtime: Any = None
     """None: PyTorch; or an :class:`impasto.fast.export.OnnxModel` (see :meth:`use_onnx`)."""
     precision: str = "auto"
-    """PyTorch runtime: 'auto' (bfloat16 autocast on CUDA GPUs and CPUs with bfloat16 units, see
-    :func:`impasto.runtime.autocast_dtype`), 'fp32' or 'bf16'. The output is float32 either way."""
+    """PyTorch runtime: 'auto' (bfloat16 autocast on CPUs with bfloat16 units, see
+    :func:`impasto.runtime.autocast_dtype`; float32 on CUDA, see :func:`inference_dtype`), 'fp32'
+    or 'bf16'. The output is float32 either way."""
 
     @property
     def device(self) -> torch.device:
@@ -104,8 +105,7 @@ class StyleModel:
         if self.runtime is not None:
             return self.runtime.run(image, weights)
         device = self.device
-        dtype = autocast_dtype(self.precision, device)
-        with autocast(device, dtype):
+        with autocast(device, inference_dtype(self.precision, device)):
             return self.net(image.to(device), weights.to(device)[None])
 
     @torch.no_grad()
@@ -206,6 +206,17 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
             and isinstance(arch, dict) and isinstance(state, dict)):
         raise InputError(f"model file {name} is incomplete (styles, architecture or weights missing)")
     return data
+
+
+def inference_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a fast model's pass. As :func:`impasto.runtime.autocast_dtype`, except
+    that 'auto' is float32 on CUDA: these networks are narrow (8 to 64 channels), so a GPU pass is
+    bound by memory and launches, and autocast's casts only add to it. On an H200 the shipped model
+    took 8.6 ms at 512 px in bfloat16 against 6.3 ms in float32, 11.4 against 9.6 ms at 1024 px,
+    and the same at 2048 px (``benchmarks/gpu.py``, ``benchmarks/results/gpu.md``)."""
+    if precision == "auto" and device.type == "cuda":
+        return None
+    return autocast_dtype(precision, device)
 
 
 def load_model(model: str | os.PathLike, *, device: str | torch.device = "cpu", precision: str = "auto") -> StyleModel:

@@ -62,8 +62,9 @@ class OptimizeConfig:
     memory_budget: float | None = None
     """GiB a scale may use before it is tiled; None = 80% of the memory available at the start."""
     cuda_graphs: bool = True
-    """On CUDA with L-BFGS, replay each iteration as one captured CUDA graph (optimize.Stepper);
-    False = launch every kernel from Python. The results are the same; elsewhere it does nothing."""
+    """On CUDA with L-BFGS, replay each iteration as one captured CUDA graph (optimize.Stepper) at
+    the scales where that pays (up to ``optimizers.CUDA_GRAPH_MAX_PIXELS``, about 724 x 724); False
+    = launch every kernel from Python. The results are the same; elsewhere it does nothing."""
     max_pixels: int = field(default=MAX_PIXELS, repr=False)
     """Refuse input images with more pixels than this (decompression-bomb guard)."""
 

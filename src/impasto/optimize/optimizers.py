@@ -257,6 +257,21 @@ def make_optimizer(name: str, x: Tensor, lr: float, *, static: bool = False) -> 
     return kind(x, lr)
 
 
+CUDA_GRAPH_MAX_PIXELS = 2 * 512 * 512
+"""The largest image whose iterations are captured as CUDA graphs by default. A small image is
+launch-bound, and the graph pays: on an H200 an iteration at 512 x 512 took 5.4 ms captured
+against 9.3 ms eager (fp32), 4.7 against 9.9 ms (bf16). A large one is not, and the static L-BFGS
+that capture needs (every history slot visited, the buffers shifted each step) costs more than the
+launches it saves: 16.2 against 12.9 ms at 1024 x 1024, 60.9 against 47.5 ms at 2048 x 2048
+(``benchmarks/gpu.py``, ``benchmarks/results/gpu.md``)."""
+
+
+def graphs_pay(image: Tensor) -> bool:
+    """Whether capturing the iterations over ``image`` (N, C, H, W) pays (see
+    :data:`CUDA_GRAPH_MAX_PIXELS`)."""
+    return image.shape[-2] * image.shape[-1] <= CUDA_GRAPH_MAX_PIXELS
+
+
 GRAPH_WARMUP = 3
 """Eager steps before a step is captured (on a side stream, as CUDA graphs need: the allocator and
 cuDNN's algorithm choice settle there)."""

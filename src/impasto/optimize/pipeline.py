@@ -39,7 +39,7 @@ from ..progress import Callback, CancelToken, Progress
 from ..runtime import autocast_dtype, resolve_devices
 from .config import StylizeConfig
 from .memory import Scale, memory_budget, plan_scales
-from .optimizers import optimize
+from .optimizers import graphs_pay, optimize
 from .snapshot import Snapshot, Snapshots
 
 
@@ -368,7 +368,8 @@ class _Run:
             x, state = optimize(init, objective, optimizer=opt.optimizer, iterations=count, lr=opt.lr,
                                 callback=on_step, first_step=self.done if first is None else first, resume=state,
                                 ema_decay=opt.ema_decay, sync_every=10 if gpu else 1,
-                                cancel=self.cancel if cancel is None else cancel, graphs=opt.cuda_graphs)
+                                cancel=self.cancel if cancel is None else cancel,
+                                graphs=opt.cuda_graphs and graphs_pay(init))
         except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
             if isinstance(exc, RuntimeError) and not isinstance(exc, torch.OutOfMemoryError) \
                     and "out of memory" not in str(exc).lower():
