@@ -38,6 +38,8 @@ def test_bad_inputs_exit_2_and_write_nothing(tmp_path, tiny_model, photos, style
     cases = [
         (["apply", tmp_path / "junk.pt", EXAMPLES / "cat.jpg", "-o", tmp_path / "o.png"], "not an impasto model"),
         (["apply", "nope", EXAMPLES / "cat.jpg", "-o", tmp_path / "o.png"], "unknown model 'nope'"),
+        (["apply", "wct", EXAMPLES / "cat.jpg", "-o", tmp_path / "o.png"],
+         "not a trained model: impasto stylize PHOTO PAINTING -o OUT --method wct"),
         (["apply", tiny_model, EXAMPLES / "cat.jpg", "-o", tmp_path / "o.png", "--style", "x"],
          "valid: starry_night, wave"),
         (["apply", tiny_model, EXAMPLES / "cat.jpg", "-o", tmp_path / "o.png", "--style-blend-weights", "1,2,3"],

@@ -79,6 +79,11 @@ def test_init_starts_from_a_decoder_file_with_a_fresh_optimizer(tmp_path, photos
     again = train_decoders([photos], tmp_path / "b.pt", config=DecoderTrainingConfig(**TINY, steps=2), init=first,
                            callback=events.append)
     assert again.training_record["init"] == "a.pt" and again.training_record["steps_done"] == 2
+    # the card keeps every earlier leg, oldest first, however many times the file is trained on
+    third = train_decoders([photos], tmp_path / "d.pt", config=DecoderTrainingConfig(**TINY, steps=1),
+                           init=tmp_path / "b.pt")
+    assert [leg["steps_done"] for leg in third.training_record["legs"]] == [3, 2]
+    assert third.training_record["init"] == "b.pt" and third.training_record["steps_done"] == 1
     with pytest.raises(InputError, match=r"has levels relu1_1, relu2_1 at width 0\.5; this run relu1_1 at 0\.5"):
         train_decoders([photos], tmp_path / "c.pt", config=DecoderTrainingConfig(**{**TINY, "levels": ("relu1_1",)}),
                        init=first)

@@ -80,6 +80,20 @@ def _depths(args: argparse.Namespace, outs: list[Path]) -> list[int]:
     return [output_bit_depth(args.bit_depth, src, output_format(out)) for src, out in zip(args.inputs, outs)]
 
 
+def _refuse_style_methods(name: str) -> None:
+    """``impasto apply wct``: a method that paints with any painting is not a trained model; say which
+    command runs it (a file of that name is still a model file)."""
+    import os
+
+    from ..errors import InputError
+    from ..methods.registry import available
+
+    method = available().get(name)
+    if method is not None and method.takes_styles and not os.path.exists(name):
+        raise InputError(f"{name!r} is a method that paints with a painting you give it, not a trained model: "
+                         f"impasto stylize PHOTO PAINTING -o OUT --method {name}")
+
+
 def _run(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -90,6 +104,7 @@ def _run(args: argparse.Namespace) -> int:
 
     outs = _outputs(args)
     depths = _depths(args, outs)
+    _refuse_style_methods(args.model)
     model = load_model(args.model, device=resolve_device(args.device), precision=args.precision)
     model.style_vector(args.style, args.style_blend_weights)  # refuse a bad style before any work
     tmp = None

@@ -270,8 +270,17 @@ def _init_weights(run: _Run, init: str | os.PathLike) -> None:
         raise InputError(f"decoder file {str(init)!r} has levels {', '.join(start.levels)} at width {start.width:g}; "
                          f"this run {', '.join(run.cfg.levels)} at {run.cfg.width:g}", fields=("init",))
     run.decoders.decoders.load_state_dict(start.decoders.state_dict())
-    run.decoders.training_record = {"init": Path(str(init)).name, "init_training": {
-        k: v for k, v in start.training_record.items() if not isinstance(v, (dict, list))}}
+    run.decoders.training_record = {"init": Path(str(init)).name, "legs": earlier_legs(start.training_record)}
+
+
+def earlier_legs(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training legs a decoder file was made by, oldest first: its own earlier ones, then its
+    last (a model card keeps its whole history, however many times it was trained on with ``--init``)."""
+    own = {k: v for k, v in record.items() if k not in ("legs", "init", "init_training")}
+    legs = [dict(leg) for leg in record.get("legs", [])]
+    if "init_training" in record:  # files written before legs were kept: one earlier leg, flat
+        legs.append(dict(record["init_training"]))
+    return [*legs, own] if own else legs
 
 
 def _save_checkpoint(run: _Run) -> None:
