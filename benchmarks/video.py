@@ -18,6 +18,10 @@ Writes ``docs/video_compare.gif`` (per-frame left, impasto video right, at the f
 ``--model NAME`` measures a fast model the same way: (a) ``impasto video --model`` (each frame
 blended with the warped previous output where the flow is reliable, ``--blend``), (b) the model
 applied to each frame on its own; the style distance is to the gallery painting of ``--model-style``.
+
+``--method NAME`` measures another one-pass method (``wct``) the same way: (a) ``impasto video
+--method NAME`` (blended along the flow by ``--blend``), (b) the same with ``--blend 0``, each frame
+on its own.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import impasto
@@ -49,7 +54,7 @@ def default_clip() -> Path | None:
 
 
 def run(clip: Path, style: Path, size: int, start: float, duration: float, video: VideoConfig, work: Path,
-        model: str | None = None, model_style: str | None = None):
+        model: str | None = None, model_style: str | None = None, method: str | None = None):
     info = probe(clip)
     hw = fit_long_edge(info.size, size)
     inputs = [resize(f.image, hw) for f in read_frames(clip, start=start, duration=duration)]
@@ -57,7 +62,10 @@ def run(clip: Path, style: Path, size: int, start: float, duration: float, video
     out.mkdir()
     stamps = []
     t0 = time.perf_counter()
-    if model is None:
+    if method is not None:
+        stylize_video(clip, style, out, video=video, method=method, size=size,
+                      callback=lambda e: stamps.append(time.perf_counter()))
+    elif model is None:
         stylize_video(clip, style, out, video=video, size=size, seed=0,
                       callback=lambda e: stamps.append(time.perf_counter()))
     else:
@@ -68,7 +76,15 @@ def run(clip: Path, style: Path, size: int, start: float, duration: float, video
     first = stamps[0] - t0
     baseline, times = [], []
     fast = None if model is None else load_model(model)
-    for x in inputs:
+    if method is not None:  # the same method, each frame on its own
+        alone = work / f"alone{size}"
+        alone.mkdir()
+        marks = [time.perf_counter()]
+        stylize_video(clip, style, alone, video=replace(video, blend=0.0), method=method, size=size,
+                      callback=lambda e: marks.append(time.perf_counter()))
+        baseline = [impasto.load_image(p).rgb for p in sorted(alone.glob("frame_*.png"))]
+        times = [b - a for a, b in itertools.pairwise(marks[1:])] or [float("nan")]
+    for x in ([] if method is not None else inputs):
         t = time.perf_counter()
         if fast is None:
             baseline.append(impasto.stylize(x[0], style, size=size, seed=0, output="tensor"))
@@ -101,7 +117,8 @@ def main() -> int:
     p.add_argument("--frame-iterations", type=int, default=VideoConfig.frame_iterations)
     p.add_argument("--model", default=None, help="a fast model (name or file) instead of the optimization")
     p.add_argument("--model-style", default="starry_night", help="with --model: which of its styles")
-    p.add_argument("--blend", type=float, default=VideoConfig.blend, help="with --model: the video's blend")
+    p.add_argument("--method", default=None, help="a one-pass method (wct) instead of the optimization")
+    p.add_argument("--blend", type=float, default=VideoConfig.blend, help="with --model or --method: the video's blend")
     p.add_argument("--no-gif", action="store_true")
     args = p.parse_args()
     if args.model is not None:
@@ -115,14 +132,15 @@ def main() -> int:
     video = VideoConfig(temporal_weight=args.temporal_weight, frame_iterations=args.frame_iterations,
                         start=args.start, duration=args.duration, blend=args.blend)
     work = Path(tempfile.mkdtemp())
-    how = (f"model {args.model} ({args.model_style}), blend {video.blend:g}" if args.model else
+    how = (f"method {args.method}, blend {video.blend:g}" if args.method else
+           f"model {args.model} ({args.model_style}), blend {video.blend:g}" if args.model else
            f"temporal weight {video.temporal_weight:g}, {video.frame_iterations} iterations per later frame")
     print(f"{clip.name} from {args.start:g} s for {args.duration:g} s, style {Path(args.style).name}, {how}")
     print("| size | run | warping error | content distance | style distance | seconds per frame |")
     print("|---:|---|---:|---:|---:|---:|")
     for k, size in enumerate(int(s) for s in args.sizes.split(",")):
         rows, first, _inputs, baseline, frames = run(clip, Path(args.style), size, args.start, args.duration,
-                                                    video, work, args.model, args.model_style)
+                                                    video, work, args.model, args.model_style, args.method)
         for name, (err, c, s, sec) in rows.items():
             cells = [f"{err:.5f}"] + (["", "", ""] if c is None else [f"{c:.3f}", f"{s:.4f}", f"{sec:.2f}"])
             print(f"| {size} | {name} | {' | '.join(cells)} |", flush=True)
@@ -131,7 +149,7 @@ def main() -> int:
         met = "met" if ratio <= 1 / 3 and style_ratio <= 1.3 else "NOT met"
         print(f"| {size} | target | {ratio:.2f}x the baseline's | | {style_ratio:.2f}x | first frame {first:.1f} s: "
               f"{met} |", flush=True)
-        if k == 0 and not args.no_gif and args.model is None:
+        if k == 0 and not args.no_gif and args.model is None and args.method is None:
             pairs = [impasto.io.to_pil(resize(__import__("torch").cat([b, f], -1), (b.shape[-2], 2 * b.shape[-1])))
                      for b, f in zip(baseline, frames)]
             pairs[0].save(ROOT / "docs" / "video_compare.gif", save_all=True, append_images=pairs[1:],

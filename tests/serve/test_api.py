@@ -439,3 +439,14 @@ def test_an_upload_that_names_other_files_is_never_followed(client, tmp_path, mo
     response = client.post("/api/jobs", data={**TINY_JOB, "style": "starry_night"},
                            files=[("content", ("clip.mp4", upload, "video/mp4"))])
     assert response.status_code == 415 and "neither an image nor a video" in response.json()["detail"]
+
+
+def test_methods_list_the_fields_the_page_shows_for_them():
+    """The page builds a method's own fields (wct's levels and transform) from /api/methods alone."""
+    from impasto.methods.registry import get_method
+
+    fields = get_method("wct").describe()["fields"]
+    assert fields["levels"]["default"] == "relu4_1,relu3_1,relu2_1,relu1_1" and fields["levels"]["choices"] is None
+    assert fields["transform"] == {**fields["transform"], "default": "wct", "choices": ["wct", "adain"]}
+    assert set(fields) <= set(get_method("wct").web_options)
+    assert get_method("optimize").describe()["fields"] == {}

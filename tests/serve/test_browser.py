@@ -96,3 +96,22 @@ def test_upload_two_images_watch_progress_and_get_the_result(browser, tmp_path):
         assert [(j["method"], j["status"]) for j in jobs] == [("multistyle6", "done"), ("optimize", "done")]
         assert jobs[0]["options"] == {"style": "udnie", "size": 192}
         assert (jobs[0]["bit_depth"], jobs[1]["bit_depth"]) == (16, None)
+
+        # any painting in one pass: the method's own fields come from /api/methods, and are sent
+        Select(find(By.ID, "method")).select_by_value("wct")
+        assert find(By.ID, "strength-row").is_displayed() and find(By.ID, "style-drop").is_displayed()
+        levels = find(By.ID, "field-levels")
+        assert levels.get_attribute("value") == "relu4_1,relu3_1,relu2_1,relu1_1"
+        assert [o.text for o in Select(find(By.ID, "field-transform")).options] == ["wct", "adain"]
+        levels.clear()
+        levels.send_keys("relu3_1,relu2_1,relu1_1")
+        find(By.ID, "deep").click()  # back to 8 bits
+        find(By.ID, "start").click()
+        wait(lambda: status.get_attribute("data-final") is None, 20, "the wct job to start")
+        assert wait(lambda: status.get_attribute("data-final"), 120, "the wct job") == "done", status.text
+        wait(lambda: "/result" in live.get_attribute("src")
+             and browser.execute_script("return arguments[0].naturalWidth", live) == 192, 20, "the wct result")
+        jobs = server.get("/api/jobs")
+        assert (jobs[0]["method"], jobs[0]["status"]) == ("wct", "done")
+        assert jobs[0]["options"]["levels"] == ["relu3_1", "relu2_1", "relu1_1"]
+        assert jobs[0]["options"]["transform"] == "wct" and jobs[0]["options"]["size"] == 192

@@ -134,8 +134,14 @@ class Method:
         reused between calls; ``inputs`` are method-specific extra inputs (masks)."""
         raise NotImplementedError
 
+    def page_fields(self) -> dict[str, dict[str, Any]]:
+        """Web options the page shows as fields of their own (beyond the size, strength and colour
+        controls every method shares): name -> ``{"default": text, "choices": [...] or None,
+        "help": text}``. The page sends a field's text as the form does any option. None by default."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         """What ``/api/methods`` shows."""
         return {"name": self.name, "summary": self.summary, "takes_styles": self.takes_styles,
                 "styles": list(self.styles) if self.styles is not None else None,
-                "options": list(self.web_options)}
+                "options": list(self.web_options), "fields": self.page_fields()}

@@ -32,6 +32,14 @@ class UniversalMethod(Method):
     def option_types(self) -> dict[str, Any]:
         return dict(OPTION_TYPES)
 
+    def page_fields(self) -> dict[str, dict[str, Any]]:
+        from ..universal.stylize import DEFAULT_LEVELS, TRANSFORMS, UniversalConfig
+
+        return {"levels": {"default": ",".join(DEFAULT_LEVELS), "choices": None,
+                           "help": "levels, deepest first (relu5_1 ... relu1_1); fewer deep ones keep more of the photo"},
+                "transform": {"default": UniversalConfig.transform, "choices": list(TRANSFORMS),
+                              "help": "wct: the painting's feature correlations; adain: only their mean and spread"}}
+
     def config(self, options: Mapping[str, Any]) -> Any:
         from ..universal.stylize import UniversalConfig
 

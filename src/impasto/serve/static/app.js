@@ -84,8 +84,36 @@ function currentMethod() {
   return state.methods.find((m) => m.name === $("method").value);
 }
 
+function methodFields(m) {
+  // the method's own options (its page_fields): a select where it lists choices, else a text field
+  const box = $("method-fields");
+  box.replaceChildren();
+  for (const [name, f] of Object.entries(m.fields || {})) {
+    const label = document.createElement("label");
+    label.title = f.help || "";
+    let input;
+    if (f.choices) {
+      input = document.createElement("select");
+      for (const c of f.choices) {
+        const o = document.createElement("option");
+        o.value = o.textContent = c;
+        input.append(o);
+      }
+    } else {
+      input = document.createElement("input");
+      input.type = "text";
+    }
+    input.value = f.default;
+    input.name = name;
+    input.id = `field-${name}`;
+    label.append(`${name.replaceAll("_", " ")} `, input);
+    box.append(label);
+  }
+}
+
 function methodChanged() {
   const m = currentMethod();
+  methodFields(m);
   $("strength-row").hidden = !m.options.includes("strength");
   $("style-drop").hidden = !m.takes_styles;
   if (m.takes_styles) {
@@ -114,6 +142,9 @@ async function submit(event) {
   form.append("method", m.name);
   if (m.options.includes("size")) form.append("size", $("size").value);
   if (m.options.includes("strength")) form.append("strength", $("strength").value);
+  for (const input of $("method-fields").querySelectorAll("input, select")) {
+    if (input.value.trim()) form.append(input.name, input.value.trim());
+  }
   if ($("preserve-color").checked && m.options.includes("preserve_color")) form.append("preserve_color", "luminance");
   if ($("deep").checked) form.append("bit_depth", "16");
   $("start").disabled = true;
