@@ -1,12 +1,15 @@
-"""Regenerate the example images shown in the README (docs/*.jpg).
+"""Regenerate the example images of the documentation: ``docs/lighthouse_starry.jpg`` (the README's
+first image, the main job's settings), ``style_losses.jpg``, ``masks.jpg`` and ``strength.jpg``
+(docs/styles.md).
 
     python benchmarks/readme_examples.py            # all, about 15 minutes on a 2-core CPU
 
-Every image is made with the public API at the settings written next to it in the README.
+Every image is made with the public API at the settings written next to it on its page.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -42,6 +45,7 @@ def timed(label: str, **kwargs) -> Image.Image:
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     tune_allocator()
     DOCS.mkdir(exist_ok=True)
     content = Image.open(CONTENT)

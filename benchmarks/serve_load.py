@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil
 
 from common import EXAMPLES, ROOT
 
@@ -61,6 +60,7 @@ class Probe(threading.Thread):
 
     def __init__(self, url: str, pid: int) -> None:
         super().__init__(daemon=True)
+        import psutil  # the bench extra: only when measuring
         self.url, self.proc = url, psutil.Process(pid)
         self.page: list[float] = []
         self.api: list[float] = []
@@ -101,6 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp, Server(Path(tmp) / "data") as server:
+        import psutil  # the bench extra: only when measuring
         server_rss = psutil.Process(server.proc.pid)
         idle = sum(p.memory_info().rss for p in [server_rss, *server_rss.children(recursive=True)]) / 2**20
         for round_ in range(1, args.rounds + 2):

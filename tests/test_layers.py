@@ -1,9 +1,18 @@
-"""The package's layers: imports only go down, and no two subpackages import each other.
+"""The package's layers, as ``docs/development.md`` states them. What these tests prove:
 
-The order (README, "Layout"): errors -> config, runtime -> ops, nets -> io, progress -> losses,
-metrics -> the methods' own packages (optimize, fast) -> methods (the registry) -> video, jobs ->
-serve, cli. Every import counts, at module level or inside a function (a lazy import is still a
-dependency); only ``if TYPE_CHECKING:`` blocks are left out, since they never run.
+* every import goes down the rows of :data:`LAYERS`, never up, and never sideways between two
+  units of one row (a row's units are independent of each other);
+* no cycle of any length, between units or between modules (a subpackage's ``__init__``
+  re-exporting its own modules aside);
+* the drivers (video, jobs, serve) know the methods only through the registry (``methods``): none
+  imports a method's own package (optimize, fast, universal). The command line may: ``impasto
+  train``, ``export`` and ``apply`` are the fast models' own commands, ``stylize`` has the
+  optimization's flags;
+* ``from ..ops import color`` is an edge to the module ``impasto.ops.color``, not to the package.
+
+Every import counts, at module level or inside a function (a lazy import is still a dependency);
+only ``if TYPE_CHECKING:`` blocks are left out, since they never run. Imports made by string
+(``importlib.import_module``, entry points) are not seen: the registry's plug-ins are loaded so.
 """
 
 from __future__ import annotations
@@ -11,21 +20,24 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "impasto"
 LAYERS = [
     {"errors"},
     {"config", "runtime"},
     {"ops", "nets", "gallery"},
-    {"io", "progress"},
-    {"losses", "metrics"},
+    {"io"},
+    {"progress"},
+    {"losses"},
+    {"metrics"},
     {"optimize", "fast", "universal"},
     {"methods"},
-    {"video", "jobs"},
-    {"serve", "cli"},
+    {"video"},
+    {"jobs"},
+    {"serve"},
+    {"cli"},
     {"__init__", "__main__"},
 ]
+METHODS, DRIVERS = {"optimize", "fast", "universal"}, {"video", "jobs", "serve"}
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 
 
@@ -40,7 +52,7 @@ def unit(module: str) -> str:
     return parts[1] if len(parts) > 1 else "__init__"
 
 
-def imports(module: str, path: Path) -> list[tuple[str, int]]:
+def imports(module: str, path: Path, known: set[str] | None = None) -> list[tuple[str, int]]:
     """(imported impasto module, line) for every import in the file, TYPE_CHECKING blocks aside."""
     tree = ast.parse(path.read_text())
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
@@ -63,18 +75,20 @@ def imports(module: str, path: Path) -> list[tuple[str, int]]:
                 target = node.module or ""
             if target.split(".")[0] != "impasto":
                 continue
-            if node.module is None or target.count(".") == 0:  # `from . import x`: x is a module
-                found += [(f"{target}.{a.name}", node.lineno) for a in node.names]
-            else:
-                found.append((target, node.lineno))
+            mods = known if known is not None else set(modules())
+            for a in node.names:  # `from ..ops import color`: the module impasto.ops.color
+                name = f"{target}.{a.name}"
+                found.append((name if name in mods or node.module is None or target.count(".") == 0 else target,
+                              node.lineno))
     return found
 
 
 def graph() -> dict[str, set[tuple[str, str, int]]]:
     """unit -> {(imported unit, importing module, line)} across units."""
     edges: dict[str, set[tuple[str, str, int]]] = {}
-    for module, path in modules().items():
-        for target, line in imports(module, path):
+    mods = modules()
+    for module, path in mods.items():
+        for target, line in imports(module, path, set(mods)):
             a, b = unit(module), unit(target)
             if a != b:
                 edges.setdefault(a, set()).add((b, module, line))
@@ -94,36 +108,63 @@ def test_imports_only_go_down_the_layers():
 
 def test_no_cycle_between_subpackages():
     edges = {a: {b for b, _, _ in targets} for a, targets in graph().items()}
-    state: dict[str, int] = {}
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = 1
-        for nxt in sorted(edges.get(node, ())):
-            if state.get(nxt) == 1:
-                pytest.fail("import cycle: " + " -> ".join([*path[path.index(nxt):], nxt]) if nxt in path
-                            else f"import cycle through {nxt}")
-            if nxt not in state:
-                visit(nxt, [*path, nxt])
-        state[node] = 2
-
-    for node in sorted(edges):
-        if node not in state:
-            visit(node, [node])
+    cycle = find_cycle(edges)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
 def test_no_cycle_between_modules():
-    """No two modules depend on each other, even lazily (a cycle that only works because one side
-    imports inside a function is still a cycle)."""
+    """No cycle of modules of any length, even lazily (a cycle that only works because one side
+    imports inside a function is still a cycle); a package's __init__ re-exporting its modules aside."""
     mods = modules()
-    edges = {m: {t for t, _ in imports(m, p) if t in mods and t != m} for m, p in mods.items()}
-    pairs = sorted(f"{a} <-> {b}" for a, ts in edges.items() for b in ts
-                   if a < b and a in edges.get(b, set()) and not (a == unit_package(b) or b == unit_package(a)))
-    assert not pairs, "\n".join(pairs)
+    edges = {m: {t for t, _ in imports(m, p, set(mods)) if t in mods and t != m and unit_package(t) != m}
+             for m, p in mods.items()}
+    cycle = find_cycle(edges)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the directed graph, as a closed path, or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt):], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
 
 
 def unit_package(module: str) -> str:
     """A subpackage's __init__ re-exports its modules; that pair is not a cycle."""
     return module.rsplit(".", 1)[0]
+
+
+def test_no_imports_between_units_of_one_row():
+    sideways = [f"{module}:{line} imports impasto.{b} from impasto.{a}, in the same row"
+                for a, targets in graph().items() for b, module, line in sorted(targets) if RANK[b] == RANK[a]]
+    assert not sideways, "\n".join(sideways)
+
+
+def test_drivers_reach_the_methods_only_through_the_registry():
+    direct = [f"{module}:{line} imports impasto.{b}" for a, targets in graph().items() if a in DRIVERS
+              for b, module, line in sorted(targets) if b in METHODS]
+    assert not direct, "\n".join(direct)
+
+
+def test_the_cycle_finder_finds_long_cycles_and_only_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
 
 
 def test_the_checker_sees_an_upward_import(tmp_path):
@@ -135,3 +176,7 @@ def test_the_checker_sees_an_upward_import(tmp_path):
                     "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..video import io\n")
     got = {unit(t) for t, _ in imports("impasto.ops.x", path)}
     assert got == {"jobs", "cli", "serve"}
+    # `from ..ops import color` names the module, `from ..ops import resize` (a function) the package
+    path.write_text("from ..ops import color, resize\n")
+    assert sorted(t for t, _ in imports("impasto.ops.x", path, {"impasto.ops", "impasto.ops.color"})) == \
+        ["impasto.ops", "impasto.ops.color"]

@@ -134,8 +134,8 @@ class Runner:
             cancel: Any = None, output: str = "pil", snapshots: Any = None) -> Any:
         """``content`` (a path, PIL image or tensor; styles likewise) stylized: an 8-bit PIL image,
         or as ``output`` asks (``"loaded"``: full precision, for :meth:`encode`). ``snapshots`` (a
-        :class:`impasto.optimize.SnapshotFile`) makes a resumable method's run continue where an
-        earlier one stopped; other methods run whole."""
+        :class:`impasto.methods.ResumeFile`, or the method's own snapshot file) makes a resumable
+        method's run continue where an earlier one stopped; other methods run whole."""
         painter = self.painter(recipe, styles)
         extra = {"snapshots": snapshots} if snapshots is not None and painter.resumable else {}
         return painter.image(content, callback=callback, cancel=cancel, output=output, **extra)

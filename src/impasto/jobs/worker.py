@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ImpastoError, Interrupted
-from ..optimize.snapshot import Snapshot, SnapshotFile
+from ..methods.base import ResumeFile
 from ..progress import CancelToken, Event
 from .recipe import Recipe, Runner
 from .store import Job, JobStore
@@ -81,18 +81,6 @@ class _Reporter:
             self.cancel.cancel()
 
 
-class _JobSnapshots(SnapshotFile):
-    """A job's snapshot in its folder; the job records where its attempt resumed from."""
-
-    def __init__(self, store: JobStore, job_id: str, every: float) -> None:
-        super().__init__(store.snapshot_path(job_id), every)
-        self.store, self.job_id = store, job_id
-
-    def resumed(self, snapshot: Snapshot) -> None:
-        super().resumed(snapshot)
-        self.store.resumed(self.job_id, snapshot.work)
-
-
 class _Steps:
     """Optimizer steps run for a job: those of earlier attempts plus this one's (an attempt that
     resumed from a snapshot starts counting there)."""
@@ -143,7 +131,9 @@ class Worker:
         cancel = CancelToken()
         report = _Reporter(self, job.id, cancel)
         first: list[Any] = []  # a video's first frame, for its thumbnail
-        snapshots = _JobSnapshots(self.store, job.id, self.snapshot_every)
+        # a resumable method's snapshot in the job's folder; the job records where an attempt resumed from
+        snapshots = ResumeFile(self.store.snapshot_path(job.id), self.snapshot_every,
+                               lambda work: self.store.resumed(job.id, work))
         steps = _Steps(job.steps)
 
         def callback(event: Event) -> None:

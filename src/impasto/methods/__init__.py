@@ -5,8 +5,8 @@ model file by its path (:mod:`.fast_models`). Below ``jobs``, ``video`` and ``se
 methods' own packages (``optimize``, ``fast``).
 """
 
-from .base import DEFAULT_VIDEO_SIZE, FramePainter, Method, Painter
+from .base import DEFAULT_VIDEO_SIZE, FramePainter, Method, Painter, ResumeFile
 from .registry import PLUGINS_ENV, add_resolver, available, get_method, load_plugins, register, unregister
 
-__all__ = ["DEFAULT_VIDEO_SIZE", "PLUGINS_ENV", "FramePainter", "Method", "Painter", "add_resolver", "available",
-           "get_method", "load_plugins", "register", "unregister"]
+__all__ = ["DEFAULT_VIDEO_SIZE", "PLUGINS_ENV", "FramePainter", "Method", "Painter", "ResumeFile", "add_resolver",
+           "available", "get_method", "load_plugins", "register", "unregister"]

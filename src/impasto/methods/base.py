@@ -16,7 +16,9 @@ only through :class:`Method`, so a new one is a class and a :func:`register` cal
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import InputError
@@ -45,6 +47,18 @@ def blend_along_flow(out: Any, content: Any, history: Sequence[tuple[Any, Any]],
         keep = video.blend * c
         out = keep * warp(earlier_out, fwd) + (1 - keep) * out
     return out.clamp(0, 1)
+
+
+@dataclass(frozen=True)
+class ResumeFile:
+    """Where a resumable painter (:attr:`Painter.resumable`) keeps where it is: its snapshot file,
+    written every ``every`` seconds; ``on_resume(work)`` is told when a run continues from one (the
+    fraction of the work done then). What a driver (a service's worker) hands a method, knowing
+    nothing of the method's own snapshot format."""
+
+    path: str | os.PathLike
+    every: float = 5.0
+    on_resume: Callable[[float], None] | None = None
 
 
 class Painter:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import InputError
-from .base import FramePainter, Method, Painter
+from .base import FramePainter, Method, Painter, ResumeFile
 
 # Options a web client may set. Paths (weights, init images), devices and memory settings stay the
 # operator's: a client never names a file on the server.
@@ -95,6 +95,19 @@ def _extractor(cfg: Any, cache: dict | None) -> Any:
     return extractor
 
 
+def _snapshot_file(resume: ResumeFile) -> Any:
+    """The optimization's :class:`SnapshotFile` for a driver's :class:`ResumeFile`."""
+    from ..optimize.snapshot import Snapshot, SnapshotFile
+
+    class Told(SnapshotFile):
+        def resumed(self, snapshot: Snapshot) -> None:
+            super().resumed(snapshot)
+            if resume.on_resume is not None:
+                resume.on_resume(snapshot.work)
+
+    return Told(resume.path, resume.every)
+
+
 class OptimizePainter(Painter):
     resumable = True
 
@@ -115,6 +128,8 @@ class OptimizePainter(Painter):
               snapshots: Any = None) -> Any:
         from ..optimize.pipeline import stylize
 
+        if isinstance(snapshots, ResumeFile):
+            snapshots = _snapshot_file(snapshots)
         return stylize(content, self.styles, config=self.cfg, callback=callback, cancel=cancel,
                        extractor=self.extractor, output=output, snapshots=snapshots,  # type: ignore[arg-type]
                        **self.inputs)

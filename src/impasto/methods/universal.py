@@ -35,8 +35,8 @@ class UniversalMethod(Method):
     def page_fields(self) -> dict[str, dict[str, Any]]:
         from ..universal.stylize import DEFAULT_LEVELS, TRANSFORMS, UniversalConfig
 
-        return {"levels": {"default": ",".join(DEFAULT_LEVELS), "choices": None,
-                           "help": "levels, deepest first (relu5_1 ... relu1_1); fewer deep ones keep more of the photo"},
+        levels = "levels, deepest first (relu5_1 ... relu1_1); fewer deep ones keep more of the photo"
+        return {"levels": {"default": ",".join(DEFAULT_LEVELS), "choices": None, "help": levels},
                 "transform": {"default": UniversalConfig.transform, "choices": list(TRANSFORMS),
                               "help": "wct: the painting's feature correlations; adain: only their mean and spread"}}
 

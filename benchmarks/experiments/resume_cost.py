@@ -1,4 +1,4 @@
-"""What resuming from a snapshot costs: ``python benchmarks/resume_cost.py``. Prints; asserts nothing.
+"""What resuming from a snapshot costs: ``python benchmarks/experiments/resume_cost.py``. Prints; asserts nothing.
 
 An optimize run is stopped at a fraction of its work (snapshots every step), then resumed from its
 snapshot with a fresh optimizer (what the service does after a crash); the result's content and
@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import EXAMPLES, cpu_name
 from impasto.errors import Interrupted
 from impasto.metrics import distances

@@ -1,10 +1,10 @@
-"""Training-loss trials for fast models: ``python benchmarks/fast_trials.py``. Prints; asserts nothing.
+"""Training-loss trials for fast models: ``python benchmarks/experiments/fast_trials.py``. Prints; asserts nothing.
 
 Trains one single-style network per variant (the same photos, steps budget, seed and network) and
 judges each on photos that are not in the training data, at 512 px, against impasto's optimization
 at its defaults on the same pairs, with the fixed ruler of ``impasto.metrics``: content and style
 distances, and the structure measure (correlation of luminance gradient magnitudes at 64 px).
-Writes ``benchmarks/results/fast_trials.md`` and a contact sheet ``docs/fast_trials.jpg`` (one
+Writes ``benchmarks/results/fast_trials.md`` and a contact sheet ``benchmarks/results/fast_trials.jpg`` (one
 row per variant, the optimization first).
 
 A variant is ``name=option=value,option=value`` (TrainConfig options), e.g.
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import EXAMPLES, ROOT, SHARED, contact_sheet, cpu_name, measure_process
 from impasto.fast import TrainConfig, load_model, train
 from impasto.metrics import distances, lattice_peaks, ruler, structure
@@ -58,7 +59,7 @@ def optimized(photo: Path, style: Path, work: Path) -> Path:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(prog="python benchmarks/fast_trials.py", description=__doc__,
+    p = argparse.ArgumentParser(prog="python benchmarks/experiments/fast_trials.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--style", default="starry_night")
     p.add_argument("--variants", default=DEFAULT_VARIANTS)
@@ -70,7 +71,7 @@ def main() -> int:
     p.add_argument("--data", default=str(SHARED / "training" / "imagenet-sample"))
     p.add_argument("--keep", default=None, help="folder to keep the trained models in")
     p.add_argument("--name", default="fast_trials",
-                   help="writes benchmarks/results/NAME.md and docs/NAME.jpg (a separate study: another name)")
+                   help="writes benchmarks/results/NAME.md and NAME.jpg (a separate study: another name)")
     args = p.parse_args()
     style = next((SHARED / "images" / "style").glob(f"{args.style}.*"))
     work = Path(args.keep or tempfile.mkdtemp())
@@ -118,7 +119,7 @@ def main() -> int:
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
     (ROOT / "benchmarks" / "results" / f"{args.name}.md").write_text(table + "\n")
     sheet = contact_sheet(sheet_rows, cell=200, gap=6)
-    sheet.save(ROOT / "docs" / f"{args.name}.jpg", quality=88)
+    sheet.save(ROOT / "benchmarks" / "results" / f"{args.name}.jpg", quality=88)
     return 0
 
 

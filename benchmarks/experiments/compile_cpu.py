@@ -1,4 +1,4 @@
-"""Does torch.compile pay on a CPU? ``python benchmarks/compile_cpu.py``
+"""Does torch.compile pay on a CPU? ``python benchmarks/experiments/compile_cpu.py``
 
 The objective's forward and backward (one optimization iteration's network work) at 128 px (where
 100 of the default job's 130 iterations run) and 256 px, fp32 and bf16, eager against
@@ -8,12 +8,16 @@ costs. Makes the table in ``benchmarks/results/compile_cpu.md`` (docs/gpu.md cit
 
 from __future__ import annotations
 
+import argparse
 import statistics
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import cpu_name
 from impasto.losses.config import LossConfig
 from impasto.losses.objective import build_objective, style_targets
@@ -21,6 +25,7 @@ from impasto.nets.vgg import build_extractor
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     warnings.simplefilter("ignore")
     torch.manual_seed(0)
     torch._logging.set_logs(dynamo=40)  # recompile notices are not figures

@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import SHARED, cpu_name
 from impasto.fast.model import read_model_file, shipped_models
 from impasto.fast.train import TrainConfig, train

@@ -1,0 +1,98 @@
+"""The examples in the README and on the documentation's pages run, so that a renamed flag or
+function breaks CI, not a reader.
+
+* Every ``impasto ...`` command in a ``bash`` block is parsed by impasto's own parser: its
+  sub-command, every flag and every choice must exist (nothing runs; the files it names need not).
+* Every ``python`` block runs, the blocks of a page in order in one namespace (as a reader would
+  paste them), in a folder holding tiny stand-ins for the files they name (``photo.jpg``,
+  ``painting.jpg``, ``photos/``...), with every ``size=N`` (and ``"size": N``) cut to 48 and every
+  ``workers=N`` to ``workers=1`` in the text: tiny sizes and no process pool, said here rather than
+  hidden. A block a CPU test cannot run (a server, a GPU, a
+  cluster) is preceded by ``<!-- not run: the reason -->``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ..conftest import EXAMPLES
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCK = re.compile(r"(?:<!-- not run: (?P<why>[^>]*) -->\s*\n)?```(?P<lang>\w+)\n(?P<code>.*?)\n```", re.S)
+
+
+def blocks(page: Path, lang: str) -> list[tuple[str, str | None]]:
+    return [(m["code"], m["why"]) for m in BLOCK.finditer(page.read_text()) if m["lang"] == lang]
+
+
+def commands(code: str) -> list[list[str]]:
+    """The ``impasto`` command lines of a shell block, continuation lines joined, comments dropped."""
+    found = []
+    for line in code.replace("\\\n", " ").splitlines():
+        line = re.sub(r"\s+#.*$", "", line).strip()
+        if line.startswith("impasto "):
+            found.append(shlex.split(line)[1:])
+    return found
+
+
+CASES = [(p, argv) for p in PAGES for code, _ in blocks(p, "bash") for argv in commands(code)]
+
+
+def test_the_pages_hold_examples_to_check():
+    assert len(CASES) > 50 and sum(len(blocks(p, "python")) for p in PAGES) >= 8
+
+
+@pytest.mark.parametrize("page,argv", CASES, ids=[f"{p.name}:{' '.join(a)[:60]}" for p, a in CASES])
+def test_every_command_on_the_pages_parses(page, argv, capsys):
+    from impasto.cli import build_parser
+
+    try:
+        build_parser().parse_args(argv)
+    except SystemExit as exc:
+        if exc.code:  # --help exits 0
+            pytest.fail(f"{page.name}: `impasto {' '.join(argv)}` does not parse: {capsys.readouterr().err.strip()}")
+
+
+def _stand_ins(folder: Path) -> dict:
+    """Tiny files under the names the examples use, and the variables they assume."""
+    photo = Image.open(EXAMPLES / "lighthouse.jpg").convert("RGB").resize((48, 40))
+    painting = Image.open(EXAMPLES / "starry_night.jpg").convert("RGB").resize((48, 40))
+    for name, image in {"photo.jpg": photo, "painting.jpg": painting, "a.jpg": painting, "b.jpg": painting}.items():
+        image.save(folder / name)
+    (folder / "photos").mkdir()
+    for i in range(2):
+        photo.rotate(90 * i).save(folder / "photos" / f"p{i}.jpg")
+    import tifffile
+
+    tifffile.imwrite(folder / "photo16.tif", (np.asarray(photo).astype(np.uint16) * 257))
+    return {"pil_image": photo, "style_a": painting, "style_tensor": torch.rand(3, 40, 48)}
+
+
+PYTHON = [p for p in PAGES if blocks(p, "python")]
+
+
+@pytest.mark.parametrize("page", PYTHON, ids=[p.name for p in PYTHON])
+def test_every_python_example_on_the_pages_runs(page, tmp_path, monkeypatch):
+    from impasto.methods import registry
+
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": f"docs_{page.stem}", **_stand_ins(tmp_path)}
+    before = set(registry.available())
+    try:
+        for code, why in blocks(page, "python"):
+            if why is not None:
+                assert why.strip(), f"{page.name}: a block marked not run must say why"
+                continue
+            tiny = re.sub(r"\bworkers=\d+", "workers=1", re.sub(r"""(\bsize=|"size": )\d+""", r"\g<1>48", code))
+            exec(compile(tiny, f"{page.name} example", "exec"), namespace)
+    finally:
+        for name in set(registry.available()) - before:  # a plug-in example registers its method
+            registry.unregister(name)
