@@ -5,6 +5,7 @@ import json
 import struct
 import zlib
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -450,3 +451,54 @@ def test_methods_list_the_fields_the_page_shows_for_them():
     assert fields["transform"] == {**fields["transform"], "default": "wct", "choices": ["wct", "adain"]}
     assert set(fields) <= set(get_method("wct").web_options)
     assert get_method("optimize").describe()["fields"] == {}
+
+
+def _png16(width: int, height: int, *, interlace: bool = False) -> bytes:
+    import png
+
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 65535, (height, width * 3), dtype=np.uint16)
+    buffer = io.BytesIO()
+    png.Writer(width, height, greyscale=False, bitdepth=16, interlace=interlace).write(buffer, rows.tolist())
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("interlace", [False, True])
+def test_a_16_bit_png_is_checked_at_submit_without_its_slow_decode(interlace, monkeypatch):
+    """The probe's bomb: a 16-bit PNG is decoded by pypng in pure Python (52 s and 1.4 GB for its
+    6400x6250, holding the web process). At submit it is only checked (header, declared size,
+    inflated length, filter bytes), in C; a corrupt one is still refused."""
+    from impasto.io import image
+    from impasto.serve.forms import HTTPProblem, image_info
+    from impasto.serve.settings import Limits
+
+    def never(*args, **kwargs):
+        raise AssertionError("the pure-Python 16-bit decode ran at submit")
+
+    monkeypatch.setattr(image, "_read_png16", never)
+    data = _png16(40, 30, interlace=interlace)
+    assert image_info(data, "content", Limits()) == (".png", (30, 40))
+    with pytest.raises(HTTPProblem) as big:
+        image_info(data, "content", Limits(max_input_pixels=1000))
+    assert big.value.status == 422 and "40x30" in str(big.value)
+    for broken in (data[: len(data) // 2], data.replace(b"IDAT", b"IDAX", 1)):
+        with pytest.raises(HTTPProblem) as bad:
+            image_info(broken, "content", Limits())
+        assert bad.value.status == 415 and "not a readable image" in str(bad.value)
+
+
+def test_a_zlib_bomb_in_a_16_bit_png_is_refused_without_inflating_it():
+    """Image data that inflates past what the header declares stops at that length."""
+    from impasto.errors import ImageError
+    from impasto.io.image import check_deep_png
+
+    z = zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", z.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 8, 8, 16, 2, 0, 0, 0)
+    bomb = z.compress(bytes(50_000_000), 9)  # 50 MB of zeros for an image of 8 rows of 49 bytes
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", bomb) + chunk(b"IEND", b"")
+    with pytest.raises(ImageError, match="its header says 392"):
+        check_deep_png(data, "bomb")

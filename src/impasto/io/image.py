@@ -459,6 +459,69 @@ def _decode_deep(src: str | os.PathLike | io.BytesIO, img: Image.Image, name: st
     return LoadedImage(rgb, alpha, 16)
 
 
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+"""Adam7's passes: (x0, y0, x step, y step)."""
+
+
+def check_deep_png(data: bytes, name: str = "upload", *, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """Whether a 16-bit PNG is whole, without decoding its pixels: (height, width).
+
+    A 16-bit PNG is decoded by pypng in pure Python (Pillow has no 16-bit RGB mode), which takes
+    about a second per megapixel; a service must not spend that at submit. This reads the header,
+    checks the declared size against ``max_pixels``, inflates the image data in C to exactly the
+    length the header implies (never more: a zlib bomb stops there) and checks every row's filter
+    byte. What it does not check (the CRCs aside, which pypng checks) cannot fail the later decode.
+    :class:`ImageTooLarge` or :class:`ImageError` otherwise."""
+    import png
+
+    try:
+        reader = png.Reader(bytes=data)
+        reader.preamble()
+        width, height = int(reader.width), int(reader.height)
+        if width * height > max_pixels:
+            raise ImageTooLarge(f"image too large to decode safely: {name!r} is {width}x{height} "
+                                f"({width * height / 1e6:.0f} Mpx, limit {max_pixels / 1e6:.0f} Mpx)")
+        bits = int(reader.bitdepth) * int(reader.planes)
+        passes = ADAM7 if reader.interlace else ((0, 0, 1, 1),)
+        rows = []  # (row count, bytes per row with its filter byte) of each pass
+        for x0, y0, dx, dy in passes:
+            w, h = max(0, -(-(width - x0) // dx)), max(0, -(-(height - y0) // dy))
+            if w and h:
+                rows.append((h, 1 + -(-w * bits // 8)))
+        expected = sum(h * n for h, n in rows)
+        starts = np.cumsum([0] + [h * n for h, n in rows[:-1]])
+        inflate, done, worst = zlib.decompressobj(), 0, 0
+        for kind, chunk in reader.chunks():
+            if kind == b"IEND":
+                break
+            if kind != b"IDAT":
+                continue
+            pending = chunk
+            while pending and done <= expected:  # inflated 16 MB at a time, and never past the header's size
+                piece = inflate.decompress(pending, min(1 << 24, expected + 1 - done))
+                pending = inflate.unconsumed_tail
+                for (h, n), base in zip(rows, starts):  # the filter bytes that fall in this piece
+                    first = max(0, -(-(done - int(base)) // n))
+                    last = min(h, (done + len(piece) - int(base) - 1) // n + 1)
+                    if last > first:
+                        at = int(base) + np.arange(first, last) * n - done
+                        worst = max(worst, int(np.frombuffer(piece, np.uint8)[at].max()))
+                done += len(piece)
+                if not piece:
+                    break
+    except ImageTooLarge:
+        raise
+    except (png.Error, zlib.error, *DECODER_ERRORS) as exc:
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise ImageError(f"not a readable image: {name!r} ({why})") from None
+    if done != expected:
+        got = f"more than {expected}" if done > expected else str(done)
+        raise ImageError(f"not a readable image: {name!r} (its image data is {got} bytes, its header says {expected})")
+    if worst > 4:
+        raise ImageError(f"not a readable image: {name!r} (a row with filter type {worst})")
+    return height, width
+
+
 def _read_png16(data: bytes) -> np.ndarray:
     """A 16-bit PNG as (H, W, samples) float in [0, 1] (pypng: tRNS, palettes and bit depths handled)."""
     import png

@@ -8,6 +8,7 @@ method is submitted like the built-in ones: its ``web_options`` are the fields a
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ import PIL.Image
 from starlette.datastructures import UploadFile
 
 from ..errors import ImageError, ImageTooLarge, InputError
-from ..io.image import check_bit_depth
+from ..io.image import check_bit_depth, check_deep_png
 from ..jobs.recipe import OPTIMIZE, Recipe, options_from_text, parse_option
 from ..methods import get_method
 from .settings import Limits
@@ -88,13 +89,34 @@ async def read_submission(form: Any, max_bytes: int, limits: Limits) -> Submissi
     return got
 
 
+DECODES = threading.BoundedSemaphore(2)
+"""Images decoded at once by the web process: each can take a few hundred MB for a moment."""
+
+
 def image_info(data: bytes, what: str, limits: Limits) -> tuple[str, tuple[int, int]]:
-    """Check that ``data`` is an image Pillow can decode within the pixel limit (decoded once):
-    its file extension and its (height, width) as it will be used (EXIF orientation applied)."""
+    """Check that ``data`` is an image Pillow can decode within the pixel limit (decoded once, at most
+    two at a time): its file extension and its (height, width) as it will be used (EXIF orientation
+    applied). A 16-bit PNG is checked whole without decoding its pixels (:func:`check_deep_png`):
+    pypng's pure-Python decode takes a second per megapixel and holds the interpreter, so it is
+    left to the worker."""
     from ..io.image import decode_image
 
+    # by the PNG header itself (a 16-bit RGB, RGBA or grey-alpha image), so a broken file is judged too
+    deep_png = data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and data[24:25] == b"\x10" \
+        and data[25:26] in (b"\x02", b"\x04", b"\x06")
+    turned = False
+    if deep_png:
+        try:
+            with PIL.Image.open(io.BytesIO(data)) as header:
+                turned = header.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+        except Exception:  # a broken file: check_deep_png says why
+            pass
     try:
-        img = decode_image(data, what, max_pixels=limits.max_input_pixels)
+        if deep_png:
+            height, width = check_deep_png(data, what, max_pixels=limits.max_input_pixels)
+            return ".png", ((width, height) if turned else (height, width))
+        with DECODES:
+            img = decode_image(data, what, max_pixels=limits.max_input_pixels)
     except ImageTooLarge as exc:  # over the pixel limit (a decompression bomb, or just too big)
         raise HTTPProblem(422, str(exc)) from None
     except ImageError as exc:  # not an image at all
