@@ -386,7 +386,41 @@ def test_a_video_with_too_many_frames_is_refused_at_submit(tmp_path):
     with make_client(tmp_path, limits=Limits(max_video_frames=30)) as client:
         response = client.post("/api/jobs", data={"style": "wave_crop", "size": "32"},
                                files={"content": ("c.mp4", clip, "video/mp4")})
-    assert response.status_code == 422 and "40 frames is over this server's limit of 30" in response.json()["detail"]
+    assert response.status_code == 422 and "more than 30 frames is over this server's limit" in response.json()["detail"]
+
+
+def test_a_videos_frames_are_counted_not_read_from_its_header(tmp_path):
+    """The probe's MKV of 3,000 frames whose header said 1 s: here 40 frames at 10 fps (4 s) with the
+    Matroska Duration rewritten to 1 ms. The frames are counted packet by packet at submit, so the
+    header's claim changes nothing: over 30 frames, or over 2 s, it is refused."""
+    pytest.importorskip("av")
+    from tests.video.clips import make_clip
+
+    clip = make_clip(tmp_path / "long.mkv", frames=40, fps=10, size=(32, 32), audio=False).read_bytes()
+    at = clip.index(b"\x44\x89\x88")  # Segment Info's Duration: an 8-byte float, in milliseconds
+    lying = clip[:at + 3] + struct.pack(">d", 1.0) + clip[at + 11:]
+    for limits, message in ((Limits(max_video_frames=30), "more than 30 frames"),
+                            (Limits(max_video_seconds=2), "longer than this server's limit of 2 s")):
+        with make_client(tmp_path, limits=limits) as client:
+            response = client.post("/api/jobs", data={"style": "wave_crop", "size": "32"},
+                                   files={"content": ("c.mkv", lying, "video/x-matroska")})
+        assert response.status_code == 422 and message in response.json()["detail"], response.json()
+
+
+def test_a_video_job_is_bounded_by_its_work_over_all_frames(tmp_path):
+    """Frames x pixels x iterations, as an image's work is bounded: 600 frames at 2048 px were
+    accepted before (457 s and 4.7 GB for the first frame alone)."""
+    pytest.importorskip("av")
+    from tests.video.clips import make_clip
+
+    clip = make_clip(tmp_path / "c.mp4", frames=8, size=(32, 32), audio=False).read_bytes()
+    with make_client(tmp_path, limits=Limits(max_video_work=10)) as client:
+        small = client.post("/api/jobs", data={"style": "wave_crop", "size": "64"},
+                            files={"content": ("c.mp4", clip, "video/mp4")})
+        big = client.post("/api/jobs", data={"style": "wave_crop", "size": "1024"},
+                          files={"content": ("c.mp4", clip, "video/mp4")})
+    assert small.status_code == 202, small.json()
+    assert big.status_code == 422 and "(8 frames), above this server's limit of 10" in big.json()["detail"]
 
 
 def test_a_client_can_never_name_a_server_file_as_the_method(client, tmp_path, monkeypatch):

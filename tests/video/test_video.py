@@ -69,6 +69,36 @@ def test_an_interrupted_run_resumes_without_redoing_frames(tmp_path, clip):
     assert streams(out)["frames"] == 6
 
 
+class _CancelledAfter(impasto.CancelToken):
+    """Reads False ``reads`` times, then True (counting how often it was read)."""
+
+    def __init__(self, reads: int) -> None:
+        super().__init__()
+        self.reads, self.read = reads, 0
+
+    @property
+    def cancelled(self) -> bool:
+        self.read += 1
+        return self.read > self.reads
+
+
+def test_cancel_stops_within_a_frame(tmp_path, clip):
+    """The probe's 2048 px frame ran 457 s after its cancel: the token was read only between frames.
+    Now the optimization reads it before every iteration. Cancelled after the check before frame 2
+    and that frame's first iteration, the run stops inside frame 2, which is never written."""
+    settings = dict(video=QUICK, **{**FAST, "scales": 1})
+    counting, at_frame = _CancelledAfter(reads=10**9), []
+    stylize_video(clip, EXAMPLES / "wave.jpg", tmp_path / "whole.mp4", cancel=counting,
+                  callback=lambda e: at_frame.append(counting.read), **settings)
+    assert at_frame[0] > 2  # frame 1 read the token at its iterations too
+    out = tmp_path / "out.mp4"
+    token = _CancelledAfter(reads=at_frame[0] + 2)  # frame 2's check before it, and its first iteration's
+    with pytest.raises(StylizeInterrupted) as stopped:
+        stylize_video(clip, EXAMPLES / "wave.jpg", out, cancel=token, **settings)
+    assert stopped.value.cancelled and stopped.value.partial is None
+    assert [p.name for p in work_folder(out).glob("frame_*.png")] == ["frame_000001.png"]
+
+
 def test_changed_settings_start_afresh_and_say_so(tmp_path, clip):
     out = tmp_path / "frames"
     out.mkdir()

@@ -63,6 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="most frames a video job may have")
     g.add_argument("--max-work", type=number, default=d.max_work,
                    help="most megapixel-iterations one job may ask for, summed over its scales")
+    g.add_argument("--max-video-work", type=number, default=d.max_video_work,
+                   help="most megapixel-iterations one video job may ask for, over all its frames")
     g.add_argument("--max-queue", type=positive_int, default=d.max_active,
                    help="most jobs waiting or running (429 above)")
     p.set_defaults(run=lambda args: run(args, p))
@@ -126,7 +128,8 @@ def _run(args: argparse.Namespace) -> int:
     _check_port(args.host, args.port)
     limits = Limits(max_upload_mb=args.max_upload_mb, max_size=args.max_size, max_iterations=args.max_iterations,
                     max_video_seconds=args.max_video_seconds, max_video_frames=args.max_video_frames,
-                    max_work=args.max_work, max_active=args.max_queue)
+                    max_work=args.max_work, max_video_work=args.max_video_work,
+                    max_active=args.max_queue)
     if args.keep_days < 0:
         raise InputError("--keep-days must be 0 (never delete) or more")
     if args.snapshot_every < 0:

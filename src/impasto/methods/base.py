@@ -29,7 +29,11 @@ DEFAULT_VIDEO_SIZE = 512
 
 class FramePainter:
     """Paints one video's frames in order; ``history`` holds the earlier (content, stylized) pairs,
-    newest first, both (1, 3, H, W) on the CPU."""
+    newest first, both (1, 3, H, W) on the CPU. ``cancel`` (set by the video driver before the
+    first frame) is the job's :class:`impasto.CancelToken`: a painter whose frame takes long checks
+    it within the frame (the optimization does, before every iteration)."""
+
+    cancel: Any = None
 
     def frame(self, content: Any, history: Sequence[tuple[Any, Any]]) -> tuple[Any, dict[str, float]]:
         raise NotImplementedError

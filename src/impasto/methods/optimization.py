@@ -176,7 +176,7 @@ class OptimizedFrames(FramePainter):
         p = self.painter
         if not history:
             out = stylize(content[0], p.styles, config=self.cfg, extractor=p.extractor, targets=self.targets,
-                          output="tensor", callback=keep, **self.masks)
+                          output="tensor", callback=keep, cancel=self.cancel, **self.masks)
             return out.cpu(), dict(last)
         warped, weights = warped_history(content, history, self.vcfg.long_term, self.vcfg.flow_preset)
         init = warped[0]
@@ -185,7 +185,7 @@ class OptimizedFrames(FramePainter):
         out = stylize(content[0], p.styles, config=self.frame_cfg, extractor=p.extractor,
                       targets={self.cfg.optimize.size: self.targets[self.cfg.optimize.size]}, init_image=init[0],
                       extra_terms={"temporal": (term, self.vcfg.temporal_weight)}, output="tensor", callback=keep,
-                      **self.masks)
+                      cancel=self.cancel, **self.masks)
         return out.cpu(), dict(last)
 
 

@@ -144,12 +144,14 @@ def is_image_format(data: bytes) -> bool:
         return True
 
 
-def content_info(data: bytes, limits: Limits) -> tuple[str, tuple[int, int] | None]:
+def content_info(data: bytes, limits: Limits) -> tuple[str, tuple[int, int] | None, int]:
     """The content is an image (any format Pillow recognises, which must then decode) or a video
     (the video method): its file extension, and an image's (height, width) (None for a video). The
-    same rule for every upload: by what the bytes are, never "not a readable image, so try video"."""
+    same rule for every upload: by what the bytes are, never "not a readable image, so try video".
+    The third value is the number of frames (1 for an image), counted packet by packet: a
+    container's header can claim anything (an MKV of 3,000 frames said it lasted 1 s)."""
     if is_image_format(data):
-        return image_info(data, "content", limits)
+        return (*image_info(data, "content", limits), 1)
     try:
         import av
     except ImportError:
@@ -163,9 +165,20 @@ def content_info(data: bytes, limits: Limits) -> tuple[str, tuple[int, int] | No
             width, height = int(context.width or 0), int(context.height or 0)
             if width <= 0 or height <= 0:
                 raise HTTPProblem(415, "content is a video whose frames FFmpeg cannot decode")
-            seconds = (container.duration or 0) / 1_000_000 or float((stream.duration or 0) * (stream.time_base or 0))
             names = container.format.name.split(",")
-            frames = int(stream.frames or round(seconds * float(stream.average_rate or stream.guessed_rate or 0)))
+            frames, first, last = 0, None, None
+            for packet in container.demux(stream):  # no decoding: the packets' count and timestamps
+                if packet.size == 0:
+                    continue
+                frames += 1
+                if packet.pts is not None:
+                    first = packet.pts if first is None else min(first, packet.pts)
+                    last = packet.pts if last is None else max(last, packet.pts)
+                if frames > limits.max_video_frames:
+                    break
+            rate = float(stream.average_rate or stream.guessed_rate or 0)
+            seconds = float((last - first) * stream.time_base) + (1 / rate if rate else 0) \
+                if first is not None and last is not None and stream.time_base else frames / rate if rate else 0.0
     except HTTPProblem:
         raise
     except Exception:  # corrupt containers raise all kinds
@@ -177,8 +190,24 @@ def content_info(data: bytes, limits: Limits) -> tuple[str, tuple[int, int] | No
         raise HTTPProblem(422, f"video of {seconds:.1f} s is longer than this server's limit of "
                                f"{limits.max_video_seconds:g} s")
     if frames > limits.max_video_frames:
-        raise HTTPProblem(422, f"video of {frames} frames is over this server's limit of {limits.max_video_frames}")
-    return next((ext for name, ext in VIDEO_CONTAINERS.items() if name in names), ".mp4"), None  # mp4 before mov
+        raise HTTPProblem(422, f"video of more than {limits.max_video_frames} frames is over this server's limit")
+    if frames == 0:
+        raise HTTPProblem(415, "content is a video with no frames")
+    return next((ext for name, ext in VIDEO_CONTAINERS.items() if name in names), ".mp4"), None, frames  # mp4 first
+
+
+def video_work(recipe: Recipe, frames: int) -> float:
+    """About how many megapixel-iterations a video job asks for: its first frame as an image, then
+    each later one at its size (a square, an upper bound) times the video's iterations per frame
+    (an optimization's ``frame_iterations``; one pass for other methods)."""
+    from ..methods.base import DEFAULT_VIDEO_SIZE
+    from ..video.pipeline import VideoConfig
+
+    method = get_method(recipe.method, model_files=False)
+    cost = method.cost(dict(recipe.options))
+    size = recipe.options.get("size") or DEFAULT_VIDEO_SIZE
+    per_frame = size * size / 1e6 * (VideoConfig().frame_iterations if "iterations" in cost else 1)
+    return float(cost.get("work", per_frame)) + (frames - 1) * per_frame
 
 
 def build_recipe(fields: dict[str, str], n_style_files: int, style_names: list[str], limits: Limits) -> Recipe:

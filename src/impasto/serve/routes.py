@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 
 from ..jobs.store import JobStore, QueueFull
 from ..methods import available, get_method
-from .forms import HTTPProblem, build_recipe, content_info, image_extension, read_submission
+from .forms import HTTPProblem, build_recipe, content_info, image_extension, read_submission, video_work
 from .settings import Settings
 from .workers import Workers
 
@@ -124,7 +124,11 @@ def _add_submit_route(app: FastAPI, auth: list[Any], settings: Settings, store: 
             await form.close()
         recipe = await asyncio.to_thread(build_recipe, got.fields, len(got.styles), got.names, limits)
         assert got.content is not None
-        content_ext, size = await asyncio.to_thread(content_info, got.content, limits)
+        content_ext, size, frames = await asyncio.to_thread(content_info, got.content, limits)
+        if size is None and (work := video_work(recipe, frames)) > limits.max_video_work:
+            raise HTTPProblem(422, f"this video job asks for about {work:.0f} megapixel-iterations ({frames} frames), "
+                                   f"above this server's limit of {limits.max_video_work:g}: lower size, or send a "
+                                   "shorter clip")
         if size is not None:  # a photo too small for the method is a 422 now, not a failed job
             await asyncio.to_thread(get_method(recipe.method, model_files=False).check_content, recipe.options, size)
         style_files = [(await asyncio.to_thread(image_extension, s, f"style {i + 1}", limits), s)

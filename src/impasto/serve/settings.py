@@ -29,6 +29,10 @@ class Limits:
     max_work: float = 400.0
     """Most work one job may ask for, in megapixel-iterations summed over its scales (the defaults at
     512 px are about 6.5, at 2048 px about 85)."""
+    max_video_work: float = 4000.0
+    """Most work one video job may ask for, in megapixel-iterations (its first frame as an image, then
+    each later frame at its size times its iterations: 600 frames at 512 px are about 1,600, at
+    2048 px about 25,000)."""
     max_styles: int = 4
     max_active: int = 64
     """Most jobs queued or running at once; more get 429."""

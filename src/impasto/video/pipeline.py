@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from torch import Tensor
 
 from ..config import non_negative, positive_int
-from ..errors import InputError, StylizeInterrupted
+from ..errors import InputError, Interrupted, StylizeInterrupted
 from ..io.image import ImageLike, load_image, save_image, to_pil
 from ..methods import DEFAULT_VIDEO_SIZE, FramePainter, Method, get_method
 from ..ops.flow import PRESETS, reliable_flow, warp
@@ -200,6 +200,7 @@ def _paint(src: str, vcfg: VideoConfig, frames: FramePainter, size: tuple[int, i
     done: list[tuple[float, Path]] = []
     history: deque[tuple[Tensor, Tensor]] = deque(maxlen=max(vcfg.long_term))  # (content, stylized)
     resumed = 0
+    frames.cancel = cancel  # a long frame stops within itself (the optimization: before its next iteration)
     for frame in read_frames(src, start=vcfg.start, duration=vcfg.duration, warn=warn):
         if cancel is not None and cancel.cancelled:
             raise StylizeInterrupted(None, frame.index, cancelled=True)
@@ -210,7 +211,12 @@ def _paint(src: str, vcfg: VideoConfig, frames: FramePainter, size: tuple[int, i
             stylized = load_image(path).rgb
             resumed += 1
         else:
-            stylized, losses = frames.frame(content, list(history))
+            try:
+                stylized, losses = frames.frame(content, list(history))
+            except Interrupted as exc:  # cancelled within the frame: the work so far is the saved frames
+                if not exc.cancelled:
+                    raise
+                raise StylizeInterrupted(None, frame.index, cancelled=True) from None
             save_image(to_pil(stylized), path)
         history.appendleft((content, stylized.cpu()))
         done.append((frame.time, path))
