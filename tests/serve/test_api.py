@@ -537,3 +537,42 @@ def test_a_zlib_bomb_in_a_16_bit_png_is_refused_without_inflating_it():
     data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", bomb) + chunk(b"IEND", b"")
     with pytest.raises(ImageError, match="its header says 392"):
         check_deep_png(data, "bomb")
+
+
+def test_a_stalled_or_trickling_upload_is_dropped_and_uploads_at_once_are_bounded(tmp_path, monkeypatch):
+    """The probe held 960 MB with 40 sockets that sent 24 MiB and stopped, and 300 trickling uploads
+    were still open after 75 s. A body that sends nothing for UPLOAD_IDLE_SECONDS, or too slowly on
+    average after that, gets 408; beyond UPLOADS_AT_ONCE bodies in flight, 503 with Retry-After."""
+    import asyncio
+
+    import httpx
+
+    from impasto.serve import Settings, create_app, routes
+
+    monkeypatch.setattr(routes, "UPLOAD_IDLE_SECONDS", 0.3)
+    monkeypatch.setattr(routes, "UPLOADS_AT_ONCE", 2)
+    app = create_app(Settings(data=tmp_path / "data", limits=Limits(), worker=False))
+
+    def body(pause: float, pieces: int = 2):
+        async def gen():
+            for _ in range(pieces):
+                yield b"x" * 1000
+                await asyncio.sleep(pause)
+        return gen()
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as client:
+            headers = {"content-type": "multipart/form-data; boundary=x"}
+            stalled = await client.post("/api/jobs", content=body(1.0), headers=headers)
+            trickle = await client.post("/api/jobs", content=body(0.2, pieces=6), headers=headers)
+            three = await asyncio.gather(*(client.post("/api/jobs", content=body(0.25), headers=headers)
+                                           for _ in range(3)))
+            health = await client.get("/api/health")
+        return stalled, trickle, three, health
+
+    stalled, trickle, three, health = asyncio.run(scenario())
+    assert stalled.status_code == 408 and "stalled" in stalled.json()["detail"]
+    assert trickle.status_code == 408 and "too slow" in trickle.json()["detail"]
+    assert sorted(r.status_code for r in three)[-1] == 503 and health.status_code == 200
+    assert next(r for r in three if r.status_code == 503).headers["Retry-After"] == "5"
