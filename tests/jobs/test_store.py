@@ -118,3 +118,18 @@ def store_module_schema_without_worker() -> str:
 
     jobs = SCHEMA.split("CREATE INDEX")[0]
     return jobs.replace(",\n    worker TEXT\n", "\n")
+
+
+def test_what_a_killed_submit_left_is_removed_at_the_web_process_start(tmp_path):
+    """kill -9 during a submit left `.incoming-*` folders (the probe found them) or a job folder with
+    no row; the web process removes both when it starts, and nothing else."""
+    from tests.serve.conftest import make_client
+
+    store = JobStore(tmp_path / "data")
+    kept = store.submit("{}", (".jpg", b"x"), [], max_active=8)
+    (tmp_path / "data" / "jobs" / ".incoming-0123").mkdir()
+    (tmp_path / "data" / "jobs" / ".incoming-0123" / "content.jpg").write_bytes(b"x")
+    (tmp_path / "data" / "jobs" / ("f" * 32)).mkdir()  # renamed into place, never recorded
+    with make_client(tmp_path):
+        pass
+    assert sorted(p.name for p in (tmp_path / "data" / "jobs").iterdir()) == [kept]

@@ -576,3 +576,59 @@ def test_a_stalled_or_trickling_upload_is_dropped_and_uploads_at_once_are_bounde
     assert trickle.status_code == 408 and "too slow" in trickle.json()["detail"]
     assert sorted(r.status_code for r in three)[-1] == 503 and health.status_code == 200
     assert next(r for r in three if r.status_code == 503).headers["Retry-After"] == "5"
+
+
+def test_a_cancelled_video_job_keeps_no_frames(client, tmp_path, monkeypatch):
+    """The probe found a cancelled video's frames left in its folder: only a crash's restart needs
+    them, and a cancelled (or failed) job has none."""
+    pytest.importorskip("av")
+    from impasto.jobs.worker import Worker
+    from tests.video.clips import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=6, size=(32, 40), audio=False).read_bytes()
+    job_id = submit(client, data={"style": "wave_crop", "size": "32", "iterations": "1",
+                                  "initial_iterations": "1", "scales": "1"},
+                    files=[("content", ("clip.mp4", clip, "video/mp4"))]).json()["id"]
+    store = client.app.state.store
+    real_update, calls = store.update, []
+
+    def update(*args, **kwargs):  # the client cancels once two frames are done
+        calls.append(1)
+        return real_update(*args, **kwargs) or (store.folder(job_id).joinpath("result.mp4.frames").exists() \
+            and len(list(store.folder(job_id).joinpath("result.mp4.frames").glob("*.png"))) >= 2)
+
+    monkeypatch.setattr(store, "update", update)
+    Worker(store).run(store.claim())
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == "cancelled"
+    assert not list(store.folder(job_id).glob("*.frames")) and not (store.folder(job_id) / "result.mp4").exists()
+
+
+def test_an_upload_cut_off_mid_way_is_one_line_not_a_traceback(tmp_path, caplog):
+    """The probe's aborted uploads logged a 60-line traceback each. The body's end never comes: the
+    submit answers 400 (to nobody), logs nothing more, and the server goes on."""
+    import asyncio
+    import logging
+
+    from impasto.serve import Settings, create_app
+
+    app = create_app(Settings(data=tmp_path / "data", limits=Limits(), worker=False))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/api/jobs", "raw_path": b"/api/jobs", "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"multipart/form-data; boundary=x"), (b"host", b"test")],
+             "client": ("127.0.0.1", 1), "server": ("test", 80)}
+    incoming = [{"type": "http.request", "body": b"--x\r\n" + b"y" * 1000, "more_body": True},
+                {"type": "http.disconnect"}]
+    sent = []
+
+    async def receive():
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(app(scope, receive, send))
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
+    assert b"closed the connection" in b"".join(m.get("body", b"") for m in sent[1:])
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -139,6 +139,7 @@ def test_a_video_job_killed_mid_way_resumes_from_its_saved_frames(tmp_path):
                        240)
     assert job["status"] == "done", job
     assert any(f"{len(kept)} resumed" in m for m in messages), messages  # the kept frames were not redone
+    assert job["resumed_from"] == pytest.approx(len(kept) / 12, abs=1e-3)  # the probe saw null here
     from tests.video.clips import streams
 
     assert streams(data / "jobs" / job_id / "result.mp4")["frames"] == 12

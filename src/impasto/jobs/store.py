@@ -168,6 +168,21 @@ class JobStore:
         data["styles"] = json.loads(data["styles"])
         return Job(**data)
 
+    def remove_orphans(self) -> list[str]:
+        """Remove what a web process killed mid-submit left behind: ``.incoming-*`` folders (written
+        before the job's folder is renamed into place) and job folders with no row (renamed, but not
+        yet recorded). Only for the one web process at its start, when no submit is in flight.
+        Returns the names removed."""
+        with self._connect() as con:
+            known = {row["id"] for row in con.execute("SELECT id FROM jobs")}
+        gone = []
+        for path in sorted((self.root / "jobs").iterdir()):
+            if path.is_dir() and (path.name.startswith(".incoming-") or
+                                  (not path.name.startswith(".") and path.name not in known)):
+                shutil.rmtree(path, ignore_errors=True)
+                gone.append(path.name)
+        return gone
+
     # --- the web side ----------------------------------------------------------------------------
 
     def submit(self, recipe_json: str, content: tuple[str, bytes], styles: Sequence[tuple[str, bytes] | str],

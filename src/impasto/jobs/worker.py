@@ -15,11 +15,13 @@ import argparse
 import contextlib
 import fcntl
 import os
+import shutil
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..errors import ImpastoError, Interrupted
@@ -136,9 +138,16 @@ class Worker:
                                lambda work: self.store.resumed(job.id, work))
         steps = _Steps(job.steps)
 
+        resumed: list[int] = []  # a video's frames taken from its work folder so far
+
         def callback(event: Event) -> None:
             if job.kind == "video" and not first:
                 first.append(event.image())
+            taken = getattr(event, "resumed", 0)
+            if job.kind == "video" and taken > (resumed[-1] if resumed else 0):  # frames a restart kept
+                resumed.append(taken)
+                frames = getattr(event, "frames", None)
+                self.store.resumed(job.id, taken / frames if frames else event.work)
             report(event.work, event.message, event.image, every_time=event.final, steps=steps(event))
 
         self.job = job.id
@@ -163,10 +172,13 @@ class Worker:
         except Interrupted as stop:
             if not stop.cancelled:
                 raise
+            _drop_frames(folder, job)
             self.store.cancelled(job.id)
         except ImpastoError as exc:  # a bad input, a failed write (WriteError)...
+            _drop_frames(folder, job)
             self.store.fail(job.id, str(exc))
         except (RuntimeError, MemoryError, OSError) as exc:
+            _drop_frames(folder, job)
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             self.store.fail(job.id, f"out of memory; try a smaller size ({first_line})"
                             if "out of memory" in first_line.lower() or isinstance(exc, MemoryError) else first_line)
@@ -187,6 +199,15 @@ class Worker:
                 time.sleep(poll)
             else:
                 self.run(job)
+
+
+def _drop_frames(folder: Path, job: Job) -> None:
+    """A video job that ends without a result (cancelled, failed) keeps no frames: its work folder
+    only serves a restart after a crash, which then never comes."""
+    if job.kind == "video":
+        from ..video.pipeline import work_folder
+
+        shutil.rmtree(work_folder(folder / job.result_name), ignore_errors=True)
 
 
 def _beating(worker: Worker) -> threading.Event:

@@ -39,6 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        store.remove_orphans()  # a submit cut short by kill -9 left its upload behind
         if workers is not None:
             workers.start()
         yield

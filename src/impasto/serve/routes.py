@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.requests import ClientDisconnect
 
 from ..jobs.store import JobStore, QueueFull
 from ..methods import available, get_method
@@ -170,6 +171,8 @@ async def _read_body(request: Request, max_bytes: int, max_mb: float, receiving:
                 chunk = await asyncio.wait_for(stream.__anext__(), UPLOAD_IDLE_SECONDS)
             except StopAsyncIteration:
                 break
+            except ClientDisconnect:  # the client gave up mid-upload: one line in the log, no traceback
+                raise HTTPProblem(400, "the client closed the connection before its upload ended") from None
             except asyncio.TimeoutError:  # on Python 3.10 not the builtin TimeoutError
                 raise HTTPProblem(408, f"upload stalled: nothing for {UPLOAD_IDLE_SECONDS:g} s") from None
             total += len(chunk)
