@@ -632,3 +632,57 @@ def test_an_upload_cut_off_mid_way_is_one_line_not_a_traceback(tmp_path, caplog)
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
     assert b"closed the connection" in b"".join(m.get("body", b"") for m in sent[1:])
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_full_disk_is_a_503_or_507_with_one_line_never_a_500(client, monkeypatch):
+    """The probe filled the data disk: /api/health and job status answered 500. SQLite's "database or
+    disk is full" is a 503 with Retry-After; a write that finds no space, a 507."""
+    import errno
+    import sqlite3
+
+    store = client.app.state.store
+    job_id = submit(client).json()["id"]
+
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "counts", full)
+    monkeypatch.setattr(store, "get", full)
+    for path in ("/api/health", f"/api/jobs/{job_id}"):
+        got = client.get(path)
+        assert got.status_code == 503 and got.headers["Retry-After"] == "30", (path, got.text)
+        assert got.json()["detail"] == "the job store cannot be used (database or disk is full); try again later"
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store, "submit", no_space)
+    refused = submit(client)
+    assert refused.status_code == 507 and "No space left on device" in refused.json()["detail"]
+
+
+def test_a_worker_waits_out_a_full_disk_instead_of_crashing(tmp_path, monkeypatch, capsys):
+    """The probe's worker crash-looped (21 restarts in 60 s) on a full disk. It now says so once,
+    fails the job in hand if the store takes that, backs off, and goes on when the disk has room."""
+    import sqlite3
+
+    from impasto.jobs import worker as worker_module
+    from impasto.jobs.store import JobStore
+    from impasto.jobs.worker import Worker
+
+    store = JobStore(tmp_path / "data")
+    worker = Worker(store)
+    claims, pauses = [], []
+
+    def claim(name=None):
+        claims.append(1)
+        if len(claims) <= 3:
+            raise sqlite3.OperationalError("database or disk is full")
+        return None
+
+    monkeypatch.setattr(store, "claim", claim)
+    monkeypatch.setattr(worker_module.time, "sleep", pauses.append)
+    monkeypatch.setattr(worker, "parent_alive", lambda: len(claims) < 5)
+    worker.serve_forever(poll=0.2)
+    assert len(claims) == 5 and pauses[:3] == [0.4, 0.8, 1.6] and pauses[3] == 0.2
+    assert capsys.readouterr().err.count("the job store cannot be used (database or disk is full)") == 1

@@ -17,6 +17,7 @@ import fcntl
 import os
 import shutil
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -29,6 +30,10 @@ from ..methods.base import ResumeFile
 from ..progress import CancelToken, Event
 from .recipe import Recipe, Runner
 from .store import Job, JobStore
+
+STORE_ERRORS = (sqlite3.Error, OSError)
+"""What a full or failing disk raises from the job store."""
+STORE_BACKOFF_MAX = 30.0
 
 PROGRESS_EVERY = 0.25
 PREVIEW_EVERY = 1.0
@@ -105,6 +110,7 @@ class Worker:
                  keep_days: float = 0.0, name: str = "worker", snapshot_every: float = 5.0) -> None:
         self.store, self.parent, self.device, self.keep_days, self.name = store, parent, device, keep_days, name
         self.snapshot_every = snapshot_every
+        self.job_in_hand: str | None = None  # the job being run, for serve_forever to fail if the store breaks
         self.runner = Runner(model_files=False)  # a queued job comes from a client: registered methods only
         self.pruned = -PRUNE_EVERY
         self.orphans_checked = -ORPHANS_EVERY
@@ -186,19 +192,43 @@ class Worker:
             self.job = None
 
     def serve_forever(self, poll: float = 0.2) -> None:
+        """Claim and run jobs until the parent dies. A store that cannot be written (a full disk:
+        SQLite's "database or disk is full") is waited out, with one line on stderr and a growing
+        pause (up to STORE_BACKOFF_MAX s), never a crash: a crashing worker is restarted by the
+        server, and crashed again, in a loop."""
+        pause, said = poll, ""
         while self.parent_alive():
-            now = time.monotonic()
-            if self.keep_days > 0 and now - self.pruned >= PRUNE_EVERY:
-                self.store.prune(self.keep_days * 86400)  # finished jobs past their days: files and rows
-                self.pruned = now
-            if now - self.orphans_checked >= ORPHANS_EVERY:
-                self.requeue_orphans()
-                self.orphans_checked = now
-            job = self.store.claim(self.name)
-            if job is None:
-                time.sleep(poll)
-            else:
-                self.run(job)
+            try:
+                self._once(poll)
+                pause = poll
+            except STORE_ERRORS as exc:
+                line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                if line != said:
+                    print(f"impasto worker {self.name}: the job store cannot be used ({line}); waiting",
+                          file=sys.stderr, flush=True)
+                    said = line
+                if self.job_in_hand is not None:  # its job ends as failed, if the store takes that
+                    with contextlib.suppress(*STORE_ERRORS):
+                        self.store.fail(self.job_in_hand, f"the server's disk is full or failing ({line})")
+                pause = min(STORE_BACKOFF_MAX, pause * 2)
+                time.sleep(pause)
+            finally:
+                self.job_in_hand = None
+
+    def _once(self, poll: float) -> None:
+        now = time.monotonic()
+        if self.keep_days > 0 and now - self.pruned >= PRUNE_EVERY:
+            self.store.prune(self.keep_days * 86400)  # finished jobs past their days: files and rows
+            self.pruned = now
+        if now - self.orphans_checked >= ORPHANS_EVERY:
+            self.requeue_orphans()
+            self.orphans_checked = now
+        job = self.store.claim(self.name)
+        if job is None:
+            time.sleep(poll)
+        else:
+            self.job_in_hand = job.id
+            self.run(job)
 
 
 def _drop_frames(folder: Path, job: Job) -> None:

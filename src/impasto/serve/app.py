@@ -13,8 +13,10 @@ Uploaded file names are never used: the store names every file itself.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hmac
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,20 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPProblem)
     async def problem(_: Request, exc: HTTPProblem) -> JSONResponse:
         return JSONResponse({"detail": cut(exc.detail)}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(sqlite3.Error)
+    async def store_broken(_: Request, exc: sqlite3.Error) -> JSONResponse:
+        # the job database cannot be read or written (a full disk): the service is unavailable for now
+        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return JSONResponse({"detail": cut(f"the job store cannot be used ({line}); try again later")},
+                            status_code=503, headers={"Retry-After": "30"})
+
+    @app.exception_handler(OSError)
+    async def disk_error(_: Request, exc: OSError) -> JSONResponse:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return JSONResponse({"detail": "No space left on device: the server's disk is full; try again later"},
+                                status_code=507, headers={"Retry-After": "30"})
+        raise exc
 
     @app.exception_handler(InputError)
     async def bad_input(_: Request, exc: InputError) -> JSONResponse:
