@@ -30,35 +30,48 @@ BLOCK = re.compile(r"(?:<!-- not run: (?P<why>[^>]*) -->\s*\n)?```(?P<lang>\w+)\
 
 
 def blocks(page: Path, lang: str) -> list[tuple[str, str | None]]:
-    return [(m["code"], m["why"]) for m in BLOCK.finditer(page.read_text()) if m["lang"] == lang]
+    """(code, why it is not run) of each ``lang`` block; the code is padded with blank lines to its
+    line on the page, so a failure's traceback names the page's own line."""
+    text = page.read_text()
+    return [("\n" * text.count("\n", 0, m.start("code")) + m["code"], m["why"])
+            for m in BLOCK.finditer(text) if m["lang"] == lang]
 
 
-def commands(code: str) -> list[list[str]]:
-    """The ``impasto`` command lines of a shell block, continuation lines joined, comments dropped."""
+def commands(code: str) -> list[tuple[int, list[str]]]:
+    """(line on the page, argv) of each ``impasto`` command of a shell block, continuation lines
+    joined, comments dropped."""
     found = []
-    for line in code.replace("\\\n", " ").splitlines():
+    lines = code.split("\n")
+    number = 0
+    while number < len(lines):
+        start, line = number + 1, lines[number]
+        while line.endswith("\\") and number + 1 < len(lines):
+            number += 1
+            line = line[:-1] + " " + lines[number]
+        number += 1
         line = re.sub(r"\s+#.*$", "", line).strip()
         if line.startswith("impasto "):
-            found.append(shlex.split(line)[1:])
+            found.append((start, shlex.split(line)[1:]))
     return found
 
 
-CASES = [(p, argv) for p in PAGES for code, _ in blocks(p, "bash") for argv in commands(code)]
+CASES = [(p, line, argv) for p in PAGES for code, _ in blocks(p, "bash") for line, argv in commands(code)]
 
 
 def test_the_pages_hold_examples_to_check():
     assert len(CASES) > 50 and sum(len(blocks(p, "python")) for p in PAGES) >= 8
 
 
-@pytest.mark.parametrize("page,argv", CASES, ids=[f"{p.name}:{' '.join(a)[:60]}" for p, a in CASES])
-def test_every_command_on_the_pages_parses(page, argv, capsys):
+@pytest.mark.parametrize("page,line,argv", CASES, ids=[f"{p.name}:{n}:{' '.join(a)[:50]}" for p, n, a in CASES])
+def test_every_command_on_the_pages_parses(page, line, argv, capsys):
     from impasto.cli import build_parser
 
     try:
         build_parser().parse_args(argv)
     except SystemExit as exc:
         if exc.code:  # --help exits 0
-            pytest.fail(f"{page.name}: `impasto {' '.join(argv)}` does not parse: {capsys.readouterr().err.strip()}")
+            pytest.fail(f"{page.name}, line {line}: `impasto {' '.join(argv)}` does not parse: "
+                        f"{capsys.readouterr().err.strip()}")
 
 
 def _stand_ins(folder: Path) -> dict:
@@ -92,7 +105,7 @@ def test_every_python_example_on_the_pages_runs(page, tmp_path, monkeypatch):
                 assert why.strip(), f"{page.name}: a block marked not run must say why"
                 continue
             tiny = re.sub(r"\bworkers=\d+", "workers=1", re.sub(r"""(\bsize=|"size": )\d+""", r"\g<1>48", code))
-            exec(compile(tiny, f"{page.name} example", "exec"), namespace)
+            exec(compile(tiny, str(page.relative_to(ROOT)), "exec"), namespace)
     finally:
         for name in set(registry.available()) - before:  # a plug-in example registers its method
             registry.unregister(name)

@@ -60,7 +60,8 @@ def test_unreadable_photos_are_skipped_with_a_warning(tmp_path, photos, styles):
         (data / p.name).write_bytes(p.read_bytes())
     (data / "broken.jpg").write_bytes(b"not a jpeg")
     with pytest.warns(UserWarning, match="broken.jpg"):
-        train(styles, [data], tmp_path / "m.pt", config=TrainConfig.from_options(**{**TINY, "steps": 1}))
+        model = train(styles, [data], tmp_path / "m.pt", config=TrainConfig.from_options(**{**TINY, "steps": 1}))
+    assert model.training["steps_done"] == 1 and (tmp_path / "m.pt").exists()  # trained on the readable ones
 
 
 def test_bad_training_inputs(tmp_path, styles):

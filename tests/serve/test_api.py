@@ -90,6 +90,9 @@ def test_cancel_a_queued_and_a_running_job(client, monkeypatch):
     assert store.get(running).message == "cancelled"
     assert client.get(f"/api/jobs/{running}").json()["status"] == "cancelled"
     assert client.get(f"/api/jobs/{running}/result").status_code == 404
+    # a cancelled job keeps no files: a client cancelling its uploads cannot fill the disk
+    assert not store.folder(queued).exists() and not store.folder(running).exists()
+    assert client.get(f"/api/jobs/{queued}/thumbnail").status_code == 404
 
 
 def test_unknown_ids_get_404(client):

@@ -234,11 +234,15 @@ class JobStore:
         return {status: 0 for status in STATUSES} | {r[0]: r[1] for r in rows}
 
     def cancel(self, job_id: str) -> Job | None:
-        """A queued job is cancelled at once; a running one is flagged and its worker stops it."""
+        """A queued job is cancelled at once; a running one is flagged and its worker stops it. A
+        cancelled job keeps no files (its uploads included): only its row, until it is pruned, so
+        cancelled submissions cannot fill the disk."""
         with self._connect() as con:
-            con.execute("UPDATE jobs SET status = 'cancelled', finished = ?, message = 'cancelled' "
-                        "WHERE id = ? AND status = 'queued'", (time.time(), job_id))
+            now_cancelled = con.execute("UPDATE jobs SET status = 'cancelled', finished = ?, message = 'cancelled' "
+                                        "WHERE id = ? AND status = 'queued'", (time.time(), job_id)).rowcount
             con.execute("UPDATE jobs SET cancel = 1 WHERE id = ? AND status = 'running'", (job_id,))
+        if now_cancelled:
+            shutil.rmtree(self.folder(job_id), ignore_errors=True)
         return self.get(job_id)
 
     def prune(self, older_than: float) -> int:
@@ -383,7 +387,9 @@ class JobStore:
         return re.sub(r"(?<![\w.])/(?:[^\s'\"/]+/)+([^\s'\"/]+)", r"\1", line)
 
     def cancelled(self, job_id: str) -> None:
+        """The worker stopped the job as asked: it ends, and its files go (see :meth:`cancel`)."""
         self._end(job_id, "cancelled", None, "cancelled")
+        shutil.rmtree(self.folder(job_id), ignore_errors=True)
 
     def _end(self, job_id: str, status: str, error: str | None, message: str, progress: float | None = None) -> None:
         with contextlib.suppress(OSError):  # an ended job resumes nothing: its snapshot goes
