@@ -100,6 +100,9 @@ class Universal:
         self.decoders = decoders if isinstance(decoders, DecoderSet) else load_decoders(decoders, device=self.device)
         self.decoders.to(self.device)
         self.encoder = build_extractor(self.decoders.levels, device=self.device)
+        if self.device.type == "cpu":  # oneDNN's convolutions prefer channels last
+            self.encoder.to(memory_format=torch.channels_last)
+            self.decoders.to(memory_format=torch.channels_last)
         self.dtype = autocast_dtype(precision, self.device)
         self._stats: dict[tuple[Any, ...], dict[str, StyleStats]] = {}
         self.onnx: Any = None
@@ -121,14 +124,14 @@ class Universal:
         if self.onnx is not None:
             return self.onnx.encode(image, level)
         with autocast(self.device, self.dtype):
-            return self.encoder(image.to(self.device), (level,))[level].float()
+            return self.encoder(_layout(image.to(self.device)), (level,))[level].float()
 
     def decode(self, level: str, features: Tensor) -> Tensor:
         """The image ``level``'s decoder rebuilds from ``features``, float32, clamped to [0, 1]."""
         if self.onnx is not None:
             return self.onnx.decode(level, features).clamp(0, 1)
         with autocast(self.device, self.dtype):
-            return self.decoders.decoders[level](features).float().clamp(0, 1)
+            return self.decoders.decoders[level](_layout(features)).float().clamp(0, 1).contiguous()
 
     def style(self, style: ImageLike, edge: int, levels: Sequence[str]) -> dict[str, StyleStats]:
         """The statistics of ``style`` at ``levels`` with its long edge at ``edge`` px (cached by file,
@@ -149,7 +152,7 @@ class Universal:
                 feats = {lv: self.encode(image, lv) for lv in levels}
             else:
                 with autocast(self.device, self.dtype):
-                    feats = self.encoder(image.to(self.device), levels)
+                    feats = self.encoder(_layout(image.to(self.device)), levels)
         stats = {lv: style_stats(f.float()[0]) for lv, f in feats.items()}
         if key is not None:
             if len(self._stats) >= 64:  # a service applying many paintings: keep the newest
@@ -196,6 +199,11 @@ class Universal:
             if x.shape[-2:] != (h, w):  # a side that is not a multiple of the level's stride
                 x = resize(x, (h, w))
         return x
+
+
+def _layout(x: Tensor) -> Tensor:
+    """Channels last on a CPU (see :class:`Universal`), as is elsewhere."""
+    return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
 
 
 def _at(mask: Tensor, feats: Tensor) -> Tensor:
