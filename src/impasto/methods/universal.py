@@ -18,9 +18,9 @@ from .base import FramePainter, Method, Painter, blend_along_flow
 OPTION_TYPES: dict[str, Any] = {
     "size": int | None, "strength": float, "levels": tuple[str, ...], "transform": str,
     "style_blend_weights": tuple[float, ...] | None, "preserve_color": str | None,
-    "decoders": str | None, "device": str, "precision": str,
+    "photo": bool, "decoders": str | None, "device": str, "precision": str,
 }
-WEB_OPTIONS = ("size", "strength", "levels", "transform", "style_blend_weights", "preserve_color")
+WEB_OPTIONS = ("size", "strength", "levels", "transform", "style_blend_weights", "preserve_color", "photo")
 
 
 class UniversalMethod(Method):
@@ -38,7 +38,9 @@ class UniversalMethod(Method):
         levels = "levels, deepest first (relu5_1 ... relu1_1); fewer deep ones keep more of the photo"
         return {"levels": {"default": ",".join(DEFAULT_LEVELS), "choices": None, "help": levels},
                 "transform": {"default": UniversalConfig.transform, "choices": list(TRANSFORMS),
-                              "help": "wct: the painting's feature correlations; adain: only their mean and spread"}}
+                              "help": "wct: the painting's feature correlations; adain: only their mean and spread"},
+                "photo": {"default": "false", "choices": ["false", "true"],
+                          "help": "photorealistic: a style photo's colours and mood, no painterly texture"}}
 
     def config(self, options: Mapping[str, Any]) -> Any:
         from ..universal.stylize import UniversalConfig
@@ -58,9 +60,10 @@ class UniversalMethod(Method):
 
         cfg = self.config(options)
         h, w = fit_long_edge((size[0], size[1]), cfg.size) if cfg.size else size
-        if min(h, w) < min_side(cfg.levels):
-            raise InputError(f"image too small: {w}x{h} px; level {max(cfg.levels, key=LEVELS.index)} needs at least "
-                             f"{min_side(cfg.levels)} px on the short side (raise size, or leave out the deepest "
+        if min(h, w) < min_side(cfg.run_levels):
+            deepest = max(cfg.run_levels, key=LEVELS.index)
+            raise InputError(f"image too small: {w}x{h} px; level {deepest} needs at least "
+                             f"{min_side(cfg.run_levels)} px on the short side (raise size, or leave out the deepest "
                              "levels)", fields=("size",))
 
     def load(self, options: Mapping[str, Any], styles: Sequence[Any], *, cache: dict | None = None,

@@ -59,3 +59,37 @@ def rotate(image: Tensor, degrees: float) -> Tensor:
     grid = F.affine_grid(aff.expand(image.shape[0], 2, 3), list(image.shape), align_corners=False)
     out = F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     return out.clamp_(0, 1)
+
+
+def box_mean(x: Tensor, radius: int) -> Tensor:
+    """The mean over each pixel's (2r+1)^2 window of ``x`` (N, C, H, W), windows cut at the borders
+    (the mean of the pixels that are there), by cumulative sums: O(1) a pixel whatever the radius."""
+    if radius <= 0:
+        return x
+    k = 2 * radius + 1
+
+    def along(t: Tensor, dim: int) -> Tensor:
+        n = t.shape[dim]
+        c = torch.cumsum(torch.nn.functional.pad(t, _pad_for(dim, radius + 1, radius)), dim)
+        return c.narrow(dim, k, n) - c.narrow(dim, 0, n)
+
+    ones = torch.ones(1, 1, *x.shape[-2:], dtype=x.dtype, device=x.device)
+    summed = along(along(x, -1), -2)
+    count = along(along(ones, -1), -2)
+    return summed / count
+
+
+def _pad_for(dim: int, before: int, after: int) -> tuple[int, ...]:
+    return (before, after, 0, 0) if dim == -1 else (0, 0, before, after)
+
+
+def guided_filter(guide: Tensor, src: Tensor, radius: int, eps: float) -> Tensor:
+    """He et al.'s guided filter (ECCV 2010) with a one-channel ``guide`` (N, 1, H, W): ``src`` (N, C,
+    H, W) smoothed where the guide is flat and kept sharp along the guide's edges."""
+    mean_i = box_mean(guide, radius)
+    mean_p = box_mean(src, radius)
+    cov_ip = box_mean(guide * src, radius) - mean_i * mean_p
+    var_i = box_mean(guide * guide, radius) - mean_i * mean_i
+    a = cov_ip / (var_i + eps)
+    b = mean_p - a * mean_i
+    return box_mean(a, radius) * guide + box_mean(b, radius)

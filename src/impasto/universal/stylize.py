@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..io.image import MAX_PIXELS, ImageLike, as_output, load_image
 from ..nets.vgg import build_extractor
 from ..ops import color
-from ..ops.geometry import fit_long_edge, resize
+from ..ops.geometry import fit_long_edge, guided_filter, resize
 from ..runtime import autocast, autocast_dtype
 from .decoder import LEVELS
 from .model import DecoderSet, load_decoders
@@ -35,6 +35,10 @@ TRANSFORMS = {"wct": wct, "adain": adain}
 DEFAULT_LEVELS = ("relu4_1", "relu3_1", "relu2_1", "relu1_1")
 """relu5_1 is left out by default: through it the photo's shapes dissolve into the painting's
 blotches (WCT's best-known fault; docs/universal.md shows both). ``levels`` puts it back."""
+PHOTO_LEVELS = ("relu2_1", "relu1_1")
+"""The photorealistic mode's levels: the deep ones carry strokes and shapes, not colour and mood."""
+PHOTO_SMOOTHING = (1 / 64, 1e-3)
+"""The photorealistic mode's guided filter: radius as a fraction of the long edge, and epsilon."""
 MIN_SIDE = 32
 """The smallest short side of a photo or style for relu5_1 (1/16 of the image): 2 px, which the
 decoder's reflection padding needs."""
@@ -62,8 +66,15 @@ class UniversalConfig:
     """Several styles: their weights (None: equal)."""
     preserve_color: str | None = None
     """None or 'luminance' (the painting's strokes, the photo's colours)."""
+    photo: bool = False
+    """Photorealistic (after PhotoWCT, Li et al. 2018): a style photo's colours and mood with no
+    painterly texture. The shallow levels only (relu2_1 and relu1_1, unless ``levels`` names others),
+    then the result smoothed along the photo's edges by a guided filter (PhotoWCT's fast smoothing
+    step), so every region keeps the photo's own outline."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.photo, bool):
+            raise InputError(f"photo must be true or false; got {self.photo!r}", fields=("photo",))
         if self.size is not None:
             positive_int("size", self.size)
             if self.size < MIN_SIDE:
@@ -86,9 +97,14 @@ class UniversalConfig:
                              fields=("style_blend_weights",))
 
     @property
+    def run_levels(self) -> tuple[str, ...]:
+        """The levels a run uses: ``levels``, or the photorealistic mode's when it keeps the default."""
+        return PHOTO_LEVELS if self.photo and self.levels == DEFAULT_LEVELS else self.levels
+
+    @property
     def ordered_levels(self) -> tuple[str, ...]:
         """The levels deepest first, whatever order they were given in."""
-        return tuple(sorted(self.levels, key=LEVELS.index, reverse=True))
+        return tuple(sorted(self.run_levels, key=LEVELS.index, reverse=True))
 
 
 class Universal:
@@ -165,7 +181,7 @@ class Universal:
             masks: Sequence[Tensor | None] | None = None) -> Tensor:
         """(1, 3, H, W) in [0, 1] -> the same size, painted. ``masks[i]`` (H, W): where style i applies
         (None: everywhere; without masks the styles blend by their weights everywhere)."""
-        missing = [lv for lv in cfg.levels if lv not in self.decoders.levels]
+        missing = [lv for lv in cfg.run_levels if lv not in self.decoders.levels]
         if missing:
             raise InputError(f"these decoders have no level {', '.join(missing)}; they have "
                              f"{', '.join(self.decoders.levels)}", fields=("levels",))
@@ -233,12 +249,13 @@ def stylize_universal(content: ImageLike, styles: ImageLike | Sequence[ImageLike
     x = loaded.flat_rgb()
     if cfg.size is not None:
         x = resize(x, fit_long_edge(loaded.size, cfg.size))
-    if min(x.shape[-2:]) < min_side(cfg.levels):
-        raise InputError(f"image too small: {x.shape[-1]}x{x.shape[-2]} px; level {max(cfg.levels, key=LEVELS.index)} "
-                         f"needs at least {min_side(cfg.levels)} px on the short side (raise size, or leave out the "
-                         "deepest levels)", fields=("size",))
+    if min(x.shape[-2:]) < min_side(cfg.run_levels):
+        deepest = max(cfg.run_levels, key=LEVELS.index)
+        raise InputError(f"image too small: {x.shape[-1]}x{x.shape[-2]} px; level {deepest} needs at least "
+                         f"{min_side(cfg.run_levels)} px on the short side (raise size, or leave out the deepest "
+                         "levels)", fields=("size",))
     edge = max(x.shape[-2:])
-    stats = [model.style(s, edge, cfg.levels) for s in style_list]
+    stats = [model.style(s, edge, cfg.run_levels) for s in style_list]
     masks = None
     if style_masks is not None:
         if len(style_masks) != len(style_list):
@@ -248,5 +265,8 @@ def stylize_universal(content: ImageLike, styles: ImageLike | Sequence[ImageLike
         masks = [resize(load_mask(m, hw, what=f"style mask {i + 1}", max_pixels=MAX_PIXELS), hw)[0, 0]
                  for i, m in enumerate(style_masks)]
     out = model.run(x, stats, cfg, masks).cpu()
+    if cfg.photo:  # the photo's edges back: smooth where the photo is flat, keep its outlines
+        radius, eps = max(1, round(PHOTO_SMOOTHING[0] * edge)), PHOTO_SMOOTHING[1]
+        out = guided_filter(color.luminance(x), out, radius, eps).clamp(0, 1)
     out = color.restore(out, x, cfg.preserve_color)
     return as_output(out, loaded.alpha, output, loaded.bit_depth)
