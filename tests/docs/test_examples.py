@@ -3,6 +3,8 @@ function breaks CI, not a reader.
 
 * Every ``impasto ...`` command in a ``bash`` block is parsed by impasto's own parser: its
   sub-command, every flag and every choice must exist (nothing runs; the files it names need not).
+  The README's commands also run, at 32 px (see :func:`_tiny`), and must exit 0: a method's own
+  option check happens only when a command runs.
 * Every ``python`` block runs, the blocks of a page in order in one namespace (as a reader would
   paste them), in a folder holding tiny stand-ins for the files they name (``photo.jpg``,
   ``painting.jpg``, ``photos/``...), with every ``size=N`` (and ``"size": N``) cut to 48 and every
@@ -109,3 +111,39 @@ def test_every_python_example_on_the_pages_runs(page, tmp_path, monkeypatch):
     finally:
         for name in set(registry.available()) - before:  # a plug-in example registers its method
             registry.unregister(name)
+
+
+README_SERVES = {"serve"}  # runs until stopped: tests/serve starts real servers instead
+TINY_COMMANDS = {"stylize", "apply", "video", "batch"}
+
+
+def _tiny(argv: list[str]) -> list[str]:
+    """The command at 32 px (``--size N`` cut to 32, or ``--size 32`` added), and a video's first
+    0.2 s (``--duration 0.2``): said here, not hidden."""
+    if argv[0] not in TINY_COMMANDS:
+        return argv
+    if argv[0] == "video" and "--duration" not in argv:
+        argv = [*argv, "--duration", "0.2"]
+    if "--size" in argv:
+        at = argv.index("--size") + 1
+        return [*argv[:at], "32", *argv[at + 1:]]
+    return [*argv, "--size", "32"]
+
+
+README_CASES = [(line, argv) for p, line, argv in CASES if p.name == "README.md" and argv[0] not in README_SERVES]
+
+
+@pytest.mark.parametrize("line,argv", README_CASES, ids=[f"README.md:{n}:{' '.join(a)[:40]}" for n, a in README_CASES])
+def test_every_command_in_the_readme_runs_at_a_tiny_size(line, argv, tmp_path, monkeypatch, capsys):
+    """Parsing is not enough: the README's `impasto video ... --model multistyle6` once parsed and
+    always exited 2 at its method's option check. Each README command runs, at 32 px, in a folder
+    of stand-in files, and must exit 0."""
+    if argv[0] == "video":
+        pytest.importorskip("av")
+    from impasto.cli import main
+
+    _stand_ins(tmp_path)
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    monkeypatch.chdir(tmp_path)
+    code = main(_tiny(argv) + (["--quiet"] if argv[0] in TINY_COMMANDS else []))
+    assert code == 0, f"README.md, line {line}: `impasto {' '.join(argv)}` exited {code}: {capsys.readouterr().err}"
