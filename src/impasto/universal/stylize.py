@@ -117,8 +117,10 @@ class Universal:
         self.decoders.to(self.device)
         self.encoder = build_extractor(self.decoders.levels, device=self.device)
         if self.device.type == "cpu":  # oneDNN's convolutions prefer channels last
-            self.encoder.to(memory_format=torch.channels_last)
-            self.decoders.to(memory_format=torch.channels_last)
+            for net in (self.encoder, self.decoders):  # what Module.to(memory_format=...) does, typed
+                for weight in (*net.parameters(), *net.buffers()):
+                    if weight.dim() == 4:
+                        weight.data = weight.data.contiguous(memory_format=torch.channels_last)
         self.dtype = autocast_dtype(precision, self.device)
         self._stats: dict[tuple[Any, ...], dict[str, StyleStats]] = {}
         self.onnx: Any = None
