@@ -137,12 +137,13 @@ class Universal:
         self._stats.clear()
         return self
 
-    def encode(self, image: Tensor, level: str) -> Tensor:
-        """VGG19's float32 features of ``image`` (1, 3, H, W) in [0, 1] at ``level``."""
+    def encode(self, image: Tensor, levels: Sequence[str]) -> dict[str, Tensor]:
+        """VGG19's float32 features of ``image`` (1, 3, H, W) in [0, 1] at ``levels`` (in PyTorch one
+        pass for all; through ONNX one exported encoder each)."""
         if self.onnx is not None:
-            return self.onnx.encode(image, level)
+            return {lv: self.onnx.encode(image, lv) for lv in levels}
         with autocast(self.device, self.dtype):
-            return self.encoder(_layout(image.to(self.device)), (level,))[level].float()
+            return {lv: f.float() for lv, f in self.encoder(_layout(image.to(self.device)), levels).items()}
 
     def decode(self, level: str, features: Tensor) -> Tensor:
         """The image ``level``'s decoder rebuilds from ``features``, float32, clamped to [0, 1]."""
@@ -166,12 +167,8 @@ class Universal:
                              f"{image.shape[-1]}x{image.shape[-2]}); {max(levels, key=LEVELS.index)} needs at least "
                              f"{need} px on the short side", fields=("style",))
         with torch.no_grad():
-            if self.onnx is not None:
-                feats = {lv: self.encode(image, lv) for lv in levels}
-            else:
-                with autocast(self.device, self.dtype):
-                    feats = self.encoder(_layout(image.to(self.device)), levels)
-        stats = {lv: style_stats(f.float()[0]) for lv, f in feats.items()}
+            feats = self.encode(image, levels)
+        stats = {lv: style_stats(f[0]) for lv, f in feats.items()}
         if key is not None:
             if len(self._stats) >= 64:  # a service applying many paintings: keep the newest
                 self._stats.pop(next(iter(self._stats)))
@@ -196,7 +193,7 @@ class Universal:
         x = content.to(self.device)
         h, w = x.shape[-2:]
         for level in cfg.ordered_levels:
-            feats = self.encode(x, level)
+            feats = self.encode(x, (level,))[level]
             mixed = torch.zeros_like(feats)
             for i, (stats, weight) in enumerate(zip(styles, weights)):
                 given = None if masks is None else masks[i]
