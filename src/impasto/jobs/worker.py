@@ -144,14 +144,14 @@ class Worker:
                                lambda work: self.store.resumed(job.id, work))
         steps = _Steps(job.steps)
 
-        resumed: list[int] = []  # a video's frames taken from its work folder so far
+        resumed = [0]  # a video's frames taken from its work folder so far
 
         def callback(event: Event) -> None:
             if job.kind == "video" and not first:
                 first.append(event.image())
             taken = getattr(event, "resumed", 0)
-            if job.kind == "video" and taken > (resumed[-1] if resumed else 0):  # frames a restart kept
-                resumed.append(taken)
+            if taken > resumed[0]:  # a restarted video goes on from the frames it kept
+                resumed[0] = taken
                 frames = getattr(event, "frames", None)
                 self.store.resumed(job.id, taken / frames if frames else event.work)
             report(event.work, event.message, event.image, every_time=event.final, steps=steps(event))
@@ -178,8 +178,7 @@ class Worker:
         except Interrupted as stop:
             if not stop.cancelled:
                 raise
-            _drop_frames(folder, job)
-            self.store.cancelled(job.id)
+            self.store.cancelled(job.id)  # its files go, frames included
         except ImpastoError as exc:  # a bad input, a failed write (WriteError)...
             _drop_frames(folder, job)
             self.store.fail(job.id, str(exc))
@@ -232,8 +231,8 @@ class Worker:
 
 
 def _drop_frames(folder: Path, job: Job) -> None:
-    """A video job that ends without a result (cancelled, failed) keeps no frames: its work folder
-    only serves a restart after a crash, which then never comes."""
+    """A failed video job keeps no frames: its work folder only serves a restart after a crash,
+    which then never comes (a cancelled job's whole folder goes: JobStore.cancelled)."""
     if job.kind == "video":
         from ..video.pipeline import work_folder
 
