@@ -489,6 +489,11 @@ def test_methods_list_the_fields_the_page_shows_for_them():
     assert fields["transform"] == {**fields["transform"], "default": "wct", "choices": ["wct", "adain"]}
     assert set(fields) <= set(get_method("wct").web_options)
     assert get_method("optimize").describe()["fields"] == {}
+    # the page's strength slider starts at the method's own default (wct: the whole way)
+    from impasto.universal.stylize import UniversalConfig
+
+    assert get_method("wct").describe()["default_strength"] == UniversalConfig.strength
+    assert get_method("optimize").describe()["default_strength"] is None
 
 
 def _png16(width: int, height: int, *, interlace: bool = False) -> bytes:

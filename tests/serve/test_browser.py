@@ -100,6 +100,7 @@ def test_upload_two_images_watch_progress_and_get_the_result(browser, tmp_path):
         # any painting in one pass: the method's own fields come from /api/methods, and are sent
         Select(find(By.ID, "method")).select_by_value("wct")
         assert find(By.ID, "strength-row").is_displayed() and find(By.ID, "style-drop").is_displayed()
+        assert float(find(By.ID, "strength").get_attribute("value")) == 1.0  # wct's default, not the optimization's
         levels = find(By.ID, "field-levels")
         assert levels.get_attribute("value") == "relu4_1,relu3_1,relu2_1,relu1_1"
         assert [o.text for o in Select(find(By.ID, "field-transform")).options] == ["wct", "adain"]
@@ -115,3 +116,4 @@ def test_upload_two_images_watch_progress_and_get_the_result(browser, tmp_path):
         assert (jobs[0]["method"], jobs[0]["status"]) == ("wct", "done")
         assert jobs[0]["options"]["levels"] == ["relu3_1", "relu2_1", "relu1_1"]
         assert jobs[0]["options"]["transform"] == "wct" and jobs[0]["options"]["size"] == 192
+        assert jobs[0]["options"]["strength"] == 1.0

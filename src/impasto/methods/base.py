@@ -158,8 +158,12 @@ class Method:
         "help": text}``. The page sends a field's text as the form does any option. None by default."""
         return {}
 
+    default_strength: float | None = None
+    """Where ``strength`` is an option: its default, for the page's slider (None: the page's own)."""
+
     def describe(self) -> dict[str, Any]:
         """What ``/api/methods`` shows."""
         return {"name": self.name, "summary": self.summary, "takes_styles": self.takes_styles,
                 "styles": list(self.styles) if self.styles is not None else None,
-                "options": list(self.web_options), "fields": self.page_fields()}
+                "options": list(self.web_options), "fields": self.page_fields(),
+                "default_strength": self.default_strength}

@@ -28,6 +28,7 @@ class UniversalMethod(Method):
     summary = "universal (WCT, Li et al. 2017): any painting in one pass, seconds on a CPU"
     takes_styles = True
     web_options = WEB_OPTIONS
+    default_strength = 1.0  # UniversalConfig.strength: the whole way to the painting's statistics
 
     def option_types(self) -> dict[str, Any]:
         return dict(OPTION_TYPES)

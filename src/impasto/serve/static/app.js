@@ -115,6 +115,9 @@ function methodChanged() {
   const m = currentMethod();
   methodFields(m);
   $("strength-row").hidden = !m.options.includes("strength");
+  // the slider starts at the method's own default (0.4 is the optimization's default style weight)
+  $("strength").value = m.default_strength ?? 0.4;
+  $("strength-value").textContent = Number($("strength").value).toFixed(2);
   $("style-drop").hidden = !m.takes_styles;
   if (m.takes_styles) {
     for (const b of $("gallery").children) b.disabled = false;
