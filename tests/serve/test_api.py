@@ -145,6 +145,37 @@ def test_bad_requests_get_a_4xx_that_names_the_problem_and_the_server_stays_up(c
     assert submit(client).status_code == 202  # still serving
 
 
+@pytest.mark.parametrize("method", ["wct", "multistyle6", "optimize"])
+@pytest.mark.parametrize("size", ["none", "", " None ", None])
+def test_an_empty_or_none_size_is_the_default_size_never_the_photos_own(tmp_path, method, size):
+    """size=none once lifted max_size for wct and the fast models: a 2600x1700 photo was painted at full
+    size (a 6.7 GB worker) while size=2600 got 422. An absent size is the default, whatever the method."""
+    with make_client(tmp_path, limits=Limits(max_size=64)) as client:
+        tiny = {k: v for k, v in TINY_JOB.items() if k != "size"} if method == "optimize" else {}
+        data = {"method": method, **tiny}
+        if size is not None:
+            data["size"] = size
+        if method == "multistyle6":
+            data["style"] = "the_scream"
+        big = ("content", ("big.jpg", jpeg(size=(260, 170)), "image/jpeg"))
+        response = submit(client, data=data, files=[big])
+        assert response.status_code == 202, response.text
+        job = client.get(f"/api/jobs/{response.json()['id']}").json()
+        assert job["options"]["size"] == 64  # min(512, max_size), not the photo's 260
+        assert submit(client, data={**data, "size": "65"}, files=[big]).status_code == 422
+
+
+def test_a_method_whose_cost_names_no_size_is_refused_not_run_unbounded(monkeypatch):
+    from impasto.errors import InputError
+    from impasto.methods import get_method
+    from impasto.serve.forms import build_recipe
+
+    method = type(get_method("wct"))
+    monkeypatch.setattr(method, "cost", lambda self, options: {})
+    with pytest.raises(InputError, match="cannot say the size of its output"):
+        build_recipe({"method": "wct", "size": "64"}, 1, [], Limits())
+
+
 def test_uploads_over_the_limit_get_413(tmp_path):
     with make_client(tmp_path, limits=Limits(max_upload_mb=0.001)) as client:
         big = ("content", ("big.jpg", jpeg(size=(400, 300)), "image/jpeg"))

@@ -142,7 +142,9 @@ class Method:
         the network, say), before any work; nothing by default."""
 
     def cost(self, options: Mapping[str, Any]) -> dict[str, int]:
-        """The figures a server bounds (``size``, ``iterations``), as the options set them."""
+        """The figures a server bounds (``size``, ``iterations``), as the options set them. ``size`` is
+        left out when the options leave it to the photo (None): a server then refuses the job rather
+        than run it unbounded."""
         size = options.get("size")
         return {"size": size} if isinstance(size, int) else {}
 

@@ -222,6 +222,10 @@ def build_recipe(fields: dict[str, str], n_style_files: int, style_names: list[s
     bit_depth = parse_option("bit_depth", depth_text, int) if depth_text else None
     if bit_depth is not None:
         check_bit_depth(bit_depth, "PNG")
+    if fields.get("size", "").strip().lower() in ("", "none"):
+        # an absent, empty or "none" size is the default, for every method: never the photo's own size
+        # (which is what None means to wct and the fast models: a 40 Mpx photo painted whole)
+        fields.pop("size", None)
     options = options_from_text(fields, method)
     if method.takes_styles:
         for name in style_names:
@@ -236,13 +240,18 @@ def build_recipe(fields: dict[str, str], n_style_files: int, style_names: list[s
                 raise InputError(f"the method {method.name!r} takes no style", fields=("style",))
             options["style"] = style_names[0]
         n_styles = n_style_files
-    if "size" in method.web_options:
-        options.setdefault("size", min(DEFAULT_SIZE, limits.max_size))
+    if "size" in method.web_options and options.get("size") is None:
+        options["size"] = min(DEFAULT_SIZE, limits.max_size)
     method.check(options, n_styles)
     method.check_web(options)
     bounds = {"size": limits.max_size, "iterations": limits.max_iterations,
               "initial_iterations": limits.max_iterations, "work": limits.max_work}
-    for name, value in method.cost(options).items():
+    cost = method.cost(options)
+    if "size" in method.web_options and not isinstance(cost.get("size"), int):
+        # a method whose cost cannot name its output size is not bounded by max_size: refuse, never run unbounded
+        raise InputError(f"the method {method.name!r} cannot say the size of its output for these options; "
+                         "give size", fields=("size",))
+    for name, value in cost.items():
         if name in bounds and value > bounds[name]:
             if name == "work":
                 raise InputError(f"this job asks for about {value} megapixel-iterations, above this server's limit of "
