@@ -37,3 +37,27 @@ def test_luminance_matching_to_content_statistics():
     y = grey[:, 0]
     assert torch.allclose(y.mean(), color.luminance(content).mean(), atol=1e-3)
     assert torch.equal(grey[:, 0], grey[:, 1])
+
+
+def test_keep_structure_restores_the_photos_coarse_light_in_the_images_tones():
+    import torch
+
+    from impasto.ops.color import keep_structure, luminance
+    from impasto.ops.geometry import box_mean
+
+    g = torch.Generator().manual_seed(0)
+    photo = torch.zeros(1, 3, 32, 32)
+    photo[..., 16:, :] = 1.0  # a horizon: light below, dark above
+    texture = 0.3 + 0.4 * torch.rand(1, 3, 32, 32, generator=g)  # a painting that lost it
+    assert torch.equal(keep_structure(texture, photo, 0.0, 2), texture)
+    out = keep_structure(texture, photo, 1.0, 2)
+    y = luminance(out)
+    assert float(y[..., 24:, :].mean() - y[..., :8, :].mean()) > 0.15  # the horizon is back, at the painting's contrast
+    assert abs(float(y.mean() - luminance(texture).mean())) < 0.02  # in the painting's tones, not the photo's 0/1
+    fine = luminance(out) - box_mean(box_mean(luminance(out), 2), 2)
+    fine_before = luminance(texture) - box_mean(box_mean(luminance(texture), 2), 2)
+    a, b = fine.flatten(), fine_before.flatten()
+    assert float(torch.corrcoef(torch.stack([a, b]))[0, 1]) > 0.95  # the strokes are its own
+    flat = torch.full((1, 3, 32, 32), 0.5)
+    assert torch.isfinite(keep_structure(texture, flat, 1.0, 2)).all()
+    assert torch.isfinite(keep_structure(flat, photo, 1.0, 2)).all()

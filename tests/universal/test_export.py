@@ -15,7 +15,10 @@ def test_onnx_networks_paint_as_pytorch_does(tmp_path):
     from impasto.universal.stylize import Universal, stylize_universal
 
     model = Universal(precision="fp32")
-    kw = dict(model=model, size=64, output="tensor", levels=("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1"))
+    # the networks are what differs; wct's one inverse root passes their float error on less amplified than
+    # ost's two at 64 px, where relu5_1 has 16 pixels for 512 channels
+    kw = dict(model=model, size=64, output="tensor", levels=("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1"),
+              transform="wct")
     torch_run = stylize_universal(EXAMPLES / "lighthouse.jpg", EXAMPLES / "starry_night.jpg", **kw)
     model.use_onnx(tmp_path / "wct")
     onnx_run = stylize_universal(EXAMPLES / "lighthouse.jpg", EXAMPLES / "starry_night.jpg", **kw)

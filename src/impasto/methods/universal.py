@@ -1,7 +1,7 @@
 """Universal style transfer (Li et al. 2017, the WCT family) as a method: any painting, one pass.
 
-Options: ``size``, ``strength`` (0..1), ``levels`` (relu5_1..relu1_1), ``transform`` (wct or
-adain), ``style_blend_weights``, ``preserve_color`` (luminance), and the operator's ``decoders``
+Options: ``size``, ``strength`` (0..1), ``structure`` (0..1: the photo's shapes kept), ``levels``
+(relu5_1..relu1_1), ``transform`` (ost, wct, adain, efdm or histogram), ``style_blend_weights``, ``preserve_color`` (luminance), and the operator's ``decoders``
 (a decoder file; default the shipped one), ``device`` and ``precision``. It takes style images,
 and ``style_masks`` (a style per region). In a video each frame is painted on its own and
 blended with the warped previous output where the optical flow is reliable, as for the fast models.
@@ -16,11 +16,12 @@ from ..errors import InputError
 from .base import FramePainter, Method, Painter, blend_along_flow
 
 OPTION_TYPES: dict[str, Any] = {
-    "size": int | None, "strength": float, "levels": tuple[str, ...], "transform": str,
+    "size": int | None, "strength": float, "structure": float, "levels": tuple[str, ...], "transform": str,
     "style_blend_weights": tuple[float, ...] | None, "preserve_color": str | None,
     "photo": bool, "decoders": str | None, "device": str, "precision": str,
 }
-WEB_OPTIONS = ("size", "strength", "levels", "transform", "style_blend_weights", "preserve_color", "photo")
+WEB_OPTIONS = ("size", "strength", "structure", "levels", "transform", "style_blend_weights", "preserve_color",
+               "photo")
 
 
 class UniversalMethod(Method):
@@ -39,7 +40,11 @@ class UniversalMethod(Method):
         levels = "levels, deepest first (relu5_1 ... relu1_1); fewer deep ones keep more of the photo"
         return {"levels": {"default": ",".join(DEFAULT_LEVELS), "choices": None, "help": levels},
                 "transform": {"default": UniversalConfig.transform, "choices": list(TRANSFORMS),
-                              "help": "wct: the painting's feature correlations; adain: only their mean and spread"},
+                              "help": "ost: the painting's feature correlations, moving the photo least; wct: the "
+                                      "same, less of the photo; adain: only their mean and spread; efdm, histogram: "
+                                      "whole histograms"},
+                "structure": {"default": f"{UniversalConfig.structure:g}", "choices": None,
+                              "help": "0..1: how much of the photo's shapes the painting keeps"},
                 "photo": {"default": "false", "choices": ["false", "true"],
                           "help": "photorealistic: a style photo's colours and mood, no painterly texture"}}
 

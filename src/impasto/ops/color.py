@@ -92,3 +92,24 @@ def style_for(style: Tensor, content: Tensor, mode: str | None) -> Tensor:
 def restore(output: Tensor, content: Tensor, mode: str | None) -> Tensor:
     """The result in the colors the mode keeps: the photo's chrominance for luminance."""
     return recombine_luminance(output, content) if mode == "luminance" else output
+
+
+def keep_structure(image: Tensor, photo: Tensor, amount: float, radius: int) -> Tensor:
+    """``image`` (N, 3, H, W) with its coarse light and dark (its luminance blurred over ``radius`` px)
+    moved by ``amount`` (0..1) towards the photo's, the photo's luminance first given the image's
+    mean and spread, so the painting's tones and colours stay and only where they fall follows the
+    photo: a horizon, a roof line, a face's shading. The finer band (the brush strokes) is the
+    image's own. Added equally to R, G and B; clamped to [0, 1]."""
+    from .geometry import box_mean
+
+    if amount <= 0:
+        return image
+    y, p = luminance(image), luminance(photo.to(image))
+    y_mean, y_std = y.mean((-2, -1), keepdim=True), y.std((-2, -1), keepdim=True)
+    p_mean, p_std = p.mean((-2, -1), keepdim=True), p.std((-2, -1), keepdim=True)
+    p = (p - p_mean) / p_std.clamp_min(1e-4) * y_std + y_mean
+
+    def blur(t: Tensor) -> Tensor:  # two box passes: close to a Gaussian, no ringing
+        return box_mean(box_mean(t, radius), radius)
+
+    return (image + amount * (blur(p) - blur(y))).clamp(0, 1)

@@ -29,9 +29,11 @@ from ..ops.geometry import fit_long_edge, guided_filter, resize
 from ..runtime import autocast, autocast_dtype
 from .decoder import LEVELS
 from .model import DecoderSet, load_decoders
-from .transforms import StyleStats, adain, style_stats, wct
+from .transforms import StyleStats, adain, efdm, ost, rotated_histograms, style_stats, wct
 
-TRANSFORMS = {"wct": wct, "adain": adain}
+TRANSFORMS = {"ost": ost, "wct": wct, "adain": adain, "efdm": efdm, "histogram": rotated_histograms}
+"""The feature transforms, by name (:mod:`.transforms`); ``ost`` is the default: it kept the most of
+the photo and of the painting together (docs/universal.md)."""
 DEFAULT_LEVELS = ("relu4_1", "relu3_1", "relu2_1", "relu1_1")
 """relu5_1 is left out by default: through it the photo's shapes dissolve into the painting's
 blotches (WCT's best-known fault; docs/universal.md shows both). ``levels`` puts it back."""
@@ -39,6 +41,9 @@ PHOTO_LEVELS = ("relu2_1", "relu1_1")
 """The photorealistic mode's levels: the deep ones carry strokes and shapes, not colour and mood."""
 PHOTO_SMOOTHING = (1 / 64, 1e-3)
 """The photorealistic mode's guided filter: radius as a fraction of the long edge, and epsilon."""
+STRUCTURE_RADIUS = 1 / 128
+"""The coarse band that ``structure`` restores: luminance blurred over this fraction of the long edge
+(4 px at 512). Wider (1/64) kept less of the photo for the same style distance."""
 MIN_SIDE = 32
 """The smallest short side of a photo or style for relu5_1 (1/16 of the image): 2 px, which the
 decoder's reflection padding needs."""
@@ -59,9 +64,15 @@ class UniversalConfig:
     """0..1: how far each level's features move from the photo's towards the painting's (alpha)."""
     levels: tuple[str, ...] = DEFAULT_LEVELS
     """Which levels to transform, deepest first (any of relu1_1..relu5_1; default relu4_1..relu1_1)."""
-    transform: str = "wct"
-    """'wct' (whitening and colouring: the painting's feature correlations) or 'adain' (its
-    per-channel mean and spread only: gentler, keeps more of the photo)."""
+    transform: str = "ost"
+    """'ost' (Lu et al.'s optimal transport map: the painting's feature correlations, moving the
+    photo's features least), 'wct' (whitening and colouring: the same statistics, the photo's own
+    correlations thrown away first), 'adain' (the per-channel mean and spread only: gentler), 'efdm'
+    (each channel's whole histogram) or 'histogram' (EFDM in random rotations: the channels'
+    joint distribution; slowest)."""
+    structure: float = 0.7
+    """0..1: how much of the photo's coarse light and dark (its shapes: a horizon, a roof line) the
+    result takes back after the last level, in the painting's own tones (0: none, as in Li et al.)."""
     style_blend_weights: tuple[float, ...] | None = None
     """Several styles: their weights (None: equal)."""
     preserve_color: str | None = None
@@ -87,6 +98,9 @@ class UniversalConfig:
             raise InputError(f"levels must be distinct names from {', '.join(LEVELS)}; got "
                              f"{', '.join(map(str, self.levels)) or 'none'}", fields=("levels",))
         choice("transform", self.transform, tuple(TRANSFORMS))
+        if isinstance(self.structure, bool) or not isinstance(self.structure, (int, float)) \
+                or not 0.0 <= self.structure <= 1.0:
+            raise InputError(f"structure must be a number from 0 to 1; got {self.structure!r}", fields=("structure",))
         if self.preserve_color not in (None, "luminance"):
             raise InputError(f"preserve_color for this method is luminance (or none); got {self.preserve_color!r}",
                              fields=("preserve_color",))
@@ -213,7 +227,10 @@ class Universal:
             x = self.decode(level, mixed)
             if x.shape[-2:] != (h, w):  # a side that is not a multiple of the level's stride
                 x = resize(x, (h, w))
-        return x
+        # after the last level only: restoring it between levels too was measured worse for style
+        # (benchmarks/experiments/transforms.py), and the shallow levels repaint little of the layout
+        radius = max(1, round(max(h, w) * STRUCTURE_RADIUS))
+        return color.keep_structure(x, content.to(x.device), cfg.structure, radius)
 
 
 def _layout(x: Tensor) -> Tensor:

@@ -6,7 +6,16 @@ A photo's features at one VGG layer, (C, H, W), are made to have a style's stati
 * WCT: centre them, whiten them (their covariance becomes the identity: the photo's own
   correlations, which carry its texture and colour, are removed, its layout stays), then colour
   them with the style's covariance and add the style's mean;
-* AdaIN: only each channel's mean and standard deviation are the style's.
+* AdaIN: only each channel's mean and standard deviation are the style's;
+* OST (Lu et al. 2019, the default): the style's mean and covariance, as WCT gives, through the
+  linear map that moves the features least (optimal transport between the two Gaussians), so
+  more of the photo survives;
+* EFDM (Zhang et al. 2022): each channel's whole histogram is the style's (sort-based matching);
+* rotated histograms (Risser 2020): EFDM repeated in random orthogonal bases, which moves the
+  channels' joint distribution towards the style's.
+
+``benchmarks/experiments/transforms.py`` measured them on tuning pairs: OST kept the most of the
+photo and the most of the painting together (docs/universal.md has the table).
 
 A style's statistics (:class:`StyleStats`) are computed once per style image and layer, and
 reused for any number of photos. Both transforms blend with the photo's own features by
@@ -35,17 +44,39 @@ ABS_FLOOR = 1e-8
 """And below this absolute value (a covariance that is all zero: a flat image)."""
 
 
+MAX_SAMPLES = 16384
+"""A style's feature pixels kept for the histogram transforms (EFDM, rotated histograms): at most
+this many, drawn at random with a fixed seed; a 1,024-quantile histogram of them is exact to well
+under a quantile step."""
+
+
 @dataclass(frozen=True)
 class StyleStats:
     """A style's statistics at one layer: its mean (C, 1), its colouring matrix Cov^(1/2) (C, C) for
-    WCT, and its channel standard deviations (C, 1) for AdaIN."""
+    WCT, its channel standard deviations (C, 1) for AdaIN, its covariance (C, C, float64) for the
+    optimal transport map, and a sample of its feature pixels (C, M) with each channel's values
+    sorted (C, M) for the histogram transforms."""
 
     mean: Tensor
     color: Tensor
     std: Tensor
+    cov: Tensor | None = None
+    samples: Tensor | None = None
+    sorted: Tensor | None = None
 
     def to(self, device: torch.device | str) -> StyleStats:
-        return StyleStats(self.mean.to(device), self.color.to(device), self.std.to(device))
+        def move(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(device)
+
+        return StyleStats(self.mean.to(device), self.color.to(device), self.std.to(device), move(self.cov),
+                          move(self.samples), move(self.sorted))
+
+    def need(self, what: str, transform: str) -> Tensor:
+        value = getattr(self, what)
+        if value is None:
+            raise ValueError(f"these style statistics have no {what}, which the {transform} transform needs; "
+                             "compute them with style_stats")
+        return value
 
 
 def _flat(features: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -58,10 +89,11 @@ def _flat(features: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]
     return f[:, keep], keep
 
 
-def _sym_power(cov: Tensor, power: float) -> Tensor:
-    """cov^power for a symmetric positive semi-definite (C, C) matrix, eigenvalues clamped."""
+def _sym_power(cov: Tensor, power: float, floored: bool = True) -> Tensor:
+    """cov^power for a symmetric positive semi-definite (C, C) matrix, eigenvalues clamped (with
+    ``floored=False`` only at 0, for a positive power of a matrix whose small eigenvalues are real)."""
     values, vectors = torch.linalg.eigh(cov)
-    floor = torch.clamp(values.max() * EIG_FLOOR, min=ABS_FLOOR)
+    floor = torch.clamp(values.max() * EIG_FLOOR, min=ABS_FLOOR) if floored else values.new_zeros(())
     values = values.clamp_min(floor)
     return (vectors * values.pow(power)) @ vectors.T
 
@@ -81,7 +113,13 @@ def style_stats(features: Tensor, mask: Tensor | None = None) -> StyleStats:
         raise ValueError("the style's mask selects no pixel at this layer")
     mean, cov, _ = _moments(f)
     std = cov.diagonal().clamp_min(0).sqrt()[:, None]
-    return StyleStats(mean.float(), _sym_power(cov, 0.5).float(), std.float())
+    if f.shape[1] > MAX_SAMPLES:
+        pick = torch.randperm(f.shape[1], generator=torch.Generator().manual_seed(0))[:MAX_SAMPLES]
+        samples = f[:, pick.to(f.device)]
+    else:
+        samples = f
+    return StyleStats(mean.float(), _sym_power(cov, 0.5).float(), std.float(), cov, samples.contiguous(),
+                      samples.sort(dim=1).values)
 
 
 def wct(content: Tensor, style: StyleStats, alpha: float = 1.0, mask: Tensor | None = None) -> Tensor:
@@ -103,6 +141,80 @@ def adain(content: Tensor, style: StyleStats, alpha: float = 1.0, mask: Tensor |
     centred = f - mean
     std = centred.square().mean(1, keepdim=True).sqrt().clamp_min(1e-5)
     return _put_back(content, centred * (style.std.float() / std) + style.mean.float(), keep, alpha)
+
+
+def ost(content: Tensor, style: StyleStats, alpha: float = 1.0, mask: Tensor | None = None) -> Tensor:
+    """Lu et al. 2019's closed-form optimal style transfer: the linear map between the photo's and the
+    style's Gaussians that moves the features least (the Monge map
+    T = Σc^-1/2 (Σc^1/2 Σs Σc^1/2)^1/2 Σc^-1/2). It lands on the style's covariance exactly, as WCT
+    does, but WCT's whitening rotates the features freely; this map keeps them as near the photo's
+    as that allows, so more of the photo's layout survives."""
+    f, keep = _flat(content, mask)
+    if f.shape[1] == 0:
+        return content
+    _, cov, centred = _moments(f)
+    root, inv_root = _sym_power(cov, 0.5), _sym_power(cov, -0.5)
+    middle = root @ style.need("cov", "ost").double() @ root
+    # the middle's own small eigenvalues are real (the product of two spectra): no relative floor there
+    transform = (inv_root @ _sym_power((middle + middle.T) / 2, 0.5, floored=False) @ inv_root).float()
+    return _put_back(content, transform @ centred + style.mean.float(), keep, alpha)
+
+
+def _match_sorted(f: Tensor, sorted_style: Tensor) -> Tensor:
+    """Each row of ``f`` (C, N) given the values of the sorted row of ``sorted_style`` (C, M) at its own
+    ranks (M quantiles read at N evenly spaced points, linearly interpolated): exact histogram
+    matching per channel, which keeps each pixel's rank, so the photo's order of light and dark."""
+    n, m = f.shape[1], sorted_style.shape[1]
+    if m == n:
+        values = sorted_style
+    else:
+        pos = (torch.arange(n, device=f.device, dtype=torch.float32) + 0.5) * (m / n) - 0.5
+        pos = pos.clamp(0, m - 1)
+        lo = pos.floor().long()
+        hi = (lo + 1).clamp(max=m - 1)
+        frac = (pos - lo)[None]
+        values = sorted_style[:, lo] * (1 - frac) + sorted_style[:, hi] * frac
+    order = f.argsort(dim=1)
+    out = torch.empty_like(f)
+    out.scatter_(1, order, values.to(f.dtype))
+    return out
+
+
+def efdm(content: Tensor, style: StyleStats, alpha: float = 1.0, mask: Tensor | None = None) -> Tensor:
+    """Exact feature distribution matching (Zhang et al., CVPR 2022): each channel of the photo's
+    features takes the style's values at the same ranks (sort-based histogram matching), so every
+    moment of each channel is the style's, not only its mean and spread (AdaIN); channels are
+    matched one by one, so their correlations stay the photo's."""
+    f, keep = _flat(content, mask)
+    if f.shape[1] == 0:
+        return content
+    return _put_back(content, _match_sorted(f, style.need("sorted", "efdm")), keep, alpha)
+
+
+ROTATIONS = 4
+"""Random rotations of the feature space per call of :func:`rotated_histograms`."""
+
+
+def rotated_histograms(content: Tensor, style: StyleStats, alpha: float = 1.0, mask: Tensor | None = None,
+                       rotations: int = ROTATIONS, seed: int = 0) -> Tensor:
+    """Risser's optimal textures (2020): histogram matching per channel repeated in randomly rotated
+    bases, which moves the joint distribution of the channels towards the style's (sliced optimal
+    transport), not only each channel's. Seeded, so a photo paints the same way twice: each rotation
+    matches the current features' projections to those of the style's sample."""
+    f, keep = _flat(content, mask)
+    if f.shape[1] == 0:
+        return content
+    samples = style.need("samples", "histogram").float()
+    c = f.shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    x = f
+    for _ in range(rotations):
+        q, _ = torch.linalg.qr(torch.randn(c, c, generator=gen, dtype=torch.float64))
+        r = q.float().to(f.device)
+        projected = r.T @ x
+        matched = _match_sorted(projected, (r.T @ samples).sort(dim=1).values)
+        x = x + r @ (matched - projected)
+    return _put_back(content, x, keep, alpha)
 
 
 def _put_back(content: Tensor, transformed: Tensor, keep: Tensor | None, alpha: float) -> Tensor:
