@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import SHARED, cpu_name
 from impasto.metrics import distances, ruler, structure
 from impasto.universal.stylize import TRANSFORMS, Universal, UniversalConfig, stylize_universal

@@ -21,8 +21,9 @@ from .errors import (
 )
 from .io import LoadedImage, load_image, save_image
 from .losses import LossConfig
+from .methods.api import stylize
 from .nets import NetworkConfig, VGGFeatures, build_extractor
-from .optimize import OptimizeConfig, StylizeConfig, stylize
+from .optimize import OptimizeConfig, StylizeConfig
 from .progress import CancelToken, Progress
 
 __version__ = "0.2.0"

@@ -96,6 +96,22 @@ class Progress(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Preview(Event):
+    """A first look, before a run's first step: the image it starts from, painted in one pass by
+    ``method`` (``init="wct"``), which the optimization then refines. ``tensor()`` is that image."""
+
+    method: str
+
+    @property
+    def message(self) -> str:
+        return f"painted by {self.method} in one pass; refining"
+
+    @property
+    def final(self) -> bool:
+        return True  # one event, worth showing at once
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainProgress(Event):
     """One training step of a fast model."""
 

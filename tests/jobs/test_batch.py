@@ -162,3 +162,15 @@ def test_a_method_that_takes_style_images_gets_its_own_options_and_the_size(phot
     args = p.parse_args([str(photo_dir), STYLE, "-o", str(tmp_path / "o"), "--method", "wct", "--iterations", "3"])
     with pytest.raises(InputError, match=r"the method 'wct' takes only .*; not --iterations"):
         batch_cli.recipe_from_args(args, p)
+
+
+def test_a_batch_starts_each_photo_from_a_one_pass_painting(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        Image.open(EXAMPLES / "lighthouse.jpg").convert("RGB").resize((48 + 8 * i, 40)).save(photos / f"p{i}.png")
+    out = tmp_path / "out"
+    assert main(["batch", str(photos), STYLE, "-o", str(out), "--init", "wct", *QUICK]) == 0, capsys.readouterr().err
+    assert set(outputs(out)) == {"p0.png", "p1.png"}
+    assert main(["batch", str(photos), STYLE, "-o", str(tmp_path / "bad"), "--init", "multistyle6", *QUICK]) == 2
+    assert "paints only its own styles" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -125,7 +125,8 @@ def _png_header(width: int, height: int) -> bytes:
     ({"size": "8", "scales": "1"}, None, 422, "image too small"),
     ({"size": "2048", "iterations": "1000", "scales": "4"}, None, 422, "megapixel-iterations, above this server's"),
     ({"weights": "/etc/passwd"}, None, 422, "unknown option 'weights'"),
-    ({"init": "/etc/passwd"}, None, 422, "init must be content or noise"),
+    ({"init": "/etc/passwd"}, None, 422, "init must be content, noise or one of wct"),
+    ({"init": "multistyle6"}, None, 422, "init 'multistyle6' paints only its own styles"),
     ({"style": "mona_lisa"}, None, 422, "unknown gallery painting 'mona_lisa'"),
     ({"method": "pastiche"}, None, 422, "unknown method 'pastiche'"),
     ({"method": "multistyle6", "style": "nope"}, None, 422, "unknown style 'nope'"),
@@ -517,9 +518,13 @@ def test_methods_list_the_fields_the_page_shows_for_them():
 
     fields = get_method("wct").describe()["fields"]
     assert fields["levels"]["default"] == "relu4_1,relu3_1,relu2_1,relu1_1" and fields["levels"]["choices"] is None
-    assert fields["transform"] == {**fields["transform"], "default": "wct", "choices": ["wct", "adain"]}
+    assert fields["transform"] == {**fields["transform"], "default": "ost",
+                                   "choices": ["ost", "wct", "adain", "efdm", "histogram"]}
+    assert fields["structure"]["default"] == "0.7"
     assert set(fields) <= set(get_method("wct").web_options)
-    assert get_method("optimize").describe()["fields"] == {}
+    optimize = get_method("optimize").describe()["fields"]
+    assert set(optimize) == {"preset", "init"} and set(optimize) <= set(get_method("optimize").web_options)
+    assert optimize["init"]["default"] == "" and "wct" in optimize["init"]["choices"]  # "": the preset's init
     # the page's strength slider starts at the method's own default (wct: the whole way)
     from impasto.universal.stylize import UniversalConfig
 

@@ -103,7 +103,9 @@ def test_upload_two_images_watch_progress_and_get_the_result(browser, tmp_path):
         assert float(find(By.ID, "strength").get_attribute("value")) == 1.0  # wct's default, not the optimization's
         levels = find(By.ID, "field-levels")
         assert levels.get_attribute("value") == "relu4_1,relu3_1,relu2_1,relu1_1"
-        assert [o.text for o in Select(find(By.ID, "field-transform")).options] == ["wct", "adain"]
+        assert [o.text for o in Select(find(By.ID, "field-transform")).options] == \
+            ["ost", "wct", "adain", "efdm", "histogram"]
+        assert find(By.ID, "field-structure").get_attribute("value") == "0.7"
         levels.clear()
         levels.send_keys("relu3_1,relu2_1,relu1_1")
         find(By.ID, "deep").click()  # back to 8 bits
@@ -115,5 +117,16 @@ def test_upload_two_images_watch_progress_and_get_the_result(browser, tmp_path):
         jobs = server.get("/api/jobs")
         assert (jobs[0]["method"], jobs[0]["status"]) == ("wct", "done")
         assert jobs[0]["options"]["levels"] == ["relu3_1", "relu2_1", "relu1_1"]
-        assert jobs[0]["options"]["transform"] == "wct" and jobs[0]["options"]["size"] == 192
+        assert jobs[0]["options"]["transform"] == "ost" and jobs[0]["options"]["size"] == 192
         assert jobs[0]["options"]["strength"] == 1.0
+
+        # the quick preset: the one-pass painting first (the preview), then the optimization refines it
+        Select(find(By.ID, "method")).select_by_value("optimize")
+        assert Select(find(By.ID, "field-init")).first_selected_option.text == ""  # unsent: the preset's applies
+        Select(find(By.ID, "field-preset")).select_by_value("quick")
+        find(By.ID, "start").click()
+        wait(lambda: status.get_attribute("data-final") is None, 20, "the quick job to start")
+        assert wait(lambda: status.get_attribute("data-final"), 120, "the quick job") == "done", status.text
+        jobs = server.get("/api/jobs")
+        assert (jobs[0]["method"], jobs[0]["status"], jobs[0]["options"]["preset"]) == ("optimize", "done", "quick")
+        assert "init" not in jobs[0]["options"]

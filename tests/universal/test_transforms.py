@@ -132,5 +132,5 @@ def test_statistics_without_the_histograms_name_what_is_missing():
     from impasto.universal.transforms import StyleStats
 
     bare = StyleStats(torch.zeros(8, 1), torch.eye(8), torch.ones(8, 1))
-    with pytest.raises(ValueError, match="no sorted, which the efdm transform needs"):
+    with pytest.raises(ValueError, match="no samples, which the efdm transform needs"):
         efdm(_features(), bare)

@@ -53,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if getattr(args, "preset", None):  # its values become the defaults: the flags given still win
+            from ..optimize.config import PRESETS
+
+            args.preset_parser.set_defaults(**PRESETS[args.preset])
+            args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     with warnings.catch_warnings():

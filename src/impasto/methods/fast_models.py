@@ -29,6 +29,7 @@ class FastModelMethod(Method):
     """A trained network; ``path`` is its model file (shipped, or the user's)."""
 
     takes_styles = False
+    one_pass = True
     web_options = WEB_OPTIONS
 
     def __init__(self, name: str, path: str | os.PathLike) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import InputError
@@ -22,7 +22,7 @@ WEB_OPTIONS = (
     "style_scale", "content_weight", "style_weight", "strength", "tv_weight", "content_layers", "style_layers",
     "style_layer_weights", "style_layer_factors", "style_blend_weights", "normalization", "style_loss", "mrf_stride",
     "style_rotations", "style_scales", "optimizer", "learning_rate", "ema_decay", "init", "seed", "preserve_color",
-    "pooling",
+    "pooling", "preset",
 )
 
 
@@ -32,26 +32,53 @@ class OptimizeMethod(Method):
     takes_styles = True
     web_options = WEB_OPTIONS
 
+    def __init__(self, methods: Callable[[], Mapping[str, Method]] | None = None) -> None:
+        self.methods = methods or dict
+        """The methods ``init`` may name, by name (the registry hands its ``available``; none without it)."""
+
+    def start_method(self, init: Any) -> Method | None:
+        """The one-pass method ``init`` names, or None (see :func:`init_method`)."""
+        return init_method(init, self.methods())
+
     def option_types(self) -> dict[str, Any]:
         from ..optimize.config import StylizeConfig
 
         hints: dict[str, Any] = {}
         for part in StylizeConfig.PARTS:
             hints.update(typing.get_type_hints(part))
+        hints["preset"] = str | None  # a named set of the others (optimize.PRESETS), under the ones given
         return hints
 
     def config(self, options: Mapping[str, Any]) -> Any:
-        from ..optimize.config import StylizeConfig
+        from ..optimize.config import StylizeConfig, with_preset
 
-        return StylizeConfig.from_options(**options)
+        given = dict(options)
+        return StylizeConfig.from_options(**with_preset(given.pop("preset", None), given))
 
     def check(self, options: Mapping[str, Any], n_styles: int) -> None:
         super().check(options, n_styles)
-        self.config(options).loss.check_styles(n_styles)
+        cfg = self.config(options)
+        cfg.loss.check_styles(n_styles)
+        start = self.start_method(cfg.optimize.init)
+        if start is not None:
+            start.check(init_options(start, cfg), n_styles)
 
     def check_web(self, options: Mapping[str, Any]) -> None:
-        if options.get("init", "content") not in ("content", "noise"):
-            raise InputError("init must be content or noise", fields=("init",))
+        init = options.get("init", "content")
+        if init not in ("content", "noise") and self.start_method(init) is None:  # never a path on the server
+            raise InputError(f"init must be content, noise or one of {', '.join(one_pass_methods(self.methods()))}",
+                             fields=("init",))
+
+    def page_fields(self) -> dict[str, dict[str, Any]]:
+        from ..optimize.config import PRESETS
+
+        return {"preset": {"default": "", "choices": ["", *PRESETS],
+                           "help": "quick: a one-pass painting (shown at once), then refined at full size: "
+                                   "about half the time"},
+                # empty: not sent, so the preset's init (or the photo) applies
+                "init": {"default": "", "choices": ["", "content", "noise", *one_pass_methods(self.methods())],
+                         "help": "start image: the photo (content; the default), noise, or a one-pass painting "
+                                 "(seen at once as a preview, then refined)"}}
 
     def check_content(self, options: Mapping[str, Any], size: tuple[int, int]) -> None:
         from ..ops.geometry import fit_long_edge
@@ -76,7 +103,75 @@ class OptimizeMethod(Method):
              **inputs: Any) -> OptimizePainter:
         cfg = self.config(options)
         cfg.loss.check_styles(len(styles))
-        return OptimizePainter(cfg, styles, _extractor(cfg, cache), inputs)
+        return OptimizePainter(cfg, styles, _extractor(cfg, cache), inputs, cache=cache, methods=self.methods())
+
+
+def one_pass_methods(methods: Mapping[str, Method]) -> list[str]:
+    """Those of ``methods`` that can paint the optimization's start image: one pass, style images."""
+    return [name for name, m in methods.items() if m.takes_styles and m.one_pass]
+
+
+def init_method(init: Any, methods: Mapping[str, Method]) -> Method | None:
+    """The method of ``methods`` that ``init`` names (``init="wct"``: the optimization starts from that
+    method's one-pass painting, coarse to fine as ever), or None for content, noise or an image's
+    path. A method's name wins over a file of that name (write ``./wct`` for the file). A method that
+    cannot paint from style images in one pass is refused with one line naming those that can."""
+    if not isinstance(init, str) or init in ("content", "noise"):
+        return None
+    method = methods.get(init)
+    if method is None:
+        return None
+    if method.takes_styles and method.one_pass:
+        return method
+    why = ("is the optimization itself" if isinstance(method, OptimizeMethod)
+           else "paints only its own styles" if not method.takes_styles else "does not paint in one pass")
+    raise InputError(f"init {init!r} {why}; init takes content, noise, an image's path or a method that paints "
+                     f"from style images in one pass: {', '.join(one_pass_methods(methods)) or 'none installed'}",
+                     fields=("init",))
+
+
+def init_options(method: Method, cfg: Any) -> dict[str, Any]:
+    """The options of the one-pass ``method`` that paints the start image of the run ``cfg``: its
+    output size, and the run's style blend weights, (first) device and precision where it takes them."""
+    types = method.option_types()
+    options: dict[str, Any] = {"size": cfg.optimize.size, "device": cfg.network.device.split(",")[0].strip(),
+                               "precision": cfg.network.precision}
+    if cfg.loss.style_blend_weights is not None:
+        options["style_blend_weights"] = cfg.loss.style_blend_weights
+    return {k: v for k, v in options.items() if k in types}
+
+
+class StartPainter:
+    """Paints the optimization's start image with a one-pass method, and shows it at once: a
+    :class:`impasto.progress.Preview` event carries it to the callback before the first step."""
+
+    def __init__(self, method: Method, cfg: Any, styles: Sequence[Any], *, cache: dict | None,
+                 style_masks: Any = None) -> None:
+        masks = {"style_masks": style_masks} if style_masks is not None else {}
+        self.name = method.name
+        self.painter = method.load(init_options(method, cfg), list(styles), cache=cache, **masks)
+
+    def __call__(self, content: Any, callback: Any = None) -> Any:
+        """(3, H, W) float32 on the CPU: ``content`` painted."""
+        import time
+
+        from ..progress import Preview
+
+        start = time.perf_counter()
+        image = self.painter.image(content, output="tensor").detach().float().cpu()
+        if callback is not None:
+            callback(Preview(method=self.name, elapsed=time.perf_counter() - start, _render=lambda: image))
+        return image[0]
+
+
+def split_init(cfg: Any, styles: Sequence[Any], methods: Mapping[str, Method], *, cache: dict | None = None,
+               style_masks: Any = None) -> tuple[Any, StartPainter | None]:
+    """``cfg`` and the painter of its start image when ``init`` names a one-pass method of ``methods``
+    (the config then says ``init="content"``, so the optimization's own code never sees a method's name)."""
+    method = init_method(cfg.optimize.init, methods)
+    if method is None:
+        return cfg, None
+    return cfg.replace(init="content"), StartPainter(method, cfg, styles, cache=cache, style_masks=style_masks)
 
 
 def _extractor(cfg: Any, cache: dict | None) -> Any:
@@ -111,14 +206,17 @@ def _snapshot_file(resume: ResumeFile) -> Any:
 class OptimizePainter(Painter):
     resumable = True
 
-    def __init__(self, cfg: Any, styles: Sequence[Any], extractor: Any, inputs: Mapping[str, Any]) -> None:
+    def __init__(self, cfg: Any, styles: Sequence[Any], extractor: Any, inputs: Mapping[str, Any], *,
+                 cache: dict | None = None, methods: Mapping[str, Method] | None = None) -> None:
         from ..io.image import load_image
 
         unknown = sorted(set(inputs) - {"style_masks", "keep_mask"})
         if unknown:
             raise InputError(f"the optimize method takes style_masks and keep_mask; not {', '.join(unknown)}")
-        self.cfg, self.extractor = cfg, extractor
         self.inputs = {k: v for k, v in inputs.items() if v is not None}
+        cfg, self.start = split_init(cfg, styles, methods or {}, cache=cache,
+                                     style_masks=self.inputs.get("style_masks"))
+        self.cfg, self.extractor = cfg, extractor
         self.size = cfg.optimize.size
         # Each style is decoded once, no larger than the largest scale uses it (see open_pil).
         edge = math.ceil(cfg.optimize.size * cfg.loss.style_scale * max((1.0, *cfg.loss.style_scales)))
@@ -130,9 +228,10 @@ class OptimizePainter(Painter):
 
         if isinstance(snapshots, ResumeFile):
             snapshots = _snapshot_file(snapshots)
+        init = None if self.start is None else self.start(content, callback)
         return stylize(content, self.styles, config=self.cfg, callback=callback, cancel=cancel,
                        extractor=self.extractor, output=output, snapshots=snapshots,  # type: ignore[arg-type]
-                       **self.inputs)
+                       init_image=init, **self.inputs)
 
     def frames(self, video: Any) -> FramePainter:
         return OptimizedFrames(self, video)
@@ -175,8 +274,9 @@ class OptimizedFrames(FramePainter):
         assert self.targets is not None and self.masks is not None
         p = self.painter
         if not history:
+            init = None if p.start is None else p.start(content[0])
             out = stylize(content[0], p.styles, config=self.cfg, extractor=p.extractor, targets=self.targets,
-                          output="tensor", callback=keep, cancel=self.cancel, **self.masks)
+                          init_image=init, output="tensor", callback=keep, cancel=self.cancel, **self.masks)
             return out.cpu(), dict(last)
         warped, weights = warped_history(content, history, self.vcfg.long_term, self.vcfg.flow_preset)
         init = warped[0]

@@ -62,7 +62,7 @@ def load_plugins() -> None:
         from .optimization import OptimizeMethod
         from .universal import UniversalMethod
 
-        register(OptimizeMethod(), replace=True)
+        register(OptimizeMethod(methods=available), replace=True)  # init may name any method
         register(UniversalMethod(), replace=True)
         for method in shipped():
             register(method, replace=True)

