@@ -29,6 +29,7 @@ LAYERS = [
     {"progress"},
     {"losses"},
     {"metrics"},
+    {"training"},
     {"optimize", "fast", "universal"},
     {"methods"},
     {"video"},

@@ -51,7 +51,8 @@ def tune_allocator() -> bool:
     return ok
 
 
-MULTI_DEVICE = "impasto stylize (a print-size image's tiles) and impasto serve (one worker each)"
+MULTI_DEVICE = ("impasto stylize with the optimization (a print-size image's tiles) and impasto serve "
+                "(one worker each)")
 """What takes a device list."""
 
 
@@ -66,7 +67,8 @@ def resolve_devices(names: str) -> list[torch.device]:
 def resolve_device(name: str) -> torch.device:
     """'auto' picks CUDA, then MPS, then CPU; an explicit device must be available (for ``cuda:N``,
     N must be one of this machine's GPUs). Checked before any work, with one line naming the device."""
-    if "," in str(name):
+    name = str(name).strip()  # as each entry of a list is: one parser for every command
+    if "," in name:
         raise InputError(f"a device list ({name}) is taken by {MULTI_DEVICE}; this takes one device",
                          fields=("device",))
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()

@@ -75,3 +75,14 @@ def test_out_of_gpu_memory_names_the_size_and_what_to_try_and_writes_nothing(tmp
     assert code == 1 and err.count("\n") == 1, err
     assert "out of memory optimizing a 32x21 px scale on cpu; try --tile 128" in err and "smaller --size" in err
     assert files_in(tmp_path) == before
+
+
+def test_every_command_reads_a_device_the_same_way():
+    """' cpu ' was taken by the optimization (a list's entries are stripped) and refused by wct."""
+    from impasto.methods import get_method
+
+    assert resolve_device(" cpu ") == resolve_devices(" cpu ")[0] == torch.device("cpu")
+    painter = get_method("wct").load({"device": "cpu ", "size": 64}, ["painting.jpg"])
+    assert painter.model.device == torch.device("cpu")
+    with pytest.raises(InputError, match="taken by impasto stylize with the optimization"):
+        resolve_device("cpu,cpu")

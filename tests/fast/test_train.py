@@ -236,28 +236,25 @@ def test_a_diverging_run_stops_with_a_message_and_keeps_the_last_good_checkpoint
     """A weight turned NaN before step 4 makes the real loss non-finite: weights once lost never come
     back, so the run stops there with a message (no skipping), writes no model, and the checkpoint of
     step 2 stays as it was (finite), so --resume goes on."""
-    import importlib
-
     from impasto.errors import NonFiniteLossError
+    from impasto.training import loop
 
-    training = importlib.import_module("impasto.fast.train")  # the module (impasto.fast.train is the function)
+    real_step, calls = loop.step, []
 
-    real_step, calls = training._step, []
-
-    def step(state, *args, **kwargs):
+    def step(task, *args, **kwargs):
         calls.append(1)
         if len(calls) == 4:
-            next(state.net.parameters()).data.fill_(float("nan"))
-        return real_step(state, *args, **kwargs)
+            next(task.net.parameters()).data.fill_(float("nan"))
+        return real_step(task, *args, **kwargs)
 
-    monkeypatch.setattr(training, "_step", step)
+    monkeypatch.setattr(loop, "step", step)
     out = tmp_path / "m.pt"
     config = TrainConfig.from_options(**{**TINY, "steps": 6, "checkpoint_every": 2})
     with pytest.raises(NonFiniteLossError, match="diverged at step 4: the network's weights are not finite"):
         train(styles, [photos], out, config=config)
     assert not out.exists()
     kept = read_checkpoint(checkpoint_path(out))
-    assert kept["step"] == 2 and all(torch.isfinite(v).all() for v in kept["net"].values() if v.is_floating_point())
+    assert kept["step"] == 2 and all(torch.isfinite(v).all() for v in kept["model"].values() if v.is_floating_point())
     monkeypatch.undo()
     resumed = []
     train(styles, [photos], out, config=config, resume=True, callback=lambda e: resumed.append(e.step))
@@ -357,13 +354,15 @@ def test_a_step_with_a_non_finite_gradient_is_skipped_named_and_counted(tmp_path
 
     monkeypatch.setattr("impasto.losses.objective.tv_loss", poisoned_tv)
     before = {}
-    real_step = training._step
+    from impasto.training import loop
 
-    def step(state, *args, **kwargs):
-        before[len(before) + 1] = [p.detach().clone() for p in state.net.parameters()]
-        return real_step(state, *args, **kwargs)
+    real_step = loop.step
 
-    monkeypatch.setattr(training, "_step", step)
+    def step(task, *args, **kwargs):
+        before[len(before) + 1] = [p.detach().clone() for p in task.net.parameters()]
+        return real_step(task, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "step", step)
     events = []
     with pytest.warns(training.NonFiniteStepWarning, match=r"step 3 skipped: the gradient of tv is not finite"):
         model = train(styles, [photos], tmp_path / "m.pt", callback=events.append,

@@ -36,3 +36,12 @@ def test_a_data_path_that_is_a_file_is_refused(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["serve", "--data", str(tmp_path / "file" / "sub")]) == 2
     assert "cannot create the data folder" in one_line_error(capsys)
+
+
+def test_a_device_no_worker_can_use_is_refused_at_the_start(tmp_path, capsys):
+    """serve --device meta once started, then failed every job."""
+    for device, words in (("meta", "unknown --device 'meta'; valid: cpu, cuda, cuda:N, mps, auto"),
+                          ("cpu,meta", "unknown --device 'meta'"), ("cuda:0", "CUDA is not available")):
+        assert main(["serve", "--device", device, "--data", str(tmp_path / "d")]) == 2
+        assert words in one_line_error(capsys)
+        assert not (tmp_path / "d").exists()  # refused before the data folder is made

@@ -38,10 +38,16 @@ def test_export_bad_input_is_one_line(tmp_path, capsys):
     for argv, message in (
         (["export", "wct", "-o", str(tmp_path / "m.onnx")], "-o must be a folder"),
         (["export", "wct", "-o", str(tmp_path / "file")], "-o must be a folder"),
-        (["export", "multistyle6", "-o", str(tmp_path / "m.onnx"), "--decoders", "x.pt"], "--decoders goes with"),
+        (["export", "multistyle6", "-o", str(tmp_path / "m.onnx"), "--decoders", "x.pt"], "--decoders and --force go"),
+        (["export", "multistyle6", "-o", str(tmp_path / "m.onnx"), "--force"], "--decoders and --force go with"),
+        (["export", "wct", "-o", ""], "-o must name a folder for wct's files; got an empty name"),
+        (["export", "wct", "-o", "  "], "got an empty name"),
+        (["export", "wct", "-o", str(tmp_path)], "is not empty; choose a new folder, or pass --force"),
     ):
+        before = sorted(p.name for p in tmp_path.iterdir())
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+        assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, nothing replaced
     with pytest.raises(InputError, match="not an exported universal model folder"):
         OnnxNetworks(tmp_path)

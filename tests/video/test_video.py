@@ -333,3 +333,21 @@ def test_the_readme_video_commands_run_with_a_fast_model_and_with_wct(tmp_path, 
                  "--frame-iterations", "3", "--iterations", "4", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "the method 'wct' takes only" in err and "not --iterations" in err, err
+
+
+def test_an_upload_is_read_with_the_submit_checks_demuxers_only(tmp_path, clip):
+    """The worker opened video uploads with every FFmpeg demuxer while the submit check allowed a few:
+    one whitelist (video.io.UPLOAD_DEMUXERS) for both. An animated GIF is a video to FFmpeg's gif
+    demuxer, which the whitelist leaves out."""
+    from PIL import Image
+
+    from impasto.video.io import only_demuxers
+
+    frames = [Image.new("RGB", (32, 24), (40 * i, 0, 0)) for i in range(4)]
+    gif = tmp_path / "clip.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    assert probe(gif).size == (24, 32)  # from the command line: any format FFmpeg reads
+    with only_demuxers(), pytest.raises(InputError, match="not a video"):
+        probe(gif)
+    with only_demuxers():
+        assert probe(clip).size  # an mp4 is on the list

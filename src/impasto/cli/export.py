@@ -22,6 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL", help="shipped model name or model file, or wct")
     p.add_argument("-o", "--output", required=True, metavar="FILE.onnx|FOLDER")
     p.add_argument("--decoders", default=None, metavar="FILE", help="with wct: a decoder file (default: shipped)")
+    p.add_argument("--force", action="store_true",
+                   help="with wct: write into a folder that is not empty (its files of the export's names are "
+                        "replaced)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=lambda args: report_errors(lambda: run(args), p))
     return p
@@ -35,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if args.model == "wct":
         return _export_universal(args, out)
-    if args.decoders is not None:
-        raise InputError("--decoders goes with MODEL wct only")
+    if args.decoders is not None or args.force:
+        raise InputError("--decoders and --force go with MODEL wct only")
     if out.suffix.lower() != ".onnx":
         raise InputError(f"the output must be a .onnx file; got {args.output!r}")
     if not out.parent.is_dir():
@@ -55,8 +58,12 @@ def _export_universal(args: argparse.Namespace, out: Path) -> int:
     from ..universal.export import export_onnx
     from ..universal.stylize import Universal
 
+    if not args.output.strip():
+        raise InputError("-o must name a folder for wct's files; got an empty name")
     if out.suffix.lower() == ".onnx" or (out.exists() and not out.is_dir()):
         raise InputError(f"wct exports several files: -o must be a folder; got {str(out)!r}")
+    if out.is_dir() and any(out.iterdir()) and not args.force:
+        raise InputError(f"folder {str(out)!r} is not empty; choose a new folder, or pass --force to write into it")
     if not out.parent.is_dir():
         raise InputError(f"output folder does not exist: {str(out.parent)!r}")
     index = export_onnx(Universal(args.decoders, precision="fp32"), out)

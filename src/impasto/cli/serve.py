@@ -113,6 +113,10 @@ def _run(args: argparse.Namespace) -> int:
     if not _is_local(args.host) and token is None:
         raise InputError(f"--host {args.host} is reachable from other machines: give --token (or set "
                          f"${TOKEN_ENV}) so that only your clients can submit jobs")
+    if args.device is not None:  # checked once here: a device no worker can use failed every job
+        from ..runtime import resolve_devices
+
+        resolve_devices(args.device)
     if args.max_upload_mb <= 0:
         raise InputError("--max-upload-mb must be positive")
     data = Path(args.data)

@@ -15,22 +15,19 @@ come out at the optimization's scale on 512 px images.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import random
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from ..config import choice, non_negative, non_negative_int, options_for, positive, positive_int
-from ..errors import InputError, NonFiniteLossError, StylizeInterrupted
-from ..io.atomic import atomic_path
+from ..errors import InputError, StylizeInterrupted
 from ..io.image import ImageLike, load_image, save_image, to_pil
 from ..io.photos import Photos, endless
 from ..losses.config import LossConfig
@@ -52,6 +49,19 @@ from ..nets.vgg import build_extractor
 from ..ops.geometry import fit_long_edge, resize, spatial_size
 from ..progress import CancelToken, TrainProgress
 from ..runtime import Ranks, all_finite, autocast, autocast_dtype, check_finite, join, leave
+from ..training import (
+    LoopSettings,
+    LoopState,
+    Task,
+    card,
+    checkpoint_path,
+    read_checkpoint,
+    save_checkpoint,
+    seed,
+)
+from ..training import NonFiniteStepWarning as NonFiniteStepWarning  # where the trainers' users found it
+from ..training import loop as training_loop
+from ..training import resume as resume_from
 from .model import StyleModel, load_model
 
 # Where training's loss departs from the optimization's defaults (LossConfig's); see the module docstring.
@@ -181,9 +191,6 @@ class _State:
     """The DistributedDataParallel wrapper of ``net`` in a distributed run (forward goes through it)."""
     teacher: TransformerNet | None = None
     """The trained network the first ``teacher_steps`` steps match (distillation)."""
-    step: int = 0
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def style_name(style: ImageLike) -> str:
@@ -191,10 +198,6 @@ def style_name(style: ImageLike) -> str:
     if isinstance(style, (str, os.PathLike)):
         return Path(style).stem
     raise InputError("style images for training must be files (their stems name the styles)")
-
-
-def checkpoint_path(output: str | os.PathLike) -> Path:
-    return Path(str(output) + ".ckpt")
 
 
 def sample_path(output: str | os.PathLike) -> Path:
@@ -264,21 +267,24 @@ def train(
     """
     cfg = config or TrainConfig.from_options()
     run = _setup(styles, data, Path(output), cfg, base, resume, force, sample, init, teacher)
+    tc = cfg.training
     try:
-        _loop(run, callback, cancel)
+        training_loop.run(run, run.done, LoopSettings(tc.steps, tc.checkpoint_every, tc.max_minutes, tc.max_skipped),
+                          ranks=run.ranks, checkpoint=lambda: _save_checkpoint(run), callback=callback, cancel=cancel,
+                          started=run.started)
     except KeyboardInterrupt as stop:
         if run.ranks.main:
-            _save_checkpoint(run.ckpt, run.state, run.model.styles, cfg)
-        raise StylizeInterrupted(None, run.state.step, cancelled=getattr(stop, "cancelled", False)) from None
-    run.model.training.update(steps_done=run.state.step, train_seconds=round(run.state.seconds, 1),
-                              skipped_steps=run.state.extra.get("skipped_steps", []))
+            _save_checkpoint(run)
+        raise StylizeInterrupted(None, run.done.step, cancelled=getattr(stop, "cancelled", False)) from None
+    run.model.training.update(card(run.done, device=run.device, ranks=run.ranks,
+                                   data_images=run.model.training["data_images"]))
     run.model.net.eval()
     if run.ranks.main:
         check_finite(run.model.net, "model")
         _save_sample(run.model, run.sample, sample_path(run.out))
         run.model.save(run.out)
-        if run.state.step < cfg.training.steps:  # stopped by max_minutes: keep what --resume needs
-            _save_checkpoint(run.ckpt, run.state, run.model.styles, cfg)
+        if run.done.step < tc.steps:  # stopped by max_minutes: keep what --resume needs
+            _save_checkpoint(run)
         elif run.ckpt.exists():
             run.ckpt.unlink()
     leave(run.ranks)
@@ -286,9 +292,11 @@ def train(
 
 
 @dataclass
-class _Training:
-    """Everything a training loop needs, set up once."""
+class _Training(Task):
+    """The network as the shared training loop's task (:mod:`impasto.training`), set up once."""
 
+    kind: ClassVar[str] = "fast"
+    what: ClassVar[str] = "network"
     cfg: TrainConfig
     ranks: Ranks
     out: Path
@@ -303,6 +311,44 @@ class _Training:
     first_new: int
     n_new: int
     started: float
+    device: torch.device
+    done: LoopState = field(default_factory=LoopState)
+    teaching: bool = False
+    """Whether this step matches the teacher (one of the first ``teacher_steps``)."""
+
+    def __post_init__(self) -> None:
+        self.net, self.optimizer = self.state.net, self.state.optimizer
+
+    def before_step(self, step: int) -> None:
+        tc = self.cfg.training
+        self.teaching = self.distill is not None and step < tc.teacher_steps
+        if self.distill is not None and step == tc.teacher_steps:  # the loss network takes over, afresh
+            self.optimizer = self.state.optimizer = torch.optim.Adam(self.optimizer.param_groups[0]["params"], lr=tc.lr)
+
+    def next_batch(self) -> tuple[Tensor, Tensor]:
+        batch = next(self.batches).to(self.device, non_blocking=True)
+        # drawn on the CPU (the same styles whatever the device), then moved with the batch
+        which = torch.randint(self.first_new, self.first_new + self.n_new, (batch.shape[0],)).to(self.device)
+        return batch, which
+
+    def batch_size(self, batch: Any) -> int:
+        return int(batch[0].shape[0])
+
+    def forward_backward(self, batch: Any) -> tuple[list[str], Tensor]:
+        objective = self.distill if self.teaching and self.distill is not None else self.objective
+        return _forward_backward(self.state, objective, batch[0], batch[1], self.first_new,
+                                 jitter=self.cfg.training.jitter, teacher=self.state.teacher if self.teaching else None)
+
+    def diagnose(self, batch: Any) -> list[str]:
+        return _nonfinite_gradients(self.state, self.objective, batch[0], batch[1], self.first_new,
+                                    self.cfg.training.jitter, self.state.teacher if self.teaching else None)
+
+    def render(self) -> Tensor | None:
+        return _sample_row(self.model, self.sample)
+
+    def after_step(self, step: int, main: bool) -> None:
+        if main and step % self.cfg.training.sample_every == 0:
+            _save_sample(self.model, self.sample, sample_path(self.out))
 
 
 def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: Path, cfg: TrainConfig,
@@ -327,18 +373,16 @@ def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: 
     for path, why in photos.skipped:
         warnings.warn(f"skipped unreadable image {str(path)!r} ({why})", stacklevel=3)
     device = join(ranks, _device(cfg.network.device), tc.batch_size)
-    if tc.seed is not None:  # the same initial weights on every rank; each rank its own crops
-        torch.manual_seed(tc.seed)
-        random.seed(tc.seed + ranks.rank)
+    seed(tc.seed, ranks)  # the same initial weights on every rank; each rank its own crops
     model, trainable, first_new = _network(names, base, cfg, device)
     if start is not None and not resume:  # a checkpoint, when resumed, has the newer weights
         model.net.load_state_dict(start[0])
     state = _State(model.net, torch.optim.Adam(trainable, lr=tc.lr))
     if mentor is not None:
         state.teacher = mentor.net.to(device).eval().requires_grad_(False)
-    ckpt = checkpoint_path(out)
+    ckpt, done = checkpoint_path(out), LoopState()
     if resume:
-        _load_checkpoint(ckpt, state, model.styles, cfg)
+        _load_checkpoint(ckpt, state, done, model.styles, cfg)
     if ranks.world > 1:
         state.ddp = torch.nn.parallel.DistributedDataParallel(
             model.net, device_ids=[device.index] if device.type == "cuda" else None)
@@ -358,7 +402,7 @@ def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: 
                       **({"teacher": Path(str(teacher)).name, "teacher_training": _summary(mentor.training)}
                          if mentor is not None else {})}
     return _Training(cfg, ranks, out, ckpt, model, state, objective, distill, batches,
-                     _sample_input(sample, photos), first_new, len(names), started)
+                     _sample_input(sample, photos), first_new, len(names), started, device, done)
 
 
 def _teacher(teacher: str | os.PathLike | None, names: list[str], base: str | os.PathLike | None,
@@ -383,69 +427,6 @@ def _teacher(teacher: str | os.PathLike | None, names: list[str], base: str | os
 def _summary(training: dict[str, Any]) -> dict[str, Any]:
     """A model card's record of how a model was trained, without nested records."""
     return {k: v for k, v in (training or {}).items() if not isinstance(v, dict)}
-
-
-def _loop(run: _Training, callback: Callable[[TrainProgress], Any] | None, cancel: CancelToken | None) -> None:
-    tc, state = run.cfg.training, run.state
-    deadline = math.inf if tc.max_minutes is None else time.perf_counter() + 60 * tc.max_minutes
-    device = next(run.model.net.parameters()).device
-    while state.step < tc.steps:
-        if cancel is not None and cancel.cancelled:
-            raise StylizeInterrupted(None, state.step, cancelled=True)
-        objective, teacher = run.objective, None
-        if run.distill is not None and state.step < tc.teacher_steps:
-            objective, teacher = run.distill, state.teacher
-        elif run.distill is not None and state.step == tc.teacher_steps:  # the loss network takes over
-            state.optimizer = torch.optim.Adam(state.optimizer.param_groups[0]["params"], lr=tc.lr)
-        t0 = time.perf_counter()
-        batch = next(run.batches).to(device, non_blocking=True)
-        # drawn on the CPU (the same styles whatever the device), then moved with the batch
-        which = torch.randint(run.first_new, run.first_new + run.n_new, (batch.shape[0],)).to(device)
-        losses = _step(state, objective, batch, which, run.first_new, stop=time.perf_counter() >= deadline,
-                       world=run.ranks.world, jitter=tc.jitter, teacher=teacher)
-        state.step += 1
-        if losses.pop("skipped", 0.0) > 0:
-            _skipped(run, losses, batch, which, teacher)
-        else:
-            state.extra["skipped_in_a_row"] = 0
-        state.seconds += time.perf_counter() - t0
-        if callback is not None:
-            callback(TrainProgress(
-                step=state.step, steps=tc.steps, losses=losses, elapsed=time.perf_counter() - run.started,
-                work=state.step / tc.steps, _render=lambda: _sample_row(run.model, run.sample),
-                images_per_second=batch.shape[0] * run.ranks.world / max(time.perf_counter() - t0, 1e-9)))
-        if run.ranks.main and state.step % tc.checkpoint_every == 0:
-            _save_checkpoint(run.ckpt, state, run.model.styles, run.cfg)
-        if run.ranks.main and state.step % tc.sample_every == 0:
-            _save_sample(run.model, run.sample, sample_path(run.out))
-        if losses.pop("stop", 0.0) > 0:  # the time is up (on any rank: all stop at the same step)
-            break
-
-
-def _skipped(run: _Training, losses: dict[str, float], batch: Tensor, which: Tensor,
-             teacher: TransformerNet | None) -> None:
-    """A step whose gradient was not finite was skipped: say so (which terms), count it, and stop
-    after ``max_skipped`` in a row (the last good checkpoint is kept)."""
-    state, tc = run.state, run.cfg.training
-    if not bool(all_finite(state.net.parameters())):  # lost weights never come back: stop now
-        raise NonFiniteLossError(f"training diverged at step {state.step}: the network's weights are not finite; "
-                                 "try a lower lr; the last checkpoint is kept")
-    bad = [k for k, v in losses.items() if k != "total" and not math.isfinite(v)]
-    if not bad:  # every loss finite, its gradient not: find the term whose gradient it is
-        bad = _nonfinite_gradients(state, run.objective, batch, which, run.first_new, tc.jitter, teacher)
-    what = ", ".join(bad) or "the sum of the terms (no single term's)"
-    state.extra["skipped_in_a_row"] = state.extra.get("skipped_in_a_row", 0) + 1
-    state.extra["skipped"] = state.extra.get("skipped", 0) + 1
-    state.extra.setdefault("skipped_steps", []).append(state.step)
-    warnings.warn(f"step {state.step} skipped: the gradient of {what} is not finite "
-                  f"({state.extra['skipped']} skipped so far)", NonFiniteStepWarning, stacklevel=3)
-    if state.extra["skipped_in_a_row"] >= tc.max_skipped:
-        raise NonFiniteLossError(f"training diverged at step {state.step} ({tc.max_skipped} steps in a row with a "
-                                 f"non-finite gradient, last in {what}); try a lower lr; the last checkpoint is kept")
-
-
-class NonFiniteStepWarning(UserWarning):
-    """A training step was skipped because its gradient was not finite."""
 
 
 def _nonfinite_gradients(state: _State, objective: Objective, batch: Tensor, which: Tensor, first: int,
@@ -510,34 +491,6 @@ def _network(names: list[str], base: str | os.PathLike | None, cfg: TrainConfig,
     return StyleModel(net, old.styles + list(names)), trainable, n_old
 
 
-def _step(state: _State, objective: Objective, batch: Tensor, which: Tensor, first: int, *,
-          stop: bool = False, world: int = 1, jitter: int = 0, teacher: TransformerNet | None = None
-          ) -> dict[str, float]:
-    """One optimizer step on ``batch``; ``which`` is each crop's style (index into the network's
-    styles, of which the objective holds those from ``first`` on); ``teacher``: the network whose
-    output the objective's teacher term matches. The named losses come back as
-    floats, averaged over the ranks of a distributed run, with ``stop`` > 0 if any rank asked to
-    stop and ``skipped`` > 0 if the gradient was not finite on any rank, in which case no rank
-    updates its weights (all in one small all-reduce, so that the ranks agree on both)."""
-    names, values = _forward_backward(state, objective, batch, which, first, jitter=jitter, teacher=teacher)
-    values = torch.cat([values[:-1], (values[-1:] == 0).float()])  # the last: 1 where the gradient is not finite
-    names.append("skipped")
-    if world > 1:
-        import torch.distributed as dist
-
-        values = torch.cat([values[:-1] / world, values[-1:], values.new_tensor([float(stop)])])
-        dist.all_reduce(values)
-        names.append("stop")
-    elif stop:
-        values, names = torch.cat([values, values.new_ones(1)]), [*names, "stop"]
-    out = dict(zip(names, values.tolist()))  # one sync, before the weights change
-    if out["skipped"] > 0:
-        state.optimizer.zero_grad(set_to_none=True)
-    else:
-        state.optimizer.step()
-    return out
-
-
 def _forward_backward(state: _State, objective: Objective, batch: Tensor, which: Tensor, first: int, *,
                       jitter: int = 0, teacher: TransformerNet | None = None) -> tuple[list[str], Tensor]:
     """The objective on the network's output for ``batch`` and its gradients (in the parameters'
@@ -590,53 +543,15 @@ def _save_sample(model: StyleModel, image: Tensor, path: Path) -> None:
 
 
 
-def _save_checkpoint(path: Path, state: _State, styles: list[str], cfg: TrainConfig) -> None:
-    check_finite(state.net, "checkpoint")
-    data = {"format": "impasto-checkpoint", "version": 1, "step": state.step, "seconds": state.seconds,
-            "styles": styles, "config": cfg.flat(), "net": state.net.state_dict(),
-            "optimizer": state.optimizer.state_dict()}
-    with atomic_path(path) as tmp:
-        torch.save(data, tmp)
+def _save_checkpoint(run: _Training) -> None:
+    save_checkpoint(run.ckpt, kind=run.kind, state=run.done, config=run.cfg.flat(), net=run.state.net,
+                    optimizer=run.state.optimizer, extra={"styles": run.model.styles})
 
 
-# Settings a resumed run may change: how long and how often, where, and how fast (not what it learns).
-RESUMABLE = frozenset({"steps", "max_minutes", "checkpoint_every", "sample_every", "workers", "device", "precision",
-                       "seed"})
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, (tuple, list)) else value
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """A training checkpoint's contents (step, seconds, styles, config, net and optimizer state),
-    read without running pickled code; refused with one line if it is not a readable checkpoint."""
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(f"cannot read checkpoint {str(path)!r} ({type(exc).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != "impasto-checkpoint":
-        raise InputError(f"not an impasto checkpoint: {str(path)!r}")
-    return data
-
-
-def _load_checkpoint(path: Path, state: _State, styles: list[str], cfg: TrainConfig) -> None:
-    if not path.exists():
-        raise InputError(f"nothing to resume: no checkpoint {str(path)!r}", fields=("resume",))
-    data = read_checkpoint(path)
-    if data["styles"] != styles:
-        raise InputError(f"checkpoint {str(path)!r} is for styles {', '.join(data['styles'])}, not {', '.join(styles)}")
-    saved, now = data.get("config", {}), cfg.flat()
-    differ = sorted(k for k in now if k not in RESUMABLE and k in saved and _plain(saved[k]) != _plain(now[k]))
-    if differ:
-        def shown(value: Any) -> str:
-            return "default" if value is None else repr(value)
-
-        said = ", ".join(f"{k} {shown(saved[k])} (now {shown(now[k])})" for k in differ)
-        raise InputError(f"checkpoint {str(path)!r} was trained with other settings: {said}; give the same "
-                         "settings to resume, or train a new model", fields=tuple(differ))
-    state.net.load_state_dict(data["net"])
-    state.optimizer.load_state_dict(data["optimizer"])
-    state.step, state.seconds = int(data["step"]), float(data["seconds"])
-    if math.isnan(state.seconds):
-        state.seconds = 0.0
+def _load_checkpoint(path: Path, state: _State, done: LoopState, styles: list[str], cfg: TrainConfig) -> None:
+    if path.exists():
+        saved = read_checkpoint(path, "fast")["extra"].get("styles")
+        if saved != styles:
+            raise InputError(f"checkpoint {str(path)!r} is for styles {', '.join(saved or [])}, "
+                             f"not {', '.join(styles)}")
+    resume_from(path, kind="fast", state=done, config=cfg.flat(), net=state.net, optimizer=state.optimizer)

@@ -162,8 +162,11 @@ class Worker:
         try:
             recipe = self.recipe(job)
             if job.kind == "video":
-                self.runner.run_video(recipe, folder / job.content, styles, folder / job.result_name,
-                                      callback=callback, cancel=cancel)
+                from ..video.io import only_demuxers
+
+                with only_demuxers():  # an upload: read with the demuxers the submit check allowed, no others
+                    self.runner.run_video(recipe, folder / job.content, styles, folder / job.result_name,
+                                          callback=callback, cancel=cancel)
                 if not first or first[0] is None:
                     raise ImpastoError(f"the video {job.result_name} has no frames")
                 self.store.finish(job.id, _jpeg(first[0], THUMB_SIZE))

@@ -19,12 +19,10 @@ from ..errors import ImageError, ImageTooLarge, InputError
 from ..io.image import check_bit_depth, check_deep_png
 from ..jobs.recipe import OPTIMIZE, Recipe, options_from_text, parse_option
 from ..methods import get_method
+from ..video.io import av_open, only_demuxers
 from .settings import Limits
 
 VIDEO_CONTAINERS = {"mp4": ".mp4", "mov": ".mov", "matroska": ".mkv", "webm": ".webm", "avi": ".avi"}
-DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,mpeg,flv,ogg"
-"""The only FFmpeg demuxers an upload may be read with: no playlist or concat demuxer, which would
-open the files an upload names (an ffconcat upload made the web process open a relative path)."""
 DEFAULT_SIZE = 512
 """The output's long edge when a form does not say (at most the server's max_size)."""
 
@@ -152,12 +150,12 @@ def content_info(data: bytes, limits: Limits) -> tuple[str, tuple[int, int] | No
     container's header can claim anything (an MKV of 3,000 frames said it lasted 1 s)."""
     if is_image_format(data):
         return (*image_info(data, "content", limits), 1)
+    import importlib.util
+
+    if importlib.util.find_spec("av") is None:
+        raise HTTPProblem(415, "content is not an image (videos need impasto[video] on the server)")
     try:
-        import av
-    except ImportError:
-        raise HTTPProblem(415, "content is not an image (videos need impasto[video] on the server)") from None
-    try:
-        with av.open(io.BytesIO(data), mode="r", options={"format_whitelist": DEMUXERS}) as container:
+        with only_demuxers(), av_open(io.BytesIO(data)) as container:
             if not container.streams.video:
                 raise HTTPProblem(415, "content is neither an image nor a video")
             stream = container.streams.video[0]

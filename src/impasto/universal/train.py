@@ -7,8 +7,8 @@ the photo's, relative, :class:`BatchContentTerm`: the content term of the other 
 encoder pass gives every level's features; the decoders of all levels train side by side, with
 one optimizer.
 
-The machinery is the fast models' (:mod:`impasto.fast.train`): random crops of the photos under
-some folders (:mod:`impasto.io.photos`), bfloat16 autocast where the device has the units,
+The loop is the one every trainer shares (:mod:`impasto.training`): random crops of the photos
+under some folders (:mod:`impasto.io.photos`), bfloat16 autocast where the device has the units,
 checkpoints (``OUTPUT.ckpt``, every ``checkpoint_every`` steps, on Ctrl-C and when ``max_minutes``
 is up) and ``resume``, gradients checked before each step (a non-finite step is skipped and
 named; ``max_skipped`` in a row stop the run), and ``torchrun`` (DistributedDataParallel: each
@@ -17,30 +17,27 @@ process its own shard and ``batch_size / N`` crops, rank 0 writes).
 
 from __future__ import annotations
 
-import math
 import os
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from ..config import PRECISIONS, choice, positive, positive_int
-from ..errors import InputError, NonFiniteLossError, StylizeInterrupted
-from ..io.atomic import atomic_path
+from ..errors import InputError, StylizeInterrupted
 from ..io.photos import Photos, endless
 from ..losses.objective import BatchContentTerm, BatchContext, Objective, PixelTerm
 from ..nets.vgg import build_extractor
 from ..progress import CancelToken, TrainProgress
 from ..runtime import Ranks, all_finite, autocast, autocast_dtype, check_finite, join, leave, resolve_device
+from ..training import LoopSettings, LoopState, Task, card, checkpoint_path, loop, save_checkpoint, seed
+from ..training import resume as loop_resume
 from .decoder import LEVELS, Decoder
 from .model import DecoderSet, load_decoders
-
-CHECKPOINT_FORMAT = "impasto-decoders-checkpoint"
 
 
 @dataclass(frozen=True)
@@ -90,13 +87,12 @@ class DecoderTrainingConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-# settings a resumed run may change: how long and how often, where and how fast, not what it learns
-RESUMABLE = frozenset({"steps", "max_minutes", "checkpoint_every", "workers", "device", "precision", "seed",
-                       "max_skipped"})
-
-
 @dataclass
-class _Run:
+class _Run(Task):
+    """The decoders as the shared training loop's task (:mod:`impasto.training`)."""
+
+    kind: ClassVar[str] = "decoders"
+    what: ClassVar[str] = "decoders"
     cfg: DecoderTrainingConfig
     ranks: Ranks
     out: Path
@@ -107,14 +103,22 @@ class _Run:
     encoder: Any
     batches: Any
     device: torch.device
+    data_images: int = 0
     ddp: Any = None
-    step: int = 0
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    state: LoopState = field(default_factory=LoopState)
 
+    def __post_init__(self) -> None:
+        self.net = self.decoders
 
-def checkpoint_path(output: str | os.PathLike) -> Path:
-    return Path(str(output) + ".ckpt")
+    def next_batch(self) -> Tensor:
+        return next(self.batches).to(self.device, non_blocking=True)
+
+    def forward_backward(self, batch: Tensor) -> tuple[list[str], Tensor]:
+        return forward_backward(self, batch)
+
+    def settings(self) -> LoopSettings:
+        cfg = self.cfg
+        return LoopSettings(cfg.steps, cfg.checkpoint_every, cfg.max_minutes, cfg.max_skipped)
 
 
 def train_decoders(data: Sequence[str | os.PathLike], output: str | os.PathLike, *,
@@ -135,21 +139,20 @@ def train_decoders(data: Sequence[str | os.PathLike], output: str | os.PathLike,
     if init is not None:
         _init_weights(run, init)
     try:
-        _loop(run, callback, cancel)
+        loop.run(run, run.state, run.settings(), ranks=run.ranks, checkpoint=lambda: _save_checkpoint(run),
+                 callback=callback, cancel=cancel)
     except KeyboardInterrupt as stop:
         if run.ranks.main:
             _save_checkpoint(run)
-        raise StylizeInterrupted(None, run.step, cancelled=getattr(stop, "cancelled", False)) from None
+        raise StylizeInterrupted(None, run.state.step, cancelled=getattr(stop, "cancelled", False)) from None
     result = run.decoders
-    result.training_record = {**result.training_record, **cfg.flat(), "steps_done": run.step,
-                              "train_seconds": round(run.seconds, 1),
-                              "device": str(run.device), "processes": run.ranks.world,
-                              "skipped_steps": run.extra.get("skipped_steps", [])}
+    result.training_record = {**result.training_record, **cfg.flat(),
+                              **card(run.state, device=run.device, ranks=run.ranks, data_images=run.data_images)}
     result.eval()
     if run.ranks.main:
         check_finite(run.decoders, "decoders")
         result.save(run.out)
-        if run.step < cfg.steps:  # stopped by max_minutes: keep what resume needs
+        if run.state.step < cfg.steps:  # stopped by max_minutes: keep what resume needs
             _save_checkpoint(run)
         elif run.ckpt.exists():
             run.ckpt.unlink()
@@ -168,8 +171,7 @@ def _setup(data: Sequence[str | os.PathLike], out: Path, cfg: DecoderTrainingCon
     for path, why in photos.skipped:
         warnings.warn(f"skipped unreadable image {str(path)!r} ({why})", stacklevel=3)
     device = join(ranks, resolve_device(cfg.device), cfg.batch_size)
-    if cfg.seed is not None:
-        torch.manual_seed(cfg.seed)
+    seed(cfg.seed, ranks)
     decoders = DecoderSet({level: Decoder(level, cfg.width) for level in cfg.levels}, cfg.width).to(device)
     optimizer = torch.optim.Adam(decoders.parameters(), lr=cfg.lr)
     dtype = autocast_dtype(cfg.precision, device)
@@ -179,52 +181,14 @@ def _setup(data: Sequence[str | os.PathLike], out: Path, cfg: DecoderTrainingCon
                   for level in cfg.levels}
     run = _Run(cfg, ranks, out, checkpoint_path(out), decoders, optimizer, objectives, encoder,
                endless(photos, cfg.batch_size // ranks.world, cfg.workers, cfg.seed, ranks,
-                       pin_memory=device.type == "cuda"), device)
+                       pin_memory=device.type == "cuda"), device, len(photos))
     if resume:
-        _load_checkpoint(run)
+        loop_resume(run.ckpt, kind=run.kind, state=run.state, config=cfg.flat(), net=decoders, optimizer=optimizer,
+                    what="train new decoders")
     if ranks.world > 1:
         run.ddp = torch.nn.parallel.DistributedDataParallel(
             decoders, device_ids=[device.index] if device.type == "cuda" else None)
     return run
-
-
-def _loop(run: _Run, callback: Callable[[TrainProgress], Any] | None, cancel: CancelToken | None) -> None:
-    cfg = run.cfg
-    started = time.perf_counter()
-    deadline = math.inf if cfg.max_minutes is None else started + 60 * cfg.max_minutes
-    while run.step < cfg.steps:
-        if cancel is not None and cancel.cancelled:
-            raise StylizeInterrupted(None, run.step, cancelled=True)
-        t0 = time.perf_counter()
-        batch = next(run.batches).to(run.device, non_blocking=True)
-        names, values = forward_backward(run, batch)
-        stop = time.perf_counter() >= deadline
-        values = torch.cat([values[:-1], (values[-1:] == 0).float()])  # last: 1 if a gradient is not finite
-        if run.ranks.world > 1:
-            import torch.distributed as dist
-
-            values = torch.cat([values[:-1] / run.ranks.world, values[-1:], values.new_tensor([float(stop)])])
-            dist.all_reduce(values)
-            stop = bool(values[-1] > 0)
-            values = values[:-1]
-        losses = dict(zip([*names, "skipped"], values.tolist()))  # one sync, before the weights change
-        run.step += 1
-        if losses.pop("skipped") > 0:
-            run.optimizer.zero_grad(set_to_none=True)
-            _skipped(run, losses)
-        else:
-            run.optimizer.step()
-            run.extra["skipped_in_a_row"] = 0
-        run.seconds += time.perf_counter() - t0
-        if callback is not None:
-            callback(TrainProgress(step=run.step, steps=cfg.steps, losses=losses,
-                                   elapsed=time.perf_counter() - started, work=run.step / cfg.steps,
-                                   _render=None, images_per_second=batch.shape[0] * run.ranks.world
-                                   / max(time.perf_counter() - t0, 1e-9)))
-        if run.ranks.main and run.step % cfg.checkpoint_every == 0:
-            _save_checkpoint(run)
-        if stop:
-            break
 
 
 def forward_backward(run: _Run, batch: Tensor) -> tuple[list[str], Tensor]:
@@ -254,16 +218,6 @@ def forward_backward(run: _Run, batch: Tensor) -> tuple[list[str], Tensor]:
     return [*names, "total"], torch.stack([*values, total.detach().float(), finite.float()])
 
 
-def _skipped(run: _Run, losses: dict[str, float]) -> None:
-    bad = sorted({k.split(".")[0] for k, v in losses.items() if not math.isfinite(v)}) or ["a decoder"]
-    run.extra["skipped_in_a_row"] = run.extra.get("skipped_in_a_row", 0) + 1
-    run.extra.setdefault("skipped_steps", []).append(run.step)
-    warnings.warn(f"step {run.step} skipped: the gradient of {', '.join(bad)} is not finite", stacklevel=3)
-    if run.extra["skipped_in_a_row"] >= run.cfg.max_skipped:
-        raise NonFiniteLossError(f"training diverged at step {run.step} ({run.cfg.max_skipped} steps in a row with a "
-                                 "non-finite gradient); try a lower lr; the last checkpoint is kept")
-
-
 def _init_weights(run: _Run, init: str | os.PathLike) -> None:
     start = load_decoders(init)
     if start.levels != tuple(run.cfg.levels) or start.width != run.cfg.width:
@@ -284,29 +238,5 @@ def earlier_legs(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _save_checkpoint(run: _Run) -> None:
-    check_finite(run.decoders, "decoders")
-    data = {"format": CHECKPOINT_FORMAT, "version": 1, "step": run.step, "seconds": run.seconds,
-            "config": run.cfg.flat(), "decoders": run.decoders.state_dict(),
-            "optimizer": run.optimizer.state_dict()}
-    with atomic_path(run.ckpt) as tmp:
-        torch.save(data, tmp)
-
-
-def _load_checkpoint(run: _Run) -> None:
-    if not run.ckpt.exists():
-        raise InputError(f"nothing to resume: no checkpoint {str(run.ckpt)!r}", fields=("resume",))
-    try:
-        data = torch.load(run.ckpt, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(f"cannot read checkpoint {str(run.ckpt)!r} ({type(exc).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"not a decoder checkpoint: {str(run.ckpt)!r}")
-    saved, now = data.get("config", {}), run.cfg.flat()
-    differ = sorted(k for k in now if k not in RESUMABLE and k in saved and saved[k] != now[k])
-    if differ:
-        said = ", ".join(f"{k} {saved[k]!r} (now {now[k]!r})" for k in differ)
-        raise InputError(f"checkpoint {str(run.ckpt)!r} was trained with other settings: {said}; give the same "
-                         "settings to resume", fields=tuple(differ))
-    run.decoders.load_state_dict(data["decoders"])
-    run.optimizer.load_state_dict(data["optimizer"])
-    run.step, run.seconds = int(data["step"]), float(data["seconds"])
+    save_checkpoint(run.ckpt, kind=run.kind, state=run.state, config=run.cfg.flat(), net=run.decoders,
+                    optimizer=run.optimizer)

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import itertools
 import os
 import re
@@ -89,6 +91,32 @@ def _numbered(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: (int(re.findall(r"\d+", p.stem)[-1]), p.name))
 
 
+UPLOAD_DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,mpeg,flv,ogg"
+"""The only FFmpeg demuxers an uploaded video may be read with, at submit and in the worker alike: no
+playlist or concat demuxer, which would open the files an upload names (an ffconcat upload made the
+web process open a relative path)."""
+_demuxers: contextvars.ContextVar[str | None] = contextvars.ContextVar("impasto_demuxers", default=None)
+
+
+@contextlib.contextmanager
+def only_demuxers(names: str = UPLOAD_DEMUXERS) -> Iterator[None]:
+    """Within it, videos are opened with these FFmpeg demuxers only (the service's worker, reading an
+    upload); elsewhere any FFmpeg reads (a local file named on the command line)."""
+    token = _demuxers.set(names)
+    try:
+        yield
+    finally:
+        _demuxers.reset(token)
+
+
+def av_open(path: str | os.PathLike | Any) -> Any:
+    """``av.open`` for reading, with the demuxers :func:`only_demuxers` allows (a path or a file object)."""
+    av = require("av", "video")
+    allowed = _demuxers.get()
+    return av.open(path if not isinstance(path, (str, os.PathLike)) else str(path), mode="r",
+                   options={"format_whitelist": allowed} if allowed else {})
+
+
 def _open(path: str | os.PathLike):
     av = require("av", "video")
 
@@ -96,7 +124,7 @@ def _open(path: str | os.PathLike):
     if not os.path.exists(path):
         raise InputError(f"no such file: {name}")
     try:
-        container = av.open(str(path))
+        container = av_open(path)
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError):
         raise InputError(f"not a video (or a format FFmpeg cannot read): {name}") from None
     if not container.streams.video:
@@ -347,9 +375,7 @@ def _audio(out, fmt: str, source):
     """(input audio stream, output audio stream, input container) or (None, None, None)."""
     if source is None or _is_frame_folder(source):
         return None, None, None
-    av = require("av", "video")
-
-    src = av.open(str(source))
+    src = av_open(source)
     if not src.streams.audio:
         src.close()
         return None, None, None
