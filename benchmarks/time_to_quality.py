@@ -88,10 +88,15 @@ def main() -> int:
                         help="the three tuning-era pairs, or three held-out wallpaper pairs")
     parser.add_argument("--pastiche-steps", type=int, default=None,
                         help="run pastiche to at most this many steps (e.g. 300: skips the 1000-step point)")
+    parser.add_argument("--replot", action="store_true", help="only draw the plot again from the results' JSON")
     args = parser.parse_args()
+    global SIZE, PAIRS, RESULTS
+    if args.replot:
+        name = "time_to_quality_wallpaper" if args.pairs == "wallpaper" else "time_to_quality"
+        plot(json.loads((RESULTS / f"{name}.json").read_text()), ROOT / "docs" / f"{name}.png")
+        return 0
     from impasto.metrics import distances, ruler, structure
 
-    global SIZE, PAIRS, RESULTS
     plot_path = ROOT / "docs" / "time_to_quality.png"
     name = "time_to_quality"
     if args.pairs == "wallpaper":
@@ -223,9 +228,10 @@ def plot(rows: list[dict], path: Path) -> None:
     markers = "osd^v"
     for metric, ax in zip(("style_d", "content_d"), axes):
         for j, pair in enumerate(pairs):
-            for prog, colour in (("pastiche", "tab:gray"), ("impasto", "tab:red")):
+            for prog, colour in (("pastiche", "tab:gray"), ("impasto", "tab:red"), (f"impasto {QUICK}", "tab:blue")):
                 pts = sorted((r["time"], r[metric]) for r in rows
-                             if r["pair"] == pair and r["program"].startswith(prog))
+                             if r["pair"] == pair and r["program"].startswith(prog)
+                             and (prog != "impasto" or not r["program"].startswith(f"impasto {QUICK}")))
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=markers[j % 5], color=colour,
                         label=f"{prog}: {pair}")
         ax.set_xscale("log")

@@ -131,6 +131,8 @@ def test_a_one_pixel_mask_and_an_empty_one_stay_finite(transform):
 def test_statistics_without_the_histograms_name_what_is_missing():
     from impasto.universal.transforms import StyleStats
 
-    bare = StyleStats(torch.zeros(8, 1), torch.eye(8), torch.ones(8, 1))
+    bare = StyleStats(torch.zeros(8, 1), torch.ones(8, 1))
     with pytest.raises(ValueError, match="no samples, which the efdm transform needs"):
         efdm(_features(), bare)
+    with pytest.raises(ValueError, match="no cov, which the wct transform needs"):
+        wct(_features(), bare)

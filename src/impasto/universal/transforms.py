@@ -52,22 +52,31 @@ under a quantile step."""
 
 @dataclass(frozen=True)
 class StyleStats:
-    """A style's statistics at one layer: its mean (C, 1), its colouring matrix Cov^(1/2) (C, C) for
-    WCT, its channel standard deviations (C, 1) for AdaIN, its covariance (C, C, float64) for the
-    optimal transport map, and a sample of its feature pixels (C, M) for the histogram transforms."""
+    """A style's statistics at one layer: its mean (C, 1), its channel standard deviations (C, 1) for
+    AdaIN, its covariance (C, C, float64) for the optimal transport map and WCT's colouring matrix,
+    and a sample of its feature pixels (C, M) for the histogram transforms."""
 
     mean: Tensor
-    color: Tensor
     std: Tensor
     cov: Tensor | None = None
     samples: Tensor | None = None
+    color: Tensor | None = None
+    """Computed from ``cov`` when WCT first asks (:meth:`coloring`): an eigendecomposition the
+    other transforms do without."""
 
     def to(self, device: torch.device | str) -> StyleStats:
         def move(t: Tensor | None) -> Tensor | None:
             return None if t is None else t.to(device)
 
-        return StyleStats(self.mean.to(device), self.color.to(device), self.std.to(device), move(self.cov),
-                          move(self.samples))
+        return StyleStats(self.mean.to(device), self.std.to(device), move(self.cov), move(self.samples),
+                          move(self.color))
+
+    def coloring(self) -> Tensor:
+        """Cov^(1/2), the colouring matrix of WCT (computed once)."""
+        if self.color is None:
+            object.__setattr__(self, "color", _sym_power(self.need("cov", "wct"), 0.5).float())
+        assert self.color is not None
+        return self.color
 
     def need(self, what: str, transform: str) -> Tensor:
         value = getattr(self, what)
@@ -121,7 +130,7 @@ def style_stats(features: Tensor, mask: Tensor | None = None) -> StyleStats:
         samples = f[:, pick.to(f.device)]
     else:
         samples = f
-    return StyleStats(mean.float(), _sym_power(cov, 0.5).float(), std.float(), cov, samples.contiguous())
+    return StyleStats(mean.float(), std.float(), cov, samples.contiguous())
 
 
 def wct(content: Tensor, style: StyleStats, alpha: float = 1.0, mask: Tensor | None = None) -> Tensor:
@@ -130,7 +139,7 @@ def wct(content: Tensor, style: StyleStats, alpha: float = 1.0, mask: Tensor | N
     if f.shape[1] == 0:
         return content
     _, cov, centred = _moments(f)
-    transform = (style.color.double() @ _sym_power(cov, -0.5)).float()  # colour after whitening: one (C, C)
+    transform = (style.coloring().double() @ _sym_power(cov, -0.5)).float()  # colour after whitening: one (C, C)
     return _put_back(content, transform @ centred + style.mean.float(), keep, alpha)
 
 
