@@ -28,6 +28,23 @@ from .progress import CancelToken, Progress
 
 __version__ = "0.2.0"
 
+SUBPACKAGES = frozenset({"fast", "universal", "video", "jobs", "methods", "optimize", "training", "metrics", "io",
+                         "ops", "nets", "losses", "progress", "runtime", "config", "errors", "gallery", "serve"})
+"""Reached as attributes (``impasto.fast.load_model``) and imported on first use, not at ``import
+impasto``: a fresh interpreter that pastes the README's example works, and importing stays cheap."""
+
+
+def __getattr__(name: str) -> object:
+    if name in SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'impasto' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *SUBPACKAGES})
+
 __all__ = [
     "CancelToken",
     "ImageError",
