@@ -54,10 +54,29 @@ def options_for(parts: Sequence[type], options: dict[str, Any]) -> list[dict[str
 
 # Validators shared by every config part; each names the field and the valid values.
 
+ASCII_SPACE = " \t\r\n"
+MAX_BLEND_WEIGHT = 1e6
+"""The largest style blend weight: weights are ratios, and 1e308 overflowed their sum to inf, which
+left no style at all."""
+
+
+def blend_weights(name: str, weights: Any) -> None:
+    """Blend weights: each a finite number from 0 to :data:`MAX_BLEND_WEIGHT`, not all 0."""
+    if not weights or isinstance(weights, (str, bytes)):
+        raise InputError(f"{name} must be numbers from 0 to {MAX_BLEND_WEIGHT:g}, not all 0", fields=(name,))
+    for w in weights:
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) \
+                or not 0 <= w <= MAX_BLEND_WEIGHT:
+            raise InputError(f"{name} must be numbers from 0 to {MAX_BLEND_WEIGHT:g}, not all 0; got {w!r}",
+                             fields=(name,))
+    if sum(weights) <= 0:
+        raise InputError(f"{name} sum to 0; at least one must be positive", fields=(name,))
+
 def parse_int(text: str) -> int:
     """An integer written in plain ASCII digits, with an optional leading minus (``int()`` also takes
-    ``'+64'``, ``'1_28'`` and other scripts' digits, which no form or flag should)."""
-    stripped = text.strip()
+    ``'+64'``, ``'1_28'`` and other scripts' digits, which no form or flag should). Only ASCII
+    spaces around it are dropped (not a no-break space)."""
+    stripped = text.strip(ASCII_SPACE)
     if not re.fullmatch(r"-?[0-9]{1,30}", stripped):
         raise ValueError(f"not a plain integer: {text[:40]!r}")
     return int(stripped)
@@ -68,8 +87,9 @@ _FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?")
 
 def parse_float(text: str) -> float:
     """A finite number written in plain ASCII (``0.5``, ``-1e-3``): ``float()`` also takes other
-    scripts' digits (``'٠.٥'``), ``'1_0'``, ``'nan'`` and ``'inf'``, which no form or flag should."""
-    stripped = text.strip()
+    scripts' digits (``'٠.٥'``), ``'1_0'``, ``'nan'`` and ``'inf'``, which no form or flag should;
+    only ASCII spaces around it are dropped (``'0.5\xa0'`` is refused)."""
+    stripped = text.strip(ASCII_SPACE)
     if len(stripped) > 40 or not _FLOAT.fullmatch(stripped):
         raise ValueError(f"not a plain finite number: {text[:40]!r}")
     value = float(stripped)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 
@@ -32,7 +33,7 @@ def test_every_integer_option_has_a_range(tmp_path, small_images, capsys):
     assert "o.png" not in files_in(tmp_path)
 
 
-@pytest.mark.parametrize("text", ["٠.٥", "nan", "inf", "1_0", "0x1p-2"])
+@pytest.mark.parametrize("text", ["٠.٥", "nan", "inf", "1_0", "0x1p-2", "0.5\xa0"])
 def test_numbers_are_plain_ascii_and_finite(tmp_path, small_images, capsys, text):
     c, s = small_images
     code, err = run(["stylize", c, s, "-o", tmp_path / "o.png", "--strength", text, "--quiet"], capsys)
@@ -107,3 +108,56 @@ def test_training_refuses_the_settings_it_would_ignore():
     for options in ({"style_rotations": (10.0,)}, {"style_scales": (0.8,)}, {"style_scale": 2.0}):
         with pytest.raises(InputError, match="training does not use"):
             TrainConfig.from_options(**options)
+
+
+# issue 35, item 10
+
+def test_blend_weights_are_bounded_so_their_sum_cannot_overflow(small_images):
+    """style_blend_weights=1e308 summed to inf and finished "done" with no style left."""
+    import impasto
+    from impasto.fast.model import load_model
+    from impasto.universal.stylize import UniversalConfig
+
+    c, s = small_images
+    words = re.escape("style_blend_weights must be numbers from 0 to 1e+06")
+    with pytest.raises(InputError, match=words):
+        impasto.stylize(c, [s, s], style_blend_weights=(1e308, 1e308), size=32)
+    with pytest.raises(InputError, match=words):
+        UniversalConfig(style_blend_weights=(1e308, 1.0))
+    with pytest.raises(InputError, match=words):
+        load_model("multistyle6").style_vector(None, [1e308] * 6)
+    assert UniversalConfig(style_blend_weights=(1e6, 0.0)).style_blend_weights == (1e6, 0.0)
+
+
+def test_a_style_scale_too_small_for_the_network_is_one_line_not_pytorchs(small_images):
+    import impasto
+
+    c, s = small_images
+    with pytest.raises(InputError, match=r"style image 1 would be 1x1 px at the first scale \(style_scale 0.0001 "):
+        impasto.stylize(c, s, style_scale=0.0001, size=32, scales=1, iterations=1)
+
+
+def test_apply_refuses_a_size_past_the_pixel_limit_before_allocating(tmp_path, small_images, capsys):
+    c, _ = small_images
+    code, err = run(["apply", "multistyle6", c, "-o", tmp_path / "o.png", "--size", "99999999"], capsys)
+    assert code == 2 and "--size 99999999 makes a 99999999x66666666 px image, over the limit of 120 Mpx" in err, err
+    assert err.count("\n") == 1 and "o.png" not in files_in(tmp_path)
+
+
+@pytest.mark.parametrize("method", ["optimize", "wct"])
+def test_a_bad_mask_is_refused_before_any_network_loads(tmp_path, small_images, capsys, monkeypatch, method):
+    """A mask of the wrong shape was refused only after about 11 s of model loading."""
+    from PIL import Image
+
+    from impasto.nets import vgg
+
+    monkeypatch.setattr(vgg, "build_extractor", lambda *a, **k: pytest.fail("a network was loaded"))
+    c, s = small_images
+    Image.new("L", (10, 40), 255).save(tmp_path / "tall.png")  # the photo is 48x32
+    code, err = run(["stylize", c, s, "-o", tmp_path / "o.png", "--style-mask", tmp_path / "tall.png",
+                     "--method", method], capsys)
+    assert code == 2 and "style mask 1" in err and err.count("\n") == 1, err
+    code, err = run(["stylize", c, s, "-o", tmp_path / "o.png", "--style-mask", tmp_path / "tall.png",
+                     tmp_path / "tall.png", "--method", method], capsys)
+    assert code == 2 and "2 style masks for 1 style images" in err, err
+    assert "o.png" not in files_in(tmp_path)

@@ -132,6 +132,8 @@ def _png_header(width: int, height: int) -> bytes:
     ({"method": "multistyle6", "style": "nope"}, None, 422, "unknown style 'nope'"),
     ({"method": "multistyle6", "iterations": "3"}, None, 422, "unknown option 'iterations'"),
     ({"strength": "٠.٥"}, None, 422, "strength must be a number"),  # ASCII digits only, like integers
+    ({"strength": "0.5\xa0"}, None, 422, "strength must be a number"),  # and ASCII spaces only
+    ({"style_blend_weights": "1e308"}, None, 422, "style_blend_weights must be numbers from 0 to 1e+06"),
     ({"content_weight": "nan"}, None, 422, "content_weight must be a number"),
     ({"style_loss": "mrf", "mrf_stride": str(2**63)}, None, 422, "mrf_stride must be from 1 to 64"),
     ({"method": "multistyle6", "size": "1"}, None, 422, "image too small"),
@@ -730,3 +732,20 @@ def test_a_worker_waits_out_a_full_disk_instead_of_crashing(tmp_path, monkeypatc
     worker.serve_forever(poll=0.2)
     assert len(claims) == 5 and pauses[:3] == [0.4, 0.8, 1.6] and pauses[3] == 0.2
     assert capsys.readouterr().err.count("the job store cannot be used (database or disk is full)") == 1
+
+
+def test_a_bad_query_parameter_is_one_line_naming_it(client):
+    """?limit=abc answered with FastAPI's list of error objects; every 4xx here is one line."""
+    response = client.get("/api/jobs?limit=abc")
+    assert response.status_code == 422
+    assert response.json() == {"detail": "limit must be an integer; got 'abc'", "fields": ["limit"]}
+
+
+def test_a_method_that_needs_style_images_names_the_field():
+    from impasto.errors import InputError
+    from impasto.methods import get_method
+
+    for name in ("optimize", "wct"):
+        with pytest.raises(InputError, match="needs at least one style image") as refused:
+            get_method(name).check({}, 0)
+        assert refused.value.fields == ("style",)

@@ -215,12 +215,32 @@ def _run_method(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     method.check(options, len(args.styles))
     check_output_path(args.output, [args.content, *args.styles, *(args.style_masks or [])])
     depth = output_bit_depth(args.bit_depth, args.content, output_format(args.output))
+    _check_masks(args)
     masks = {"style_masks": args.style_masks} if args.style_masks else {}
     painter = method.load(options, list(args.styles), **masks)
     save_image(painter.image(args.content, output="loaded"), args.output, bit_depth=depth)
     if not args.quiet:
         print(f"saved {args.output}", file=sys.stderr)
     return EXIT_OK
+
+
+def _check_masks(args: argparse.Namespace) -> None:
+    """Every mask read against the photo's size before any network loads (a bad mask was refused only
+    after 11 s of loading)."""
+    if not (args.style_masks or args.keep_mask):
+        return
+    from ..errors import InputError
+    from ..io.image import MAX_PIXELS, load_image
+    from ..io.mask import load_mask
+
+    if args.style_masks and len(args.style_masks) != len(args.styles):
+        raise InputError(f"{len(args.style_masks)} style masks for {len(args.styles)} style images; "
+                         "give one per style image", fields=("style_mask",))
+    hw = load_image(args.content).size
+    for i, mask in enumerate(args.style_masks or []):
+        load_mask(mask, hw, what=f"style mask {i + 1}", max_pixels=MAX_PIXELS)
+    if args.keep_mask:
+        load_mask(args.keep_mask, hw, what="keep mask", max_pixels=MAX_PIXELS)
 
 
 def _intermediate_path(output: str, step: int) -> str:
@@ -307,6 +327,7 @@ def _run(args: argparse.Namespace) -> int:
     method = get_method("optimize")
     options = config.flat()
     method.check(options, len(args.styles))
+    _check_masks(args)
     tune_allocator()
     inputs = {"style_masks": args.style_masks, "keep_mask": args.keep_mask}
     reporter = Reporter(args)

@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..config import PRECISIONS, choice
+from ..config import PRECISIONS, blend_weights, choice
 from ..errors import InputError
 from ..io.atomic import atomic_path
-from ..io.image import ImageLike, as_output, load_image
+from ..io.image import MAX_PIXELS, ImageLike, as_output, load_image
 from ..nets.transformer import DOWNSAMPLING, UPSAMPLING, TransformerNet
 from ..ops import color
 from ..ops.geometry import fit_long_edge, resize, spatial_size
@@ -81,8 +81,7 @@ class StyleModel:
                 raise InputError(f"{len(blend)} style blend weights for a model with {n} styles "
                                  f"({', '.join(self.styles)}); give one per style", fields=("style_blend_weights",))
             weights = torch.tensor([float(v) for v in blend])
-        if not torch.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
-            raise InputError("style blend weights must be >= 0 and not all 0", fields=("style_blend_weights",))
+        blend_weights("style_blend_weights", [float(w) for w in weights])
         return weights / weights.sum()
 
     def style_index(self, style: str) -> int:
@@ -152,7 +151,11 @@ class StyleModel:
         if size is not None:
             if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
                 raise InputError(f"size must be a positive integer; got {size!r}", fields=("size",))
-            x = resize(x, fit_long_edge(loaded.size, size))
+            h, w = fit_long_edge(loaded.size, size)
+            if h * w > MAX_PIXELS:  # checked before the resize asks the allocator for it
+                raise InputError(f"size {size} makes a {w}x{h} px image, over the limit of {MAX_PIXELS / 1e6:.0f} "
+                                 "Mpx; give a smaller size", fields=("size",))
+            x = resize(x, (h, w))
         if min(x.shape[-2:]) < MIN_SIDE:
             raise InputError(f"image too small: {x.shape[-1]}x{x.shape[-2]} px; a fast model needs at least {MIN_SIDE} "
                              "px on the short side (raise size)", fields=("size",))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..config import as_tuples, choice, non_negative, positive, positive_int
+from ..config import as_tuples, blend_weights, choice, non_negative, positive, positive_int
 from ..errors import InputError
 from ..nets.config import NetworkConfig
 from ..nets.vgg import CONTENT_LAYERS, check_layers
@@ -117,11 +117,7 @@ class LossConfig:
             for w in values:
                 non_negative(name, w)
         if self.style_blend_weights is not None:
-            for w in self.style_blend_weights:
-                non_negative("style_blend_weights", w)
-            if sum(self.style_blend_weights) <= 0:
-                raise InputError("style_blend_weights sum to 0; at least one must be positive",
-                                 fields=("style_blend_weights",))
+            blend_weights("style_blend_weights", self.style_blend_weights)
 
     @property
     def effective_style_weight(self) -> float:

@@ -73,6 +73,7 @@ def load_inputs(content: ImageLike, styles: Sequence[ImageLike], cfg: StylizeCon
         inputs.init = load_image(init_image, max_pixels=limit, reduce_to=edge)
     elif cfg.optimize.init not in ("content", "noise"):
         inputs.init = load_image(cfg.optimize.init, max_pixels=limit, reduce_to=edge)
+    _check_style_sizes(inputs, cfg)
     hw = inputs.content.size
     if style_masks is not None:
         if len(style_masks) != len(styles):
@@ -83,6 +84,21 @@ def load_inputs(content: ImageLike, styles: Sequence[ImageLike], cfg: StylizeCon
     if keep_mask is not None:
         inputs.keep_mask = load_mask(keep_mask, hw, what="keep mask", max_pixels=limit)
     return inputs
+
+
+def _check_style_sizes(inputs: Inputs, cfg: StylizeConfig) -> None:
+    """Each style image, at the first scale's size (``style_scale`` and the smallest of ``style_scales``
+    of its long edge), must hold a pixel at the deepest layer: a style_scale of 0.0001 once failed
+    inside PyTorch's pooling."""
+    first = cfg.optimize.pyramid()[0]
+    need, deepest = min_side(cfg.loss.layers, cfg.network.arch or "vgg19")
+    edge = max(1, round(first * cfg.loss.style_scale * min((1.0, *cfg.loss.style_scales))))
+    for i, style in enumerate(inputs.styles):
+        h, w = fit_long_edge(style.size, edge)
+        if min(h, w) < need:
+            raise InputError(f"style image {i + 1} would be {w}x{h} px at the first scale (style_scale "
+                             f"{cfg.loss.style_scale:g} of {first} px); layer {deepest} needs at least {need} px on "
+                             "the short side: raise style_scale or start_size", fields=("style_scale",))
 
 
 @dataclass

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -88,6 +89,18 @@ def _add_error_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": "No space left on device: the server's disk is full; try again later"},
                                 status_code=507, headers={"Retry-After": "30"})
         raise exc
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer is a list of error objects; every other 4xx here is one line naming the field
+        first = (exc.errors() or [{}])[0]
+        where = [str(part) for part in first.get("loc", ()) if part not in ("query", "path", "body", "header")]
+        field = where[-1] if where else "a parameter"
+        expected = {"int_parsing": "an integer", "float_parsing": "a number", "bool_parsing": "true or false"}.get(
+            str(first.get("type", "")), "valid")
+        given = first.get("input")
+        return JSONResponse({"detail": cut(f"{field} must be {expected}; got {given!r}"), "fields": where[-1:]},
+                            status_code=422)
 
     @app.exception_handler(InputError)
     async def bad_input(_: Request, exc: InputError) -> JSONResponse:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..config import choice, positive_int
+from ..config import blend_weights, choice, positive_int
 from ..errors import InputError
 from ..io.image import MAX_PIXELS, ImageLike, as_output, load_image
 from ..nets.vgg import build_extractor
@@ -104,11 +104,8 @@ class UniversalConfig:
         if self.preserve_color not in (None, "luminance"):
             raise InputError(f"preserve_color for this method is luminance (or none); got {self.preserve_color!r}",
                              fields=("preserve_color",))
-        weights = self.style_blend_weights
-        if weights is not None and (not weights or any(isinstance(w, bool) or not isinstance(w, (int, float))
-                                                       or not w >= 0 for w in weights) or sum(weights) <= 0):
-            raise InputError("style_blend_weights must be non-negative numbers, not all 0",
-                             fields=("style_blend_weights",))
+        if self.style_blend_weights is not None:
+            blend_weights("style_blend_weights", self.style_blend_weights)
 
     @property
     def run_levels(self) -> tuple[str, ...]:
