@@ -112,6 +112,15 @@ def test_training_refuses_the_settings_it_would_ignore():
 
 # issue 35, item 10
 
+def no_networks(monkeypatch):
+    """Loading any network fails the test: the optimization's loss network, wct's encoder and decoders."""
+    def loaded(*args, **kwargs):
+        pytest.fail("a network was loaded")
+
+    monkeypatch.setattr("impasto.nets.vgg.build_extractor", loaded)
+    monkeypatch.setattr("impasto.universal.stylize.Universal.__init__", loaded)
+
+
 def test_blend_weights_are_bounded_so_their_sum_cannot_overflow(small_images):
     """style_blend_weights=1e308 summed to inf and finished "done" with no style left."""
     import impasto
@@ -149,9 +158,7 @@ def test_a_bad_mask_is_refused_before_any_network_loads(tmp_path, small_images, 
     """A mask of the wrong shape was refused only after about 11 s of model loading."""
     from PIL import Image
 
-    from impasto.nets import vgg
-
-    monkeypatch.setattr(vgg, "build_extractor", lambda *a, **k: pytest.fail("a network was loaded"))
+    no_networks(monkeypatch)
     c, s = small_images
     Image.new("L", (10, 40), 255).save(tmp_path / "tall.png")  # the photo is 48x32
     code, err = run(["stylize", c, s, "-o", tmp_path / "o.png", "--style-mask", tmp_path / "tall.png",
@@ -161,3 +168,12 @@ def test_a_bad_mask_is_refused_before_any_network_loads(tmp_path, small_images, 
                      tmp_path / "tall.png", "--method", method], capsys)
     assert code == 2 and "2 style masks for 1 style images" in err, err
     assert "o.png" not in files_in(tmp_path)
+
+
+@pytest.mark.parametrize("extra", [["--method", "wct"], ["--init", "wct"], []])
+def test_a_missing_style_is_exit_2_before_any_network_loads(tmp_path, small_images, capsys, monkeypatch, extra):
+    """README: every bad input gets exit 2 before any work. --method wct exited 1 after loading."""
+    no_networks(monkeypatch)
+    c, _ = small_images
+    code, err = run(["stylize", c, tmp_path / "missing.jpg", "-o", tmp_path / "o.png", *extra], capsys)
+    assert code == 2 and "no such file" in err and err.count("\n") == 1, err
