@@ -70,7 +70,8 @@ def blend_weights(name: str, weights: Any) -> None:
             raise InputError(f"{name} must be numbers from 0 to {MAX_BLEND_WEIGHT:g}, not all 0; got {w!r}",
                              fields=(name,))
     if sum(weights) <= 0:
-        raise InputError(f"{name} sum to 0; at least one must be positive", fields=(name,))
+        raise InputError(f"{name} must be numbers from 0 to {MAX_BLEND_WEIGHT:g}, not all 0; they sum to 0",
+                         fields=(name,))
 
 def parse_int(text: str) -> int:
     """An integer written in plain ASCII digits, with an optional leading minus (``int()`` also takes

@@ -748,4 +748,4 @@ def test_a_method_that_needs_style_images_names_the_field():
     for name in ("optimize", "wct"):
         with pytest.raises(InputError, match="needs at least one style image") as refused:
             get_method(name).check({}, 0)
-        assert refused.value.fields == ("style",)
+        assert refused.value.fields == ("styles",)  # the library's name (stylize(content, styles)), the CLI's

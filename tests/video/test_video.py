@@ -351,3 +351,18 @@ def test_an_upload_is_read_with_the_submit_checks_demuxers_only(tmp_path, clip):
         probe(gif)
     with only_demuxers():
         assert probe(clip).size  # an mp4 is on the list
+
+
+def test_progress_moves_for_a_container_that_does_not_count_its_frames(tmp_path):
+    """A Matroska file says no frame count: a video job's progress stayed at 0.0 while it painted
+    (issue 35, item 4). It is estimated from the duration and frame rate, and stops short of 1."""
+    from tests.video.clips import make_clip
+
+    src = make_clip(tmp_path / "in.mkv", frames=5, audio=False)
+    assert not probe(src).frames  # the container does not say
+    events = []
+    stylize_video(src, [], tmp_path / "out.mkv", model="multistyle6", style="udnie", size=32,
+                  callback=events.append)
+    works = [e.work for e in events]
+    assert len(works) == 5 and all(0 < w < 1 for w in works) and works == sorted(works), works
+    assert works[-1] >= 0.8

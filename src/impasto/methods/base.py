@@ -132,7 +132,7 @@ class Method:
             what = "name one with style instead of giving style images" if self.styles else "give none"
             raise InputError(f"the method {self.name!r} paints only its own styles; {what}", fields=("style",))
         if not n_styles and self.takes_styles:
-            raise InputError(f"the {self.name} method needs at least one style image", fields=("style",))
+            raise InputError(f"the {self.name} method needs at least one style image", fields=("styles",))
         size = options.get("size")
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
             raise InputError(f"size must be a positive integer; got {size!r}", fields=("size",))

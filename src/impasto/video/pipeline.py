@@ -223,7 +223,7 @@ def _paint(src: str, vcfg: VideoConfig, frames: FramePainter, size: tuple[int, i
         if callback is not None:
             callback(FrameProgress(frame=len(done), frames=expected, elapsed=time.perf_counter() - started,
                                    resumed=resumed, losses=losses, _render=_constant(stylized),
-                                   work=min(1.0, len(done) / expected) if expected else 0.0))
+                                   work=min(0.99, len(done) / expected) if expected else 0.0))
     return done
 
 
@@ -240,11 +240,14 @@ def _check_span(vcfg: VideoConfig, clip_end: float) -> None:
 
 
 def _expected_frames(vcfg: VideoConfig, info: Any) -> int | None:
-    """How many frames the run will make, if the container says how many it has."""
-    if not info.frames:
-        return None
+    """How many frames the run will make: from the container's count, or where it has none (Matroska,
+    WebM) from its duration and frame rate (an estimate: the progress it gives stops short of 1 until
+    the end), or None."""
     clip_end = info.duration
     span = vcfg.duration if vcfg.duration is not None else clip_end - vcfg.start
+    if not info.frames:
+        rate = float(info.fps or 0)
+        return max(1, round(min(span, clip_end) * rate)) if clip_end and rate > 0 else None
     return max(1, round(span / clip_end * info.frames)) if clip_end else info.frames
 
 
