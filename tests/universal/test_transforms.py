@@ -136,3 +136,15 @@ def test_statistics_without_the_histograms_name_what_is_missing():
         efdm(_features(), bare)
     with pytest.raises(ValueError, match="no cov, which the wct transform needs"):
         wct(_features(), bare)
+
+
+@pytest.mark.parametrize("transform", ALL)
+def test_every_transform_keeps_its_tensors_on_the_features_device(transform):
+    """On a second device type (meta: shapes only) a tensor made on the CPU inside a transform (a
+    rotation, the ranks, an index) would fail the run, as it would on a user's GPU."""
+    from impasto.ops.color import keep_structure
+
+    content, stats = _features(seed=21).to("meta"), style_stats(_features(seed=22)).to("meta")
+    assert transform(content, stats).device.type == "meta"  # (a mask selects pixels by value: not on meta)
+    painted = keep_structure(torch.rand(1, 3, 16, 16, device="meta"), torch.rand(1, 3, 16, 16), 0.7, 2)
+    assert painted.device.type == "meta"
