@@ -585,43 +585,93 @@ def test_a_zlib_bomb_in_a_16_bit_png_is_refused_without_inflating_it():
         check_deep_png(data, "bomb")
 
 
-def test_a_stalled_or_trickling_upload_is_dropped_and_uploads_at_once_are_bounded(tmp_path, monkeypatch):
-    """The probe held 960 MB with 40 sockets that sent 24 MiB and stopped, and 300 trickling uploads
-    were still open after 75 s. A body that sends nothing for UPLOAD_IDLE_SECONDS, or too slowly on
-    average after that, gets 408; beyond UPLOADS_AT_ONCE bodies in flight, 503 with Retry-After."""
+def _body(pause: float, pieces: int = 2, first_pause: float = 0.0):
+    """An upload body of ``pieces`` 1000-byte pieces, ``pause`` s after each (``first_pause`` before the first)."""
+    import asyncio
+
+    async def gen():
+        await asyncio.sleep(first_pause)
+        for _ in range(pieces):
+            yield b"x" * 1000
+            await asyncio.sleep(pause)
+    return gen()
+
+
+def _posts(app, clients_and_bodies, extra_gets=("/api/health",)):
+    """POST each (client address, body) to /api/jobs at once; then GET ``extra_gets``."""
     import asyncio
 
     import httpx
 
-    from impasto.serve import Settings, create_app, routes
-
-    monkeypatch.setattr(routes, "UPLOAD_IDLE_SECONDS", 0.3)
-    monkeypatch.setattr(routes, "UPLOADS_AT_ONCE", 2)
-    app = create_app(Settings(data=tmp_path / "data", limits=Limits(), worker=False))
-
-    def body(pause: float, pieces: int = 2):
-        async def gen():
-            for _ in range(pieces):
-                yield b"x" * 1000
-                await asyncio.sleep(pause)
-        return gen()
-
     async def scenario():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as client:
-            headers = {"content-type": "multipart/form-data; boundary=x"}
-            stalled = await client.post("/api/jobs", content=body(1.0), headers=headers)
-            trickle = await client.post("/api/jobs", content=body(0.2, pieces=6), headers=headers)
-            three = await asyncio.gather(*(client.post("/api/jobs", content=body(0.25), headers=headers)
-                                           for _ in range(3)))
-            health = await client.get("/api/health")
-        return stalled, trickle, three, health
+        headers = {"content-type": "multipart/form-data; boundary=x"}
+        clients = {addr: httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(addr, 1234)),
+                                           base_url="http://test", timeout=30)
+                   for addr in {addr for addr, _ in clients_and_bodies}}
+        try:
+            posts = await asyncio.gather(*(clients[addr].post("/api/jobs", content=body, headers=headers)
+                                           for addr, body in clients_and_bodies))
+            gets = [await next(iter(clients.values())).get(path) for path in extra_gets]
+        finally:
+            for client in clients.values():
+                await client.aclose()
+        return posts, gets
 
-    stalled, trickle, three, health = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_a_stalled_or_trickling_upload_is_dropped_and_uploads_at_once_are_bounded(tmp_path, monkeypatch):
+    """The probe held 960 MB with 40 sockets that sent 24 MiB and stopped, and 300 trickling uploads
+    were still open after 75 s. A body that sends nothing for UPLOAD_IDLE_SECONDS, or too slowly on
+    average after that, gets 408; beyond UPLOADS_AT_ONCE bodies in flight, 503 with Retry-After."""
+    from impasto.serve import Settings, create_app, uploads
+
+    monkeypatch.setattr(uploads, "UPLOAD_IDLE_SECONDS", 0.3)
+    monkeypatch.setattr(uploads, "UPLOADS_AT_ONCE", 2)
+    app = create_app(Settings(data=tmp_path / "data", limits=Limits(), worker=False))
+    (stalled,), _ = _posts(app, [("10.0.0.1", _body(1.0))])
+    (trickle,), _ = _posts(app, [("10.0.0.1", _body(0.2, pieces=6))])
+    three, (health,) = _posts(app, [(f"10.0.0.{i}", _body(0.25)) for i in range(3)])
     assert stalled.status_code == 408 and "stalled" in stalled.json()["detail"]
     assert trickle.status_code == 408 and "too slow" in trickle.json()["detail"]
     assert sorted(r.status_code for r in three)[-1] == 503 and health.status_code == 200
     assert next(r for r in three if r.status_code == 503).headers["Retry-After"] == "5"
+
+
+def test_one_client_holds_at_most_half_the_upload_slots(tmp_path, monkeypatch):
+    """The probe's eight idle connections, re-opened every 15 s, took all eight slots and every
+    other client got 503. One address now holds at most UPLOADS_PER_CLIENT (half): its next gets
+    429, and another client's upload is still received while the first holds its share."""
+    from impasto.serve import Settings, create_app, uploads
+
+    assert uploads.UPLOADS_PER_CLIENT <= uploads.UPLOADS_AT_ONCE // 2
+    monkeypatch.setattr(uploads, "UPLOAD_IDLE_SECONDS", 5.0)
+    app = create_app(Settings(data=tmp_path / "data", limits=Limits(), worker=False))
+    hog = [("10.0.0.66", _body(0.5, pieces=2)) for _ in range(uploads.UPLOADS_AT_ONCE)]
+    other = [("10.0.0.7", _body(0.1, pieces=1, first_pause=0.2))]
+    posts, (health,) = _posts(app, hog + other)
+    hogs, mine = posts[:-1], posts[-1]
+    refused = [r for r in hogs if r.status_code == 429]
+    assert len(refused) == uploads.UPLOADS_AT_ONCE - uploads.UPLOADS_PER_CLIENT, [r.status_code for r in hogs]
+    assert "this client is already sending" in refused[0].json()["detail"] and refused[0].headers["Retry-After"]
+    # the other client's body was received: its form is then refused as a form (400), not for want of a slot
+    assert mine.status_code == 400, mine.text
+    assert health.status_code == 200
+
+
+def test_an_upload_whose_body_never_starts_gives_its_slot_back_sooner(tmp_path, monkeypatch):
+    """An idle connection held a slot for the whole 15 s idle wait; a body that has not started
+    after FIRST_BYTE_SECONDS is dropped with 408, and a body that has started keeps the longer wait."""
+    from impasto.serve import Settings, create_app, uploads
+
+    assert uploads.FIRST_BYTE_SECONDS < uploads.UPLOAD_IDLE_SECONDS
+    monkeypatch.setattr(uploads, "FIRST_BYTE_SECONDS", 0.2)
+    monkeypatch.setattr(uploads, "UPLOAD_IDLE_SECONDS", 3.0)
+    app = create_app(Settings(data=tmp_path / "data", limits=Limits(), worker=False))
+    (idle, slow_but_started), _ = _posts(app, [("10.0.0.1", _body(0.0, pieces=1, first_pause=0.5)),
+                                               ("10.0.0.2", _body(0.5, pieces=2))])
+    assert idle.status_code == 408 and idle.json()["detail"] == "upload did not start: nothing for 0.2 s"
+    assert slow_but_started.status_code == 400, slow_but_started.text  # received in full; the form is bad
 
 
 def test_a_cancelled_video_job_keeps_no_frames(client, tmp_path, monkeypatch):

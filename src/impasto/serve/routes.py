@@ -13,12 +13,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from starlette.requests import ClientDisconnect
 
 from ..jobs.store import JobStore, QueueFull
 from ..methods import available, get_method
 from .forms import HTTPProblem, build_recipe, content_info, image_extension, read_submission, video_work
 from .settings import Settings
+from .uploads import UploadSlots, read_body
 from .workers import Workers
 
 MEDIA_TYPES = {".png": "image/png", ".mp4": "video/mp4", ".mov": "video/quicktime", ".mkv": "video/x-matroska",
@@ -26,14 +26,6 @@ MEDIA_TYPES = {".png": "image/png", ".mp4": "video/mp4", ".mov": "video/quicktim
 MIN_FREE_BYTES = 256 * 2**20
 """Free disk the data folder keeps beyond one upload; below it, submissions get 507."""
 RETRY_AFTER = 30
-UPLOAD_IDLE_SECONDS = 15.0
-"""An upload that sends nothing for this long is dropped (408): a stalled or trickling client must
-not hold its buffer and its connection."""
-UPLOAD_MIN_BYTES_PER_SECOND = 64 * 1024
-"""The slowest an upload may be on average, after its first UPLOAD_IDLE_SECONDS (a 25 MB upload has
-6.7 minutes)."""
-UPLOADS_AT_ONCE = 8
-"""Bodies being received at once; more get 503 with Retry-After (at most 8 x --max-upload-mb in memory)."""
 """Seconds a client told 429 (the queue is full) should wait before it tries again."""
 SUBMIT_HELP = ("Multipart form: file `content` (an image, or a video for the video method); `style` one or more "
                "times, each a file or the name of a gallery painting (for a method that takes style images) or "
@@ -109,7 +101,7 @@ def add_job_routes(app: FastAPI, auth: list[Any], settings: Settings, store: Job
 
 def _add_submit_route(app: FastAPI, auth: list[Any], settings: Settings, store: JobStore) -> None:
     limits = settings.limits
-    receiving = asyncio.Semaphore(UPLOADS_AT_ONCE)  # this app's; bound to its event loop at first use
+    slots = UploadSlots()  # this app's
 
     @app.post("/api/jobs", dependencies=auth, status_code=202, summary="Submit a job", description=SUBMIT_HELP)
     async def submit(request: Request) -> JSONResponse:
@@ -122,7 +114,7 @@ def _add_submit_route(app: FastAPI, auth: list[Any], settings: Settings, store: 
         if free < max_bytes + MIN_FREE_BYTES:
             raise HTTPProblem(507, f"the server's disk is nearly full ({free / 2**20:.0f} MB free); try again later",
                               {"Retry-After": str(RETRY_AFTER)})
-        await _read_body(request, max_bytes, limits.max_upload_mb, receiving)
+        await read_body(request, max_bytes, limits.max_upload_mb, slots)
         try:
             form = await request.form(max_files=limits.max_styles + 1, max_fields=64)
         except Exception as exc:  # malformed multipart, too many parts or files: the request is bad
@@ -152,38 +144,6 @@ def _add_submit_route(app: FastAPI, auth: list[Any], settings: Settings, store: 
             raise HTTPProblem(429, str(exc), {"Retry-After": str(RETRY_AFTER)}) from None
         return JSONResponse({"id": job_id, "status": "queued"}, status_code=202,
                             headers={"Location": f"/api/jobs/{job_id}"})
-
-
-async def _read_body(request: Request, max_bytes: int, max_mb: float, receiving: asyncio.Semaphore) -> None:
-    """Read the body, counting as it streams, and stop at the limit: a chunked upload (no
-    Content-Length) is refused at max_bytes, not after it is spooled in full. At most
-    :data:`UPLOADS_AT_ONCE` bodies are received at once, and one that stalls
-    (:data:`UPLOAD_IDLE_SECONDS`) or trickles (:data:`UPLOAD_MIN_BYTES_PER_SECOND`) is dropped with
-    408, so slow clients cannot hold the server's memory."""
-    if receiving.locked():
-        raise HTTPProblem(503, f"the server is receiving {UPLOADS_AT_ONCE} uploads; try again shortly",
-                          {"Retry-After": "5"})
-    async with receiving:
-        chunks, total, started = [], 0, time.monotonic()
-        stream = request.stream().__aiter__()
-        while True:
-            try:
-                chunk = await asyncio.wait_for(stream.__anext__(), UPLOAD_IDLE_SECONDS)
-            except StopAsyncIteration:
-                break
-            except ClientDisconnect:  # the client gave up mid-upload: one line in the log, no traceback
-                raise HTTPProblem(400, "the client closed the connection before its upload ended") from None
-            except asyncio.TimeoutError:  # on Python 3.10 not the builtin TimeoutError
-                raise HTTPProblem(408, f"upload stalled: nothing for {UPLOAD_IDLE_SECONDS:g} s") from None
-            total += len(chunk)
-            if total > max_bytes:
-                raise HTTPProblem(413, f"upload is above the limit of {max_mb:g} MB")
-            elapsed = time.monotonic() - started
-            if elapsed > UPLOAD_IDLE_SECONDS and total < UPLOAD_MIN_BYTES_PER_SECOND * elapsed:
-                raise HTTPProblem(408, f"upload too slow: {total / elapsed / 1024:.0f} KB/s, under "
-                                       f"{UPLOAD_MIN_BYTES_PER_SECOND // 1024} KB/s")
-            chunks.append(chunk)
-        request._body = b"".join(chunks)  # what request.form() parses from now on
 
 
 def _add_file_routes(app: FastAPI, auth: list[Any], store: JobStore) -> None:
