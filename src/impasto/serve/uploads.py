@@ -78,7 +78,8 @@ async def read_body(request: Request, max_bytes: int, max_mb: float, slots: Uplo
     at the limit: a chunked upload (no Content-Length) is refused at ``max_bytes``, not after it
     is spooled in full."""
     with slots.hold(client_address(request)):
-        chunks, total, started = [], 0, time.monotonic()
+        chunks: list[bytes] = []
+        total, started = 0, time.monotonic()
         stream = request.stream().__aiter__()
         while True:
             wait = UPLOAD_IDLE_SECONDS if chunks else min(FIRST_BYTE_SECONDS, UPLOAD_IDLE_SECONDS)
