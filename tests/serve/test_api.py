@@ -568,6 +568,67 @@ def test_a_16_bit_png_is_checked_at_submit_without_its_slow_decode(interlace, mo
         assert bad.value.status == 415 and "not a readable image" in str(bad.value)
 
 
+def _with_chunks(data: bytes, before_idat=(), before_iend=()) -> bytes:
+    """A PNG with extra chunks inserted before its first IDAT and before its IEND."""
+    import png
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    out, seen_idat = b"\x89PNG\r\n\x1a\n", False
+    for kind, body in png.Reader(bytes=data).chunks():
+        if kind == b"IDAT" and not seen_idat:
+            out += b"".join(chunk(k, b) for k, b in before_idat)
+            seen_idat = True
+        if kind == b"IEND":
+            out += b"".join(chunk(k, b) for k, b in before_iend)
+        out += chunk(kind, body)
+    return out
+
+
+_BOMB = zlib.compress(bytes(20_000_000), 9)
+_DEEP_PNG_ODDITIES = {
+    "sBIT over the bit depth": ([(b"sBIT", bytes([17, 17, 17]))], ()),
+    "sBIT of 0": ([(b"sBIT", bytes([0, 16, 16]))], ()),
+    "sBIT of the wrong length": ([(b"sBIT", bytes([8, 8]))], ()),
+    "iCCP bomb": ([(b"iCCP", b"p\0\0" + _BOMB)], ()),
+    "zTXt bomb": ([(b"zTXt", b"k\0\0" + _BOMB)], ()),
+    "iTXt bomb": ([(b"iTXt", b"k\0\1\0\0\0" + _BOMB)], ()),
+    "sBIT of 12 (fine)": ([(b"sBIT", bytes([12, 12, 12]))], ()),
+    "zTXt bomb after the image data (never read)": ((), [(b"zTXt", b"k\0\0" + _BOMB)]),
+}
+
+
+@pytest.mark.parametrize("oddity", list(_DEEP_PNG_ODDITIES))
+def test_a_16_bit_png_the_worker_cannot_read_is_refused_at_submit(oddity, tmp_path):
+    """The probe's bad sBIT, iCCP and zTXt 16-bit PNGs passed the submit check and failed in the
+    worker, one with "not all arguments converted during string formatting". Submit now refuses
+    exactly what the worker's decode refuses, with the same one-line reason."""
+    from impasto.errors import ImageError
+    from impasto.io.image import load_image
+    from impasto.serve.forms import HTTPProblem, image_info
+
+    data = _with_chunks(_png16(8, 6), *_DEEP_PNG_ODDITIES[oddity])
+    path = tmp_path / "odd.png"
+    path.write_bytes(data)
+    try:
+        load_image(path)
+        worker = None
+    except ImageError as exc:
+        worker = str(exc)
+    try:
+        assert image_info(data, "content", Limits()) == (".png", (6, 8))
+        submit = None
+    except HTTPProblem as exc:
+        assert exc.status == 415
+        submit = str(exc)
+    assert (submit is None) == (worker is None), (submit, worker)
+    assert (submit is None) == oddity.endswith(")")
+    if submit is not None:
+        assert submit.split("(", 1)[1] == worker.split("(", 1)[1]  # the same reason
+        assert "string formatting" not in submit and len(submit.splitlines()) == 1
+
+
 def test_a_zlib_bomb_in_a_16_bit_png_is_refused_without_inflating_it():
     """Image data that inflates past what the header declares stops at that length."""
     from impasto.errors import ImageError

@@ -470,13 +470,18 @@ def check_deep_png(data: bytes, name: str = "upload", *, max_pixels: int = MAX_P
     about a second per megapixel; a service must not spend that at submit. This reads the header,
     checks the declared size against ``max_pixels``, inflates the image data in C to exactly the
     length the header implies (never more: a zlib bomb stops there) and checks every row's filter
-    byte. What it does not check (the CRCs aside, which pypng checks) cannot fail the later decode.
-    :class:`ImageTooLarge` or :class:`ImageError` otherwise."""
+    byte. The chunks before the image data are parsed as the later decode parses them: by Pillow
+    (a compressed profile or text that inflates past its limit fails here, not in the worker) and
+    by pypng, whose sBIT must fit the bit depth. What it does not check (the CRCs aside, which
+    pypng checks) cannot fail the later decode. :class:`ImageTooLarge` or :class:`ImageError` otherwise."""
     import png
 
     try:
+        with Image.open(io.BytesIO(data)):  # what Pillow reads of it: the chunks up to the image data
+            pass
         reader = png.Reader(bytes=data)
         reader.preamble()
+        _check_sbit(reader)
         width, height = int(reader.width), int(reader.height)
         if width * height > max_pixels:
             raise ImageTooLarge(f"image too large to decode safely: {name!r} is {width}x{height} "
@@ -527,7 +532,10 @@ def _read_png16(data: bytes) -> np.ndarray:
     import png
 
     try:
-        width, height, rows, info = png.Reader(bytes=data).asDirect()
+        reader = png.Reader(bytes=data)
+        reader.preamble()
+        _check_sbit(reader)
+        width, height, rows, info = reader.asDirect()
         arr = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
     except (png.Error, zlib.error, *DECODER_ERRORS) as exc:
         raise ValueError(str(exc) or type(exc).__name__) from None
@@ -535,6 +543,18 @@ def _read_png16(data: bytes) -> np.ndarray:
     if arr.shape != (height, width * planes):
         raise ValueError(f"{arr.shape[0]} of {height} rows")
     return arr.reshape(height, width, planes).astype(np.float32) / np.float32(2 ** int(info["bitdepth"]) - 1)
+
+
+def _check_sbit(reader: Any) -> None:
+    """A pypng reader's sBIT chunk (significant bits per sample) must give each sample 1 to the
+    image's bit depth: pypng's own check fails on it with a message about string formatting."""
+    import png
+
+    if reader.sbit:
+        bits = tuple(reader.sbit)
+        if not all(1 <= b <= int(reader.bitdepth) for b in bits):
+            raise png.FormatError(f"its sBIT chunk gives {', '.join(map(str, bits))} significant bits "
+                                  f"for a {reader.bitdepth}-bit image")
 
 
 def _read_tiff(data: bytes, name: str) -> np.ndarray | None:
