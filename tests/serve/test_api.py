@@ -845,6 +845,54 @@ def test_a_worker_waits_out_a_full_disk_instead_of_crashing(tmp_path, monkeypatc
     assert capsys.readouterr().err.count("the job store cannot be used (database or disk is full)") == 1
 
 
+def test_a_job_cut_off_by_a_full_disk_resumes_from_its_snapshot(client, monkeypatch):
+    """The probe's job restarted from zero after a full disk: the worker's store.fail removed the
+    snapshot, failed to record the end, and the row was requeued. The job in hand now goes back to
+    the queue once the store takes writes, keeps its snapshot, and resumes from it."""
+    import sqlite3
+
+    from impasto.jobs import worker as worker_module
+    from impasto.jobs.worker import Worker
+
+    store = client.app.state.store
+    job_id = submit(client, data={"style": "wave_crop", "size": "32", "iterations": "30",
+                                  "initial_iterations": "30", "scales": "1"}).json()["id"]
+    worker = Worker(store, snapshot_every=1e-6)  # a snapshot at every step
+    full = {"now": False, "happened": False}
+    real_update, real_requeue, real_fail = store.update, store.requeue_interrupted, store.fail
+
+    def update(job, progress, *args, **kwargs):
+        if full["now"] or (not full["happened"] and progress > 0.4 and store.snapshot_path(job).exists()):
+            full["now"] = full["happened"] = True
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_update(job, progress, *args, **kwargs)
+
+    def while_not_full(real):
+        def call(*args, **kwargs):
+            if full["now"]:
+                raise sqlite3.OperationalError("database or disk is full")
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(store, "update", update)
+    monkeypatch.setattr(store, "requeue_interrupted", while_not_full(real_requeue))
+    monkeypatch.setattr(store, "fail", while_not_full(real_fail))
+    pauses = []
+
+    def sleep(seconds):  # the disk has room again after the worker's second pause
+        pauses.append(seconds)
+        full["now"] = full["now"] and len(pauses) < 2
+
+    monkeypatch.setattr(worker_module.time, "sleep", sleep)
+    monkeypatch.setattr(worker, "parent_alive", lambda: store.get(job_id).status not in ("done", "failed")
+                        and len(pauses) < 50)
+    worker.serve_forever(poll=0.01)
+    job = store.get(job_id)
+    assert full["happened"] and job.status == "done", (job.status, job.error)
+    assert job.attempts == 2 and job.resumed_from is not None and job.resumed_from > 0.4
+    assert not store.snapshot_path(job_id).exists()
+
+
 def test_a_bad_query_parameter_is_one_line_naming_it(client):
     """?limit=abc answered with FastAPI's list of error objects; every 4xx here is one line."""
     response = client.get("/api/jobs?limit=abc")

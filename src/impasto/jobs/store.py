@@ -392,9 +392,11 @@ class JobStore:
         shutil.rmtree(self.folder(job_id), ignore_errors=True)
 
     def _end(self, job_id: str, status: str, error: str | None, message: str, progress: float | None = None) -> None:
-        with contextlib.suppress(OSError):  # an ended job resumes nothing: its snapshot goes
-            self.snapshot_path(job_id).unlink(missing_ok=True)
         with self._connect() as con:
             con.execute("UPDATE jobs SET status = ?, error = ?, message = ?, finished = ?, "
                         "progress = COALESCE(?, progress) WHERE id = ?",
                         (status, error, message, time.time(), progress, job_id))
+        # an ended job resumes nothing: its snapshot goes, only once the end is recorded (a store that
+        # cannot record it, a full disk, leaves the job running, to be requeued and resumed from it)
+        with contextlib.suppress(OSError):
+            self.snapshot_path(job_id).unlink(missing_ok=True)

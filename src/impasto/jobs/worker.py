@@ -110,7 +110,7 @@ class Worker:
                  keep_days: float = 0.0, name: str = "worker", snapshot_every: float = 5.0) -> None:
         self.store, self.parent, self.device, self.keep_days, self.name = store, parent, device, keep_days, name
         self.snapshot_every = snapshot_every
-        self.job_in_hand: str | None = None  # the job being run, for serve_forever to fail if the store breaks
+        self.job_in_hand: str | None = None  # the job being run, for serve_forever to requeue if the store breaks
         self.runner = Runner(model_files=False)  # a queued job comes from a client: registered methods only
         self.pruned = -PRUNE_EVERY
         self.orphans_checked = -ORPHANS_EVERY
@@ -197,7 +197,8 @@ class Worker:
         """Claim and run jobs until the parent dies. A store that cannot be written (a full disk:
         SQLite's "database or disk is full") is waited out, with one line on stderr and a growing
         pause (up to STORE_BACKOFF_MAX s), never a crash: a crashing worker is restarted by the
-        server, and crashed again, in a loop."""
+        server, and crashed again, in a loop. A job the store broke under goes back to the queue
+        once the store takes writes again (its attempts counted) and resumes from its snapshot."""
         pause, said = poll, ""
         while self.parent_alive():
             try:
@@ -209,9 +210,8 @@ class Worker:
                     print(f"impasto worker {self.name}: the job store cannot be used ({line}); waiting",
                           file=sys.stderr, flush=True)
                     said = line
-                if self.job_in_hand is not None:  # its job ends as failed, if the store takes that
-                    with contextlib.suppress(*STORE_ERRORS):
-                        self.store.fail(self.job_in_hand, f"the server's disk is full or failing ({line})")
+                if self.job_in_hand is not None:  # not the job's fault: it goes back to the queue, with
+                    self.orphans_checked = -ORPHANS_EVERY  # its snapshot, as soon as the store takes that
                 pause = min(STORE_BACKOFF_MAX, pause * 2)
                 time.sleep(pause)
             finally:
