@@ -820,7 +820,7 @@ def test_a_full_disk_is_a_503_or_507_with_one_line_never_a_500(client, monkeypat
 
 def test_a_worker_waits_out_a_full_disk_instead_of_crashing(tmp_path, monkeypatch, capsys):
     """The probe's worker crash-looped (21 restarts in 60 s) on a full disk. It now says so once,
-    fails the job in hand if the store takes that, backs off, and goes on when the disk has room."""
+    backs off, and goes on when the disk has room."""
     import sqlite3
 
     from impasto.jobs import worker as worker_module
