@@ -151,3 +151,71 @@ def test_video_runs_a_registered_method_frame_by_frame(tmp_path):
     assert len(frames) == len(inputs) == 4
     for path, frame in zip(frames, inputs):
         assert_edges_of(Image.open(path), to_pil(frame.image), 4.0)
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """The registry as before its first lookup, so plug-ins load again (restored afterwards)."""
+    from impasto.methods import registry
+
+    monkeypatch.setattr(registry, "_registry", {})
+    monkeypatch.setattr(registry, "_builtin", set())
+    monkeypatch.setattr(registry, "_resolvers", [])
+    monkeypatch.setattr(registry, "_loaded", False)
+    return registry
+
+
+@pytest.mark.parametrize(("plugin", "why"), [
+    ("tests.methods.plugins.no_such_module",
+     "ModuleNotFoundError: No module named 'tests.methods.plugins.no_such_module'"),
+    ("tests.methods.plugins.buggy", "RuntimeError: the plug-in's own bug"),
+    ("tests.methods.plugins.takes_optimize",
+     "ValueError: 'optimize' is a built-in method; a plug-in's method needs a name of its own"),
+])
+def test_a_plug_in_that_cannot_load_is_one_line_naming_it(plugin, why, fresh_registry, monkeypatch):
+    """A plug-in's import error was a traceback (anything but ImportError) or carried the error's
+    every line; a plug-in could replace a built-in method without a word."""
+    monkeypatch.setenv("IMPASTO_PLUGINS", f" {plugin} ")
+    with pytest.raises(InputError) as err:
+        available()
+    assert str(err.value) == f"cannot load the plug-in {plugin!r} named in $IMPASTO_PLUGINS: {why}"
+
+
+def test_a_plug_in_never_replaces_a_built_in_method(fresh_registry, monkeypatch):
+    """Neither by registering the name itself nor through an entry point's Method instance; a
+    method of its own name registers as before."""
+    from importlib.metadata import EntryPoint
+
+    from impasto.methods.optimization import OptimizeMethod
+
+    monkeypatch.delenv("IMPASTO_PLUGINS", raising=False)
+    assert isinstance(get_method("optimize"), OptimizeMethod)
+    with pytest.raises(ValueError, match="'optimize' is a built-in method"):
+        register(type("Impostor", (EdgesMethod,), {"name": "optimize"})(), replace=True)
+    assert isinstance(get_method("optimize"), OptimizeMethod)
+
+    fresh_registry._loaded = False
+    fresh_registry._registry.clear()
+    fresh_registry._builtin.clear()
+    point = EntryPoint(name="impostor", value="tests.methods.plugins.takes_optimize:Impostor",
+                       group="impasto.methods")
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda group: [point] if group == "impasto.methods" else [])
+    with pytest.raises(InputError, match=r"^cannot load the plug-in 'tests.methods.plugins.takes_optimize:Impostor' "
+                                         r"\(entry point 'impostor' of an installed package\): ValueError: 'optimize' "
+                                         r"is a built-in method"):
+        available()
+
+
+def test_the_command_line_says_a_broken_plug_in_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import EXAMPLES, ROOT
+
+    env = {**__import__("os").environ, "IMPASTO_PLUGINS": "tests.methods.plugins.buggy", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "impasto", "batch", str(EXAMPLES), str(EXAMPLES / "starry_night.jpg"),
+                          "-o", str(tmp_path / "out"), "--method", "wct"], capture_output=True, text=True, env=env,
+                         cwd=ROOT, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip() == ("impasto: error: cannot load the plug-in 'tests.methods.plugins.buggy' named in "
+                                  "$IMPASTO_PLUGINS: RuntimeError: the plug-in's own bug")

@@ -13,7 +13,9 @@ from __future__ import annotations
 import importlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from ..errors import InputError
 from .base import Method
@@ -22,20 +24,30 @@ PLUGINS_ENV = "IMPASTO_PLUGINS"
 ENTRY_POINTS = "impasto.methods"
 
 _registry: dict[str, Method] = {}
+_builtin: set[str] = set()
 _resolvers: list[Callable[[str], Method | None]] = []
 _lock = threading.RLock()
 _loaded = False
 
 
 def register(method: Method, *, replace: bool = False) -> Method:
-    """Make ``method`` available by its name; refuses a name already taken unless ``replace``."""
+    """Make ``method`` available by its name; refuses a name already taken unless ``replace``, and
+    a built-in method's name always (a plug-in never silently changes what ``optimize`` means)."""
     if not method.name or not isinstance(method.name, str):
         raise ValueError("a method needs a name")
     with _lock:
+        if method.name in _builtin:
+            raise ValueError(f"{method.name!r} is a built-in method; a plug-in's method needs a name of its own")
         if method.name in _registry and not replace:
             raise ValueError(f"a method named {method.name!r} is already registered")
         _registry[method.name] = method
     return method
+
+
+def _register_builtin(method: Method) -> None:
+    with _lock:
+        _registry[method.name] = method
+        _builtin.add(method.name)
 
 
 def unregister(name: str) -> None:
@@ -62,20 +74,38 @@ def load_plugins() -> None:
         from .optimization import OptimizeMethod
         from .universal import UniversalMethod
 
-        register(OptimizeMethod(methods=available), replace=True)  # init may name any method
-        register(UniversalMethod(), replace=True)
+        _register_builtin(OptimizeMethod(methods=available))  # init may name any method
+        _register_builtin(UniversalMethod())
         for method in shipped():
-            register(method, replace=True)
+            _register_builtin(method)
         add_resolver(model_file)
         for entry in entry_points(group=ENTRY_POINTS):
-            loaded = entry.load()
-            if isinstance(loaded, Method):
-                register(loaded, replace=True)
+            where = f"the plug-in {entry.value!r} (entry point {entry.name!r} of {_package(entry)})"
+            with _one_line(where):
+                loaded = entry.load()
+                if isinstance(loaded, Method) and _registry.get(loaded.name) is not loaded:
+                    register(loaded)  # (a module that registered it on import has done so already)
         for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
-            try:
+            with _one_line(f"the plug-in {module!r} named in ${PLUGINS_ENV}"):
                 importlib.import_module(module)
-            except ImportError as exc:
-                raise InputError(f"cannot import the plug-in {module!r} named in ${PLUGINS_ENV}: {exc}") from None
+
+
+def _package(entry: Any) -> str:
+    dist = getattr(entry, "dist", None)
+    return f"the package {dist.name!r}" if dist is not None else "an installed package"
+
+
+@contextmanager
+def _one_line(where: str) -> Iterator[None]:
+    """Whatever a plug-in raises while it loads (a missing module, its own bug, a name clash) is one
+    line naming the plug-in: :class:`InputError`, exit 2 on the command line."""
+    try:
+        yield
+    except InputError:
+        raise
+    except Exception as exc:
+        why = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise InputError(f"cannot load {where}: {type(exc).__name__}" + (f": {why}" if why else "")) from None
 
 
 def get_method(name: str, *, model_files: bool = True) -> Method:
