@@ -8,32 +8,55 @@ composite that holds the parts (:class:`impasto.optimize.StylizeConfig`). Valida
 ``__post_init__`` and raises :class:`InputError` naming the *field* (``size``, not ``--size``), so a
 web form or a JSON body is checked by the same code as the CLI; the front ends word it for their
 users. :func:`options_for` routes flat ``name=value`` options to the part that owns each name.
+The service's log settings live here too (:data:`LOG_LEVELS`, :func:`configure_logging`): the
+command line reads them before anything heavy is imported.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from .errors import InputError
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+"""What ``impasto serve --log-level`` takes, for the server and its workers."""
 
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICE_CHOICES = ("cpu", "cuda", "mps", "auto")  # "cuda:1" and the like are accepted too
 
 __all__ = [
     "DEVICE_CHOICES",
+    "LOG_LEVELS",
     "PRECISIONS",
     "as_tuples",
     "choice",
+    "configure_logging",
     "non_negative",
     "options_for",
     "parse_int",
     "positive",
     "positive_int",
 ]
+
+
+def configure_logging(level: str) -> None:
+    """The service's processes log to stderr under ``impasto.*``, one line per record with its time,
+    level and process, at ``level`` and above (the library itself never configures logging)."""
+    if level not in LOG_LEVELS:
+        raise InputError(f"log level must be one of {', '.join(LOG_LEVELS)}; got {level!r}")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
+                                           "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger("impasto")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
 
 
 def options_for(parts: Sequence[type], options: dict[str, Any]) -> list[dict[str, Any]]:

@@ -818,7 +818,7 @@ def test_a_full_disk_is_a_503_or_507_with_one_line_never_a_500(client, monkeypat
     assert refused.status_code == 507 and "No space left on device" in refused.json()["detail"]
 
 
-def test_a_worker_waits_out_a_full_disk_instead_of_crashing(tmp_path, monkeypatch, capsys):
+def test_a_worker_waits_out_a_full_disk_instead_of_crashing(tmp_path, monkeypatch, caplog):
     """The probe's worker crash-looped (21 restarts in 60 s) on a full disk. It now says so once,
     backs off, and goes on when the disk has room."""
     import sqlite3
@@ -842,7 +842,8 @@ def test_a_worker_waits_out_a_full_disk_instead_of_crashing(tmp_path, monkeypatc
     monkeypatch.setattr(worker, "parent_alive", lambda: len(claims) < 5)
     worker.serve_forever(poll=0.2)
     assert len(claims) == 5 and pauses[:3] == [0.4, 0.8, 1.6] and pauses[3] == 0.2
-    assert capsys.readouterr().err.count("the job store cannot be used (database or disk is full)") == 1
+    said = [r for r in caplog.records if "the job store cannot be used (database or disk is full)" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelname == "WARNING" and said[0].name == "impasto.worker"
 
 
 def test_a_job_cut_off_by_a_full_disk_resumes_from_its_snapshot(client, monkeypatch):

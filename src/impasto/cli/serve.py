@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import fcntl
 import ipaddress
+import logging
 import os
-import sys
 from pathlib import Path
 
+from ..config import LOG_LEVELS
 from .common import EXIT_OK, number, positive_int, report_errors
 
 TOKEN_ENV = "IMPASTO_TOKEN"
+log = logging.getLogger("impasto.serve")
 
 
 def port(text: str) -> int:
@@ -52,6 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--device", default=None,
                    help="device for the jobs: cpu, cuda, cuda:N or auto, or a comma-separated list that the "
                         "workers take in turn (--workers 2 --device cuda:0,cuda:1); None: the CPU")
+    p.add_argument("--log-level", choices=LOG_LEVELS, default="info",
+                   help="what the server and its workers log to stderr: each job's start and end and each "
+                        "worker's restart at info, problems at warning (default: info)")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="worker processes running jobs side by side (one per GPU; CPU workers share the cores)")
     g = p.add_argument_group("limits")
@@ -100,6 +105,7 @@ def _check_port(host: str, port: int) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..config import configure_logging
     from ..errors import InputError
     from ..runtime import require
 
@@ -138,11 +144,12 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError("--keep-days must be 0 (never delete) or more")
     if args.snapshot_every < 0:
         raise InputError("--snapshot-every must be 0 (at scale ends only) or more seconds")
+    configure_logging(args.log_level)
     app = create_app(Settings(data=data, token=token, limits=limits, device=args.device, keep_days=args.keep_days,
-                              workers=args.workers, snapshot_every=args.snapshot_every))
-    print(f"impasto: serving http://{args.host}:{args.port}/ (data in {data})", file=sys.stderr)
-    try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+                              workers=args.workers, snapshot_every=args.snapshot_every, log_level=args.log_level))
+    log.info("serving http://%s:%d/ (data in %s)", args.host, args.port, data)
+    try:  # uvicorn's own lines (its access log among them) only at debug
+        uvicorn.run(app, host=args.host, port=args.port, log_level="debug" if args.log_level == "debug" else "warning")
     finally:
         lock.close()
     return EXIT_OK

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import signal
@@ -25,12 +26,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..config import LOG_LEVELS
 from ..errors import ImpastoError, Interrupted
 from ..methods.base import ResumeFile
 from ..progress import CancelToken, Event
 from .recipe import Recipe, Runner
 from .store import Job, JobStore
 
+log = logging.getLogger("impasto.worker")
 STORE_ERRORS = (sqlite3.Error, OSError)
 """What a full or failing disk raises from the job store."""
 STORE_BACKOFF_MAX = 30.0
@@ -128,8 +131,12 @@ class Worker:
 
     def requeue_orphans(self) -> list[str]:
         """Jobs of dead workers (and of this worker's earlier life) back to the queue."""
-        return self.store.requeue_interrupted(
+        ids = self.store.requeue_interrupted(
             lambda worker: worker == self.name or not self.store.worker_alive(worker))
+        if ids:
+            log.info("worker %s: %d interrupted job(s) back to the queue or ended: %s", self.name, len(ids),
+                     ", ".join(ids))
+        return ids
 
     def run(self, job: Job) -> None:
         from ..gallery import painting
@@ -157,6 +164,9 @@ class Worker:
             report(event.work, event.message, event.image, every_time=event.final, steps=steps(event))
 
         self.job = job.id
+        began = time.monotonic()
+        log.info("job %s: %s started (%s, attempt %d)", job.id, job.kind, Recipe.from_json(job.recipe).method,
+                 job.attempts)
         if self.store.update(job.id, 0.0, "loading"):
             cancel.cancel()  # cancelled between claim and start: stops before the first step
         try:
@@ -170,6 +180,7 @@ class Worker:
                 if not first or first[0] is None:
                     raise ImpastoError(f"the video {job.result_name} has no frames")
                 self.store.finish(job.id, _jpeg(first[0], THUMB_SIZE))
+                log.info("job %s: done in %.1f s", job.id, time.monotonic() - began)
                 return
             depth = recipe.output_bit_depth(folder / job.content, "PNG")
             image = self.runner.run(recipe, folder / job.content, styles, callback=callback, cancel=cancel,
@@ -178,20 +189,26 @@ class Worker:
 
             # a result that cannot be written (a full disk) fails the job with that reason, like any error
             self.store.finish(job.id, _jpeg(image, THUMB_SIZE), encode_image(image, "PNG", bit_depth=depth))
+            log.info("job %s: done in %.1f s", job.id, time.monotonic() - began)
         except Interrupted as stop:
             if not stop.cancelled:
                 raise
             self.store.cancelled(job.id)  # its files go, frames included
+            log.info("job %s: cancelled after %.1f s", job.id, time.monotonic() - began)
         except ImpastoError as exc:  # a bad input, a failed write (WriteError)...
             _drop_frames(folder, job)
-            self.store.fail(job.id, str(exc))
+            self._fail(job.id, str(exc))
         except (RuntimeError, MemoryError, OSError) as exc:
             _drop_frames(folder, job)
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            self.store.fail(job.id, f"out of memory; try a smaller size ({first_line})"
-                            if "out of memory" in first_line.lower() or isinstance(exc, MemoryError) else first_line)
+            self._fail(job.id, f"out of memory; try a smaller size ({first_line})"
+                       if "out of memory" in first_line.lower() or isinstance(exc, MemoryError) else first_line)
         finally:
             self.job = None
+
+    def _fail(self, job_id: str, reason: str) -> None:
+        self.store.fail(job_id, reason)
+        log.warning("job %s: failed: %s", job_id, reason)
 
     def serve_forever(self, poll: float = 0.2) -> None:
         """Claim and run jobs until the parent dies. A store that cannot be written (a full disk:
@@ -207,8 +224,7 @@ class Worker:
             except STORE_ERRORS as exc:
                 line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 if line != said:
-                    print(f"impasto worker {self.name}: the job store cannot be used ({line}); waiting",
-                          file=sys.stderr, flush=True)
+                    log.warning("worker %s: the job store cannot be used (%s); waiting", self.name, line)
                     said = line
                 if self.job_in_hand is not None:  # not the job's fault: it goes back to the queue, with
                     self.orphans_checked = -ORPHANS_EVERY  # its snapshot, as soon as the store takes that
@@ -265,8 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--keep-days", type=float, default=0.0, help="delete finished jobs after this many days")
     parser.add_argument("--snapshot-every", type=float, default=5.0, help="seconds between an optimize job's snapshots")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="what this worker logs to stderr")
     args = parser.parse_args(argv)
     import torch
+
+    from ..config import configure_logging
+
+    configure_logging(args.log_level)
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -54,6 +54,8 @@ class Settings:
     """Finished jobs (their files and rows) are deleted this many days after they end; 0 = never."""
     snapshot_every: float = 5.0
     """Seconds between an optimize job's snapshots (also one at each scale's end); 0 = scale ends only."""
+    log_level: str = "info"
+    """The workers' log level (debug, info, warning, error), as the server's."""
 
     def devices(self) -> list[str | None]:
         """The device of each worker, in order."""

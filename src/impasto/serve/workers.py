@@ -2,19 +2,28 @@
 
 Each worker is ``python -m impasto.jobs.worker --name wN`` on its own device (``--device``, in
 turn) with its share of the CPU threads. A worker that exits with an error or is killed is
-started again after a second, under the same name, so it takes back its lock and requeues the job
-it was running; the others go on with theirs.
+started again under the same name, so it takes back its lock and requeues the job it was running;
+the others go on with theirs. The pause before a restart doubles from :data:`RESTART_FIRST` to
+:data:`RESTART_MAX` seconds while the worker keeps dying young (a broken GPU, a bad install), and
+is back to the first once a worker has run :data:`RESTART_SETTLED` seconds.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 from .settings import Settings
+
+log = logging.getLogger("impasto.serve")
+RESTART_FIRST = 1.0
+RESTART_MAX = 60.0
+RESTART_SETTLED = 60.0
 
 
 class WorkerProcess:
@@ -30,7 +39,7 @@ class WorkerProcess:
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "impasto.jobs.worker", "--data", str(self.settings.data), "--name", self.name,
                "--parent", str(os.getpid()), "--keep-days", str(self.settings.keep_days),
-               "--snapshot-every", str(self.settings.snapshot_every)]
+               "--snapshot-every", str(self.settings.snapshot_every), "--log-level", self.settings.log_level]
         if self.device:
             cmd += ["--device", self.device]
         if self.threads:
@@ -38,17 +47,28 @@ class WorkerProcess:
         return cmd
 
     def _supervise(self) -> None:
+        pause = RESTART_FIRST
         while not self.stopping.is_set():
+            started = time.monotonic()
             self.proc = subprocess.Popen(self.command())
-            while self.proc.poll() is None and not self.stopping.wait(0.5):
-                pass
+            log.info("worker %s started (pid %d, device %s)", self.name, self.proc.pid, self.device or "cpu")
+            while not self.stopping.is_set():
+                try:
+                    self.proc.wait(0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
             if self.proc.returncode == 0:  # asked to stop (SIGTERM, as on shutdown): not a crash
                 return
             if not self.stopping.is_set():
-                print(f"impasto: worker {self.name} exited ({self.proc.returncode}); starting it again",
-                      file=sys.stderr)
+                ran = time.monotonic() - started
+                if ran >= RESTART_SETTLED:
+                    pause = RESTART_FIRST
+                log.warning("worker %s exited (%s) after %.0f s; starting it again in %g s",
+                            self.name, self.proc.returncode, ran, pause)
                 self.restarts += 1
-                self.stopping.wait(1.0)
+                self.stopping.wait(pause)
+                pause = min(RESTART_MAX, pause * 2)
 
     @property
     def alive(self) -> bool:
