@@ -11,6 +11,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 SHARED = ROOT.parent / "shared"
+IMAGENET_SAMPLE_TERMS = (
+    "ImageNet sample (one photo per ImageNet class, EliSchwartz/imagenet-sample-images at bc69043, "
+    "downscaled to a 256 px short side): ImageNet terms, non-commercial research and educational use; "
+    "copyright stays with the photographers")
+"""The terms of the shared training photos, for the model cards of what the scripts train on them."""
 sys.path.insert(0, str(ROOT / "src"))  # the checkout's impasto, also without an install
 
 

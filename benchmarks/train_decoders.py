@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from common import SHARED
+from common import IMAGENET_SAMPLE_TERMS, SHARED
 from impasto.universal.decoder import LEVELS
 from impasto.universal.train import DecoderTrainingConfig, train_decoders
 
@@ -37,6 +37,8 @@ def main() -> int:
     p.add_argument("--init", default=None,
                    help="start from a decoder file's weights with a fresh optimizer (the shipped ones: "
                         "src/impasto/universal/models/decoders.pt), when its checkpoint is gone")
+    p.add_argument("--data-terms", default=IMAGENET_SAMPLE_TERMS,
+                   help="the terms the photos are used under, for the model card (default: the ImageNet sample's)")
     args = p.parse_args()
     config = DecoderTrainingConfig(levels=tuple(args.levels.split(",")), width=args.width, size=args.size,
                                    batch_size=args.batch_size, steps=args.steps, lr=args.lr, workers=args.workers,
@@ -54,7 +56,7 @@ def main() -> int:
                 log_path.write_text(json.dumps({"training": None, "log": log}))
 
     decoders = train_decoders(args.data, args.output, config=config, resume=args.resume, force=True,
-                              callback=on_step, init=args.init)
+                              callback=on_step, init=args.init, data_terms=args.data_terms)
     log_path.write_text(json.dumps({"training": decoders.training_record, "log": log}))
     print(json.dumps(decoders.training_record))
     return 0

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from common import EXAMPLES, SHARED
+from common import EXAMPLES, IMAGENET_SAMPLE_TERMS, SHARED
 from impasto.fast import TrainConfig, train
 
 STYLES = ("starry_night", "the_scream", "wave_crop", "udnie", "woman-with-hat-matisse", "shipwreck")
@@ -48,6 +48,8 @@ def main() -> int:
     p.add_argument("--teacher", default=None, help="distil this trained model first (impasto train --teacher)")
     p.add_argument("--teacher-steps", type=int, default=0)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--data-terms", default=IMAGENET_SAMPLE_TERMS,
+                   help="the terms the photos are used under, for the model card (default: the ImageNet sample's)")
     args = p.parse_args()
     styles = [str(next(Path(args.styles).glob(f"{n}.*"))) for n in args.names.split(",")]
     config = TrainConfig.from_options(
@@ -74,7 +76,7 @@ def main() -> int:
 
     model = train(styles, args.data, args.output, config=config, force=True, resume=args.resume,
                   callback=on_step, sample=str(EXAMPLES / "lighthouse.jpg"), init=args.init,
-                  teacher=args.teacher)
+                  teacher=args.teacher, data_terms=args.data_terms)
     log_path.write_text(json.dumps({"training": model.training, "log": log}))
     print(json.dumps(model.training))
     return 0

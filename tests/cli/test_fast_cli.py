@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 from PIL import Image
 
@@ -73,12 +74,28 @@ def test_a_bad_image_among_many_is_skipped_and_reported(tmp_path, tiny_model, ca
     assert files_in(folder) == {"cat.png"}
 
 
-def test_models_lists_the_shipped_models(capsys):
+def test_models_lists_every_shipped_file_with_its_card(capsys):
+    """`impasto models` listed the fast models only; it lists every shipped file, the wct decoders
+    included, each with its data, the data's terms, its steps and its file's hash."""
+    import hashlib
+
     code, out = run(["models", "--json"], capsys)
     assert code == 0
     rows = json.loads(out.out)
-    assert isinstance(rows, list)
+    assert [(r["name"], r["kind"], r["method"]) for r in rows] == [
+        ("multistyle6", "fast model", "multistyle6"), ("decoders", "decoders", "wct")]
+    fast, decoders = rows
+    assert fast["styles"][0] == "starry_night" and decoders["levels"][-1] == "relu5_1"
     for row in rows:
-        assert row["name"] and row["styles"]
+        assert row["sha256"] == hashlib.sha256(Path(row["file"]).read_bytes()).hexdigest()
+        assert row["data"]["images"] == 1000 and row["data"]["folders"] == ["imagenet-sample"]
+        assert "non-commercial research and educational use" in row["data"]["terms"]
+    assert fast["steps"] == 20_178 and decoders["steps"] == 7_610  # the cards' legs, summed (docs/models.md)
+    assert "public domain" in fast["style_images"] and decoders["style_images"] is None
     code, out = run(["models"], capsys)
-    assert code == 0 and out.out.count("\n") == len(rows)
+    assert code == 0
+    text = out.out
+    assert "decoders (decoders of --method wct)" in text and "trained 7,610 steps on 1000 photos" in text
+    assert text.count("data terms: ImageNet sample") == 2
+
+

@@ -21,6 +21,9 @@ def test_training_writes_a_model_and_a_sample_and_lowers_the_loss(tmp_path, phot
     last = sum(e.losses["total"] for e in events[-3:]) / 3
     assert last < first, (first, last)
     assert model.training["steps_done"] == 12 and model.training["size"] == 32
+    data = load_model(out).training["data"]  # the card names its photos and, unless told, says no terms
+    assert data["images"] == len(list(photos.iterdir())) and data["folders"] == [photos.name]
+    assert data["terms"].startswith("not stated")
 
 
 def test_existing_model_is_kept_unless_forced(tmp_path, photos, styles):

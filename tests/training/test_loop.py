@@ -161,3 +161,37 @@ def test_decoders_train_under_torchrun_as_one_model_written_once(tmp_path, photo
     assert ranks["0"]["saves"] == [str(out)] and ranks["1"]["saves"] == []
     assert ranks["0"]["steps"] == ranks["1"]["steps"] == 3 and ranks["0"]["processes"] == 2
     assert out.exists() and not Path(str(out) + ".ckpt").exists()
+
+
+def test_the_card_names_its_data_with_a_hash_of_the_photo_list_and_its_terms(tmp_path, photos):
+    """The same photos give the same hash wherever they lie; another list another hash; the terms
+    are the trainer's words (a decoder run's card carries them), never guessed."""
+    import shutil
+
+    from impasto.io.photos import find_images
+    from impasto.training import data_card
+    from impasto.universal.train import DecoderTrainingConfig, train_decoders
+
+    files = find_images([photos])[0]
+    copy = shutil.copytree(photos, tmp_path / "elsewhere")
+    card = data_card([photos], files, "  CC0  ")
+    assert card == {"folders": [photos.name], "images": len(files), "list_sha256": card["list_sha256"],
+                    "terms": "CC0"}
+    assert data_card([copy], find_images([copy])[0], None)["list_sha256"] == card["list_sha256"]
+    assert data_card([photos], files[1:], None)["list_sha256"] != card["list_sha256"]
+    assert data_card([photos], files, " ")["terms"].startswith("not stated")
+    decoders = train_decoders([photos], tmp_path / "d.pt", data_terms="the photographers' CC BY 4.0",
+                              config=DecoderTrainingConfig(levels=("relu1_1",), size=32, batch_size=2, steps=1,
+                                                           workers=0, precision="fp32"))
+    assert decoders.training_record["data"] == {**card, "terms": "the photographers' CC BY 4.0"}
+
+
+def test_trained_steps_sums_every_leg_a_card_records():
+    from impasto.training import last_leg, trained_steps
+
+    nested = {"lr": 1e-4, "steps_done": 5, "init_training": {"lr": 3e-4, "steps_done": 7, "init_training": {
+        "lr": 1e-3, "steps_done": 11}}}
+    listed = {"lr": 1e-4, "steps_done": 5, "device": "cpu", "legs": [{"steps_done": 7}, {"steps_done": 11}]}
+    summary = {"steps_done": 23, "legs": [{"steps_done": 7, "lr": 1}, {"steps_done": 16, "lr": 1, "device": "cuda"}]}
+    assert trained_steps(nested) == 23 and trained_steps(listed) == 23 and trained_steps(summary) == 23
+    assert last_leg(listed)["device"] == "cpu" and last_leg(summary)["device"] == "cuda"

@@ -37,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s)")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folder(s) of content photos")
+    p.add_argument("--data-terms", default=None, metavar="TEXT",
+                   help="the licence or terms the photos are used under, for the model card (which also names "
+                        "their folders, count and a hash of their list)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.pt", help="model file to write")
     p.add_argument("--size", type=positive_int, default=d.size, help="side of the square training crops (32-1024)")
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="crops per step (1-256)")
@@ -113,7 +116,8 @@ def _run(args: argparse.Namespace) -> int:
         warnings.showwarning = lambda message, *_, **__: tqdm.write(f"impasto: warning: {message}", file=sys.stderr)
         try:
             train(args.styles, args.data, args.output, config=config, base=args.base, init=args.init,
-                  teacher=args.teacher, resume=args.resume, force=args.force, callback=bar, sample=args.sample)
+                  teacher=args.teacher, resume=args.resume, force=args.force, callback=bar, sample=args.sample,
+                  data_terms=args.data_terms)
         finally:
             bar.close()
     if not args.quiet:

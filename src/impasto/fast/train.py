@@ -55,6 +55,7 @@ from ..training import (
     Task,
     card,
     checkpoint_path,
+    data_card,
     read_checkpoint,
     save_checkpoint,
     seed,
@@ -245,6 +246,7 @@ def train(
     sample: ImageLike | None = None,
     init: str | os.PathLike | None = None,
     teacher: str | os.PathLike | None = None,
+    data_terms: str | None = None,
 ) -> StyleModel:
     """Train a network for ``styles`` on crops of the photos under ``data``; write it to ``output``.
 
@@ -258,7 +260,9 @@ def train(
     from ``output``'s checkpoint (refused if its settings differ, naming them). A checkpoint
     (``OUTPUT.ckpt``) is written every ``checkpoint_every`` steps and when the run is interrupted or
     cancelled; a sample image (``OUTPUT.sample.png``: ``sample`` in each style) every
-    ``sample_every`` steps. The model file is written atomically at the end; an existing one is
+    ``sample_every`` steps. ``data_terms``: the licence or terms the photos were used under, for
+    the model card (which also names their folders, count and a hash of their list). The model
+    file is written atomically at the end; an existing one is
     refused unless ``force`` (or ``resume``).
 
     Under ``torchrun --nproc_per_node N``, the N processes train one model with
@@ -266,7 +270,7 @@ def train(
     step, the gradients are averaged, and rank 0 alone writes samples, checkpoints and the model.
     """
     cfg = config or TrainConfig.from_options()
-    run = _setup(styles, data, Path(output), cfg, base, resume, force, sample, init, teacher)
+    run = _setup(styles, data, Path(output), cfg, base, resume, force, sample, init, teacher, data_terms)
     tc = cfg.training
     try:
         training_loop.run(run, run.done, LoopSettings(tc.steps, tc.checkpoint_every, tc.max_minutes, tc.max_skipped),
@@ -276,8 +280,7 @@ def train(
         if run.ranks.main:
             _save_checkpoint(run)
         raise StylizeInterrupted(None, run.done.step, cancelled=getattr(stop, "cancelled", False)) from None
-    run.model.training.update(card(run.done, device=run.device, ranks=run.ranks,
-                                   data_images=run.model.training["data_images"]))
+    run.model.training.update(card(run.done, device=run.device, ranks=run.ranks, data=run.model.training["data"]))
     run.model.net.eval()
     if run.ranks.main:
         check_finite(run.model.net, "model")
@@ -353,7 +356,8 @@ class _Training(Task):
 
 def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: Path, cfg: TrainConfig,
            base: str | os.PathLike | None, resume: bool, force: bool, sample: ImageLike | None,
-           init: str | os.PathLike | None = None, teacher: str | os.PathLike | None = None) -> _Training:
+           init: str | os.PathLike | None = None, teacher: str | os.PathLike | None = None,
+           data_terms: str | None = None) -> _Training:
     """Check every input, then load the photos, build the network and the objective (no step yet)."""
     started, tc, ranks = time.perf_counter(), cfg.training, Ranks.from_env()
     if out.exists() and not (force or resume):
@@ -396,7 +400,9 @@ def _setup(styles: Sequence[ImageLike], data: Sequence[str | os.PathLike], out: 
     distill = distill_objective(objective.extractor, autocast) if mentor is not None else None
     batches = endless(photos, tc.batch_size // ranks.world, tc.workers, tc.seed, ranks,
                       pin_memory=device.type == "cuda")
-    model.training = {**cfg.flat(), "data_images": len(photos), "device": str(device), "processes": ranks.world,
+    data_info = data_card(data, photos.files, data_terms)
+    model.training = {**cfg.flat(), "data": data_info, "data_images": len(photos), "device": str(device),
+                      "processes": ranks.world,
                       **({"base": str(base)} if base else {}),
                       **({"init": Path(str(init)).name, "init_training": start[1]} if start is not None else {}),
                       **({"teacher": Path(str(teacher)).name, "teacher_training": _summary(mentor.training)}

@@ -5,7 +5,19 @@ non-finite guard, checkpoints and what a resume may change, seeding, and the mod
 fields. Below the methods' own packages (``fast``, ``universal``), above ``losses``."""
 
 from .checkpoint import RESUMABLE, check_resume, checkpoint_path, read_checkpoint, resume, save_checkpoint
-from .loop import LoopSettings, LoopState, NonFiniteStepWarning, Task, card, run, seed, step
+from .loop import (
+    LoopSettings,
+    LoopState,
+    NonFiniteStepWarning,
+    Task,
+    card,
+    data_card,
+    last_leg,
+    run,
+    seed,
+    step,
+    trained_steps,
+)
 
 __all__ = [
            "RESUMABLE",
@@ -16,10 +28,13 @@ __all__ = [
            "card",
            "check_resume",
            "checkpoint_path",
+           "data_card",
+           "last_leg",
            "read_checkpoint",
            "resume",
            "run",
            "save_checkpoint",
            "seed",
            "step",
+           "trained_steps",
 ]

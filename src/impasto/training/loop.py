@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import random
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -166,8 +169,42 @@ def skipped(task: Task, state: LoopState, settings: LoopSettings, losses: dict[s
                                  "is kept")
 
 
-def card(state: LoopState, *, device: torch.device, ranks: Ranks, data_images: int) -> dict[str, Any]:
-    """What every model card says of the run that trained it (beside its settings): the data's size,
-    the steps done and skipped, the seconds, the device and the processes."""
-    return {"data_images": data_images, "steps_done": state.step, "train_seconds": round(state.seconds, 1),
-            "skipped_steps": list(state.skipped_steps), "device": str(device), "processes": ranks.world}
+NO_TERMS = "not stated (give data_terms: the licence or terms the photos were used under)"
+
+
+def data_card(folders: Sequence[str | os.PathLike], files: Sequence[Path], terms: str | None) -> dict[str, Any]:
+    """What a model card says of the photos that trained it: the folders' names, how many photos,
+    a hash of their list (each file's name and size, sorted: the same photos give the same hash
+    wherever they lie), and the terms they were used under (as the trainer was told: a card
+    never guesses a licence)."""
+    digest = hashlib.sha256()
+    for name, size in sorted((f.name, f.stat().st_size) for f in files):
+        digest.update(f"{name}\0{size}\n".encode())
+    return {"folders": [Path(f).name or str(f) for f in folders], "images": len(files),
+            "list_sha256": digest.hexdigest()[:16], "terms": terms.strip() if terms and terms.strip() else NO_TERMS}
+
+
+def card(state: LoopState, *, device: torch.device, ranks: Ranks, data: dict[str, Any]) -> dict[str, Any]:
+    """What every model card says of the run that trained it (beside its settings): its data
+    (:func:`data_card`), the steps done and skipped, the seconds, the device and the processes."""
+    return {"data": data, "data_images": data["images"], "steps_done": state.step,
+            "train_seconds": round(state.seconds, 1), "skipped_steps": list(state.skipped_steps),
+            "device": str(device), "processes": ranks.world}
+
+
+def trained_steps(record: dict[str, Any]) -> int:
+    """The steps of every leg a model card records (a model trained on from another, ``init``,
+    keeps the earlier legs: nested as ``init_training`` or listed as ``legs``). A record with legs
+    and no settings of its own (no ``lr``) is a summary of them: its legs are every leg."""
+    legs = [leg for leg in record.get("legs", []) if isinstance(leg, dict)]
+    earlier = record.get("init_training")
+    if legs and "lr" not in record:
+        return sum(trained_steps(leg) for leg in legs)
+    own = int(record.get("steps_done", 0) or 0)
+    return own + (trained_steps(earlier) if isinstance(earlier, dict) else 0) + sum(trained_steps(leg) for leg in legs)
+
+
+def last_leg(record: dict[str, Any]) -> dict[str, Any]:
+    """The record of the last leg a model card records (itself, unless it is a summary of legs)."""
+    legs = [leg for leg in record.get("legs", []) if isinstance(leg, dict)]
+    return legs[-1] if legs and "lr" not in record else record

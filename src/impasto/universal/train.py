@@ -34,7 +34,17 @@ from ..losses.objective import BatchContentTerm, BatchContext, Objective, PixelT
 from ..nets.vgg import build_extractor
 from ..progress import CancelToken, TrainProgress
 from ..runtime import Ranks, all_finite, autocast, autocast_dtype, check_finite, join, leave, resolve_device
-from ..training import LoopSettings, LoopState, Task, card, checkpoint_path, loop, save_checkpoint, seed
+from ..training import (
+    LoopSettings,
+    LoopState,
+    Task,
+    card,
+    checkpoint_path,
+    data_card,
+    loop,
+    save_checkpoint,
+    seed,
+)
 from ..training import resume as loop_resume
 from .decoder import LEVELS, Decoder
 from .model import DecoderSet, load_decoders
@@ -103,7 +113,8 @@ class _Run(Task):
     encoder: Any
     batches: Any
     device: torch.device
-    data_images: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+    """The model card's data (:func:`impasto.training.data_card`)."""
     ddp: Any = None
     state: LoopState = field(default_factory=LoopState)
 
@@ -124,18 +135,20 @@ class _Run(Task):
 def train_decoders(data: Sequence[str | os.PathLike], output: str | os.PathLike, *,
                    config: DecoderTrainingConfig | None = None, resume: bool = False, force: bool = False,
                    callback: Callable[[TrainProgress], Any] | None = None,
-                   cancel: CancelToken | None = None, init: str | os.PathLike | None = None) -> DecoderSet:
+                   cancel: CancelToken | None = None, init: str | os.PathLike | None = None,
+                   data_terms: str | None = None) -> DecoderSet:
     """Train the decoders of ``config.levels`` on crops of the photos under ``data``; write them to
     ``output`` (a :class:`DecoderSet` file) at the end, atomically. ``resume``: go on from
     ``OUTPUT.ckpt`` (refused if its settings differ, naming them). ``init``: start from a decoder
     file's weights (its levels and width must be this run's) with a fresh optimizer: more training
     for decoders whose checkpoint is gone (checkpoints hold the optimizer's state, three times the
-    weights, and are not kept in the repository)."""
+    weights, and are not kept in the repository). ``data_terms``: the licence or terms the photos
+    were used under, for the model card."""
     cfg = config or DecoderTrainingConfig()
     if init is not None and resume:
         raise InputError("give init (weights from a decoder file) or resume (from the checkpoint), not both",
                          fields=("init", "resume"))
-    run = _setup(data, Path(output), cfg, resume, force)
+    run = _setup(data, Path(output), cfg, resume, force, data_terms)
     if init is not None:
         _init_weights(run, init)
     try:
@@ -147,7 +160,7 @@ def train_decoders(data: Sequence[str | os.PathLike], output: str | os.PathLike,
         raise StylizeInterrupted(None, run.state.step, cancelled=getattr(stop, "cancelled", False)) from None
     result = run.decoders
     result.training_record = {**result.training_record, **cfg.flat(),
-                              **card(run.state, device=run.device, ranks=run.ranks, data_images=run.data_images)}
+                              **card(run.state, device=run.device, ranks=run.ranks, data=run.data)}
     result.eval()
     if run.ranks.main:
         check_finite(run.decoders, "decoders")
@@ -161,7 +174,7 @@ def train_decoders(data: Sequence[str | os.PathLike], output: str | os.PathLike,
 
 
 def _setup(data: Sequence[str | os.PathLike], out: Path, cfg: DecoderTrainingConfig, resume: bool,
-           force: bool) -> _Run:
+           force: bool, data_terms: str | None = None) -> _Run:
     ranks = Ranks.from_env()
     if out.exists() and not (force or resume):
         raise InputError(f"decoder file {str(out)!r} exists; pass force to overwrite it", fields=("force",))
@@ -181,7 +194,7 @@ def _setup(data: Sequence[str | os.PathLike], out: Path, cfg: DecoderTrainingCon
                   for level in cfg.levels}
     run = _Run(cfg, ranks, out, checkpoint_path(out), decoders, optimizer, objectives, encoder,
                endless(photos, cfg.batch_size // ranks.world, cfg.workers, cfg.seed, ranks,
-                       pin_memory=device.type == "cuda"), device, len(photos))
+                       pin_memory=device.type == "cuda"), device, data_card(data, photos.files, data_terms))
     if resume:
         loop_resume(run.ckpt, kind=run.kind, state=run.state, config=cfg.flat(), net=decoders, optimizer=optimizer,
                     what="train new decoders")
