@@ -33,10 +33,10 @@ def rows() -> list[dict[str, Any]]:
         data = read_model_file(path)
         out.append(_row(name, "fast model", name, path, data.get("training", {}),
                         styles=list(data["styles"]), architecture=data["architecture"]))
-    path = shipped_decoders()
-    if path is not None:
-        decoders = load_decoders(path)
-        out.append(_row(Path(path).stem, "decoders", "wct", path, decoders.training_record,
+    found = shipped_decoders()
+    if found is not None:
+        decoders = load_decoders(found)
+        out.append(_row(found.stem, "decoders", "wct", found, decoders.training_record,
                         levels=list(decoders.levels), width=decoders.width))
     return out
 
