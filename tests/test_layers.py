@@ -181,3 +181,20 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     path.write_text("from ..ops import color, resize\n")
     assert sorted(t for t, _ in imports("impasto.ops.x", path, {"impasto.ops", "impasto.ops.color"})) == \
         ["impasto.ops", "impasto.ops.color"]
+
+
+def test_the_registry_holds_no_video_algorithm():
+    """``methods/`` is a thin registry: the optical flow, the warping and the temporal term are used
+    in the methods' own packages and ``ops`` (Ruder et al.'s frames in ``optimize/video.py``, the
+    flow blend of the one-pass methods in ``ops/flow.py``), never called from a registry module."""
+    algorithm = {"reliable_flow", "warp", "dis_flow", "reliability", "TemporalTerm"}
+    calls = []
+    for module, path in sorted(modules().items()):
+        if unit(module) != "methods":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+                if name in algorithm:
+                    calls.append(f"{module}:{node.lineno} calls {name}")
+    assert not calls, calls

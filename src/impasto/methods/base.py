@@ -39,20 +39,6 @@ class FramePainter:
         raise NotImplementedError
 
 
-def blend_along_flow(out: Any, content: Any, history: Sequence[tuple[Any, Any]], video: Any) -> Any:
-    """A one-pass method's frame ``out`` blended with the previous output warped onto this frame,
-    by ``video.blend`` times the flow's reliability (a fast model's and the universal method's
-    temporal consistency); clamped to [0, 1]."""
-    if history and video.blend > 0:
-        from ..ops.flow import reliable_flow, warp
-
-        earlier_content, earlier_out = history[0]
-        fwd, c = reliable_flow(content, earlier_content, video.flow_preset)
-        keep = video.blend * c
-        out = keep * warp(earlier_out, fwd) + (1 - keep) * out
-    return out.clamp(0, 1)
-
-
 @dataclass(frozen=True)
 class ResumeFile:
     """Where a resumable painter (:attr:`Painter.resumable`) keeps where it is: its snapshot file,

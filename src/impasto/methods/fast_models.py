@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .base import FramePainter, Method, Painter, blend_along_flow
+from .base import FramePainter, Method, Painter
 
 OPTION_TYPES: dict[str, Any] = {
     "size": int | None, "style": str | None, "style_blend_weights": tuple[float, ...] | None,
@@ -118,7 +118,9 @@ class FastFrames(FramePainter):
         p = self.painter
         out = p.model.run(content, p.weights, tile=p.tile or 2048).cpu().float().clamp(0, 1)
         out = color.restore(out, content, p.preserve_color)
-        return blend_along_flow(out, content, history, self.vcfg), {}
+        from ..ops.flow import blend_along_flow
+
+        return blend_along_flow(out, content, history, self.vcfg.blend, self.vcfg.flow_preset), {}
 
 
 def model_file(name: str) -> Method | None:

@@ -1,4 +1,5 @@
-"""The optimization method (Gatys et al. 2016) as a registered method, and its video frames (Ruder et al. 2016).
+"""The optimization method (Gatys et al. 2016) as a registered method; its video frames are
+:mod:`impasto.optimize.video`'s (Ruder et al. 2016).
 
 Its options are the fields of :class:`impasto.optimize.StylizeConfig`; its styles are images. The
 painter decodes the style images once and builds the loss network once (shared through the
@@ -238,73 +239,14 @@ class OptimizePainter(Painter):
 
 
 class OptimizedFrames(FramePainter):
-    """Ruder et al.: the first frame through the full pipeline, the others warped and refined."""
+    """The registry's adapter of the optimization's video algorithm (Ruder et al.,
+    :class:`impasto.optimize.video.RuderFrames`): this painter's styles, network and inputs."""
 
     def __init__(self, painter: OptimizePainter, video: Any) -> None:
-        self.painter, self.vcfg, self.cfg = painter, video, painter.cfg
-        self.frame_cfg = self.cfg.replace(scales=1, iterations=video.frame_iterations, initial_iterations=None)
-        self.targets: dict[int, Any] | None = None
-        self.masks: dict[str, Any] | None = None
+        from ..optimize.video import RuderFrames
 
-    def _prepare(self, content: Any) -> None:
-        """Once, at the first frame: style targets for every scale, and the masks at the frames' size
-        (as tensors, so no frame decodes them again)."""
-        from ..optimize.pipeline import compute_targets, load_inputs
-        from ..runtime import resolve_device
-
-        p = self.painter
-        inputs = load_inputs(content[0], p.styles, self.cfg, **p.inputs)
-        self.targets = compute_targets(inputs, self.cfg, p.extractor, resolve_device(self.cfg.network.device))
-        self.masks = {k: v for k, v in (("style_masks", inputs.style_masks), ("keep_mask", inputs.keep_mask))
-                      if v is not None}
+        self.frames = RuderFrames(painter.styles, painter.cfg, painter.extractor, painter.inputs, video,
+                                  painter.start)
 
     def frame(self, content: Any, history: Sequence[tuple[Any, Any]]) -> tuple[Any, dict[str, float]]:
-        from ..losses.temporal import TemporalTerm
-        from ..ops import color
-        from ..optimize.pipeline import stylize
-
-        last: dict[str, float] = {}
-
-        def keep(event: Any) -> None:
-            last.clear()
-            last.update(event.losses)
-
-        if self.targets is None:
-            self._prepare(content)
-        assert self.targets is not None and self.masks is not None
-        p = self.painter
-        if not history:
-            init = None if p.start is None else p.start(content[0])
-            out = stylize(content[0], p.styles, config=self.cfg, extractor=p.extractor, targets=self.targets,
-                          init_image=init, output="tensor", callback=keep, cancel=self.cancel, **self.masks)
-            return out.cpu(), dict(last)
-        warped, weights = warped_history(content, history, self.vcfg.long_term, self.vcfg.flow_preset)
-        init = warped[0]
-        warped = [color.seen(w, self.cfg.optimize.preserve_color) for w in warped]
-        term = TemporalTerm(warped, weights)
-        out = stylize(content[0], p.styles, config=self.frame_cfg, extractor=p.extractor,
-                      targets={self.cfg.optimize.size: self.targets[self.cfg.optimize.size]}, init_image=init[0],
-                      extra_terms={"temporal": (term, self.vcfg.temporal_weight)}, output="tensor", callback=keep,
-                      cancel=self.cancel, **self.masks)
-        return out.cpu(), dict(last)
-
-
-def warped_history(content: Any, history: Sequence[tuple[Any, Any]], long_term: Sequence[int],
-                   preset: str) -> tuple[list[Any], list[Any]]:
-    """Earlier stylized frames warped onto this one, with long-term weights (Ruder et al., eq. 8)."""
-    import torch
-
-    from ..ops.flow import reliable_flow, warp
-
-    warped, weights = [], []
-    covered = torch.zeros(1, 1, *content.shape[-2:])
-    for j in sorted(long_term):
-        if j > len(history):
-            break
-        earlier_content, earlier_out = history[j - 1]
-        fwd, c = reliable_flow(content, earlier_content, preset)
-        weights.append((c - covered).clamp_min(0))
-        covered = covered + weights[-1]
-        warped.append(warp(earlier_out, fwd))
-    return warped, weights
-
+        return self.frames.frame(content, history, self.cancel)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import InputError
-from .base import FramePainter, Method, Painter, blend_along_flow
+from .base import FramePainter, Method, Painter
 
 OPTION_TYPES: dict[str, Any] = {
     "size": int | None, "strength": float, "structure": float, "levels": tuple[str, ...], "transform": str,
@@ -121,4 +121,6 @@ class UniversalFrames(FramePainter):
             from ..ops.geometry import resize
 
             out = resize(out, tuple(content.shape[-2:]))
-        return blend_along_flow(out, content, history, self.vcfg), {}
+        from ..ops.flow import blend_along_flow
+
+        return blend_along_flow(out, content, history, self.vcfg.blend, self.vcfg.flow_preset), {}

@@ -12,6 +12,8 @@ Reliability follows the paper: a pixel is unreliable where the forward-backward 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -67,3 +69,35 @@ def reliable_flow(target: Tensor, source: Tensor, preset: str = "medium") -> tup
     """(flow from ``target`` to ``source``, its reliability): both directions of DIS, then the checks."""
     forward = dis_flow(target, source, preset)
     return forward, reliability(forward, dis_flow(source, target, preset))
+
+
+def blend_along_flow(out: Tensor, content: Tensor, history: Sequence[tuple[Tensor, Tensor]], blend: float,
+                     preset: str = "medium") -> Tensor:
+    """A one-pass method's frame ``out`` blended with the previous output warped onto this frame,
+    by ``blend`` times the flow's reliability (the temporal consistency of the fast models and the
+    universal method); ``history`` holds the earlier (content, output) pairs, newest first.
+    Clamped to [0, 1]."""
+    if history and blend > 0:
+        earlier_content, earlier_out = history[0]
+        fwd, c = reliable_flow(content, earlier_content, preset)
+        keep = blend * c
+        out = keep * warp(earlier_out, fwd) + (1 - keep) * out
+    return out.clamp(0, 1)
+
+
+def warped_history(content: Tensor, history: Sequence[tuple[Tensor, Tensor]], long_term: Sequence[int],
+                   preset: str = "medium") -> tuple[list[Tensor], list[Tensor]]:
+    """The earlier outputs ``long_term`` frames back (1 = the previous), warped onto ``content``,
+    with their long-term weights (Ruder et al., eq. 8: each pixel is held to the nearest earlier
+    frame where the flow is reliable, not counted twice)."""
+    warped, weights = [], []
+    covered = torch.zeros(1, 1, *content.shape[-2:])
+    for j in sorted(long_term):
+        if j > len(history):
+            break
+        earlier_content, earlier_out = history[j - 1]
+        fwd, c = reliable_flow(content, earlier_content, preset)
+        weights.append((c - covered).clamp_min(0))
+        covered = covered + weights[-1]
+        warped.append(warp(earlier_out, fwd))
+    return warped, weights
