@@ -34,9 +34,10 @@ def test_a_training_step_keeps_every_tensor_on_the_batch_device(tmp_path, photos
     meta = torch.device("meta")
     assert {t.device for t in _tensors(run.objective)} == {meta}
     assert {t.device for t in _tensors(run.model.net)} == {meta}
-    batch = next(run.batches).to(meta)
-    which = torch.randint(0, 2, (batch.shape[0],)).to(meta)
-    names, values = training._forward_backward(run.state, run.objective, batch, which, 0, jitter=cfg.training.jitter)
+    # the loop's own calls (impasto.training.step): the task draws its batch and style index, then steps
+    batch = run.next_batch()
+    assert batch[0].device == meta and batch[1].device == meta
+    names, values = run.forward_backward(batch)
     assert values.device == meta and names[:3] == ["content", "style", "tv"]
     run.state.optimizer.step()
     assert all(p.grad is not None and p.grad.device == meta for p in run.model.net.parameters())

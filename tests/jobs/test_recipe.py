@@ -56,16 +56,32 @@ def test_recipe_check_refuses_bad_combinations():
         Recipe("multistyle6", {"iterations": 3}).check(0)
 
 
-def test_runner_keeps_networks_between_jobs(small_images):
+def test_runner_keeps_networks_between_jobs(small_images, monkeypatch):
+    """Counted, not read off the cache's keys (a cache that rebuilt the network under the same key
+    each job passed that): the loss network is built once for two jobs and a third with other
+    options, and rebuilt for another network; a fast model's file is read once."""
+    from impasto.fast import model as fast_model
+    from impasto.nets import vgg
+
+    builds, reads = [], []
+    real_build, real_read = vgg.build_extractor, fast_model.read_model_file
+    def build(*args, **kwargs):
+        builds.append(kwargs.get("pooling"))
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(vgg, "build_extractor", build)
+    monkeypatch.setattr(fast_model, "read_model_file", lambda *a, **k: (reads.append(1), real_read(*a, **k))[1])
     content, style = small_images
     runner = Runner()
     recipe = Recipe("optimize", {"size": 24, "iterations": 1, "initial_iterations": 1, "scales": 1})
     first = runner.run(recipe, content, [style])
     runner.run(recipe, content, [style])
-    assert first.size == (24, 16)
-    assert [k[0] for k in runner.cache] == ["vgg"]  # one network, built once for both jobs
+    runner.run(Recipe("optimize", {**recipe.options, "strength": 0.5, "seed": 3}), content, [style])
+    assert first.size == (24, 16) and len(builds) == 1
+    runner.run(Recipe("optimize", {**recipe.options, "pooling": "avg"}), content, [style])
+    assert builds == [builds[0], "avg"]  # another network is another build
     fast = Recipe("multistyle6", {"size": 24})
-    assert runner.painter(fast, []).model is runner.painter(fast, []).model
+    assert runner.painter(fast, []).model is runner.painter(fast, []).model and len(reads) == 1
 
 
 @pytest.mark.parametrize("text", ["٦٤", "1_28", "+64", "64.0"])

@@ -183,10 +183,25 @@ def test_api_unknown_style_loss():
 
 
 def test_cli_parity_for_control_options(tmp_path, files, capsys):
+    """The command line gives the Python API's image for the same control options, pixel for pixel
+    (the test before checked only the output's shape, so an option the CLI dropped passed), and the
+    options change it: the kept half of the photo is the photo's."""
+    keep = Image.new("L", (48, 32), 0)
+    keep.paste(255, (0, 0, 24, 32))
+    keep_path = _write(tmp_path, "keep.png", keep)
     out = tmp_path / "out.png"
     code = main(["stylize", str(files["c"]), str(files["s"]), "-o", str(out), "--quiet", "--size", "48",
                  "--iterations", "2", "--style-loss", "meancov", "--style-mask", str(files["mask"]),
-                 "--keep-mask", str(files["black"].parent / "mask.png"), "--strength", "0.3",
+                 "--keep-mask", str(keep_path), "--strength", "0.3",
                  "--style-rotations", "10", "--style-scales", "0.9", "--mrf-stride", "1"])
     assert code == 0, capsys.readouterr().err
-    assert np.asarray(Image.open(out)).shape == (32, 48, 3)
+    cli = np.asarray(Image.open(out))
+    api = np.asarray(impasto.stylize(files["c"], files["s"], size=48, iterations=2, style_loss="meancov",
+                                     style_masks=[files["mask"]], keep_mask=keep_path, strength=0.3,
+                                     style_rotations=(10,), style_scales=(0.9,), mrf_stride=1))
+    assert cli.shape == (32, 48, 3) and np.array_equal(cli, api)
+    plain = np.asarray(impasto.stylize(files["c"], files["s"], size=48, iterations=2))
+    assert np.abs(cli.astype(int) - plain.astype(int)).mean() > 1  # the options matter
+    photo = np.asarray(Image.open(files["c"]).convert("RGB").resize((48, 32)))
+    kept, painted = (np.abs(cli.astype(int) - photo.astype(int))[:, a:b].mean() for a, b in ((2, 20), (28, 46)))
+    assert kept < painted / 2, (kept, painted)

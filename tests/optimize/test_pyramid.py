@@ -55,18 +55,47 @@ def test_too_small_first_scale_is_refused(small_images):
 
 
 def test_adam_state_is_carried_and_resized():
-    state = {"step": torch.tensor(5.0), "exp_avg": torch.randn(1, 3, 8, 8), "exp_avg_sq": torch.rand(1, 3, 8, 8)}
+    """The moments are per-pixel fields resized to the finer scale, not rescaled: a constant field
+    stays that constant, a ramp is the same ramp sampled at the finer pixels' centres, and the
+    second moment stays non-negative where bicubic would overshoot; L-BFGS carries nothing."""
+    ramp = torch.linspace(-1, 1, 8).view(1, 1, 1, 8).expand(1, 3, 8, 8)
+    state = {"step": torch.tensor(5.0), "exp_avg": ramp.clone(), "exp_avg_sq": torch.full((1, 3, 8, 8), 0.25)}
+    state["exp_avg_sq"][..., 4, 4] = 9.0  # a spike: bicubic would ring below zero around it
     carried = carry_state("adam", state, (16, 16))
     assert carried["exp_avg"].shape == (1, 3, 16, 16) and carried["step"] == 5
+    # the fine pixels' centres in the coarse grid: (j + 0.5) / 2 - 0.5; the ramp's value there
+    centres = (torch.arange(16) + 0.5) / 2 - 0.5
+    expected = -1 + centres * (2 / 7)
+    inner = carried["exp_avg"][0, 0, 8, 2:14]  # away from the edges; bicubic (a = -0.75) is near-linear
+    assert torch.allclose(inner, expected[2:14], atol=0.03) and (inner.diff() > 0).all()
+    flat = carry_state("adam", {**state, "exp_avg": torch.full((1, 3, 8, 8), -0.3)}, (16, 16))["exp_avg"]
+    assert torch.allclose(flat, torch.tensor(-0.3))
     assert (carried["exp_avg_sq"] >= 0).all()
+    assert torch.allclose(carried["exp_avg_sq"][..., :4, :4], torch.tensor(0.25))  # far from the spike: unchanged
     assert carry_state("lbfgs", {"d": torch.zeros(3)}, (16, 16)) == {}
 
 
-def test_adam_pyramid_runs(small_images):
+def test_adam_carries_its_moments_from_scale_to_scale(small_images, monkeypatch):
+    """The finer scale's Adam starts from the coarser one's moments and step count (not from zero),
+    and lowers the style loss within each scale (losses are not comparable across scales)."""
+    from impasto.optimize import optimizers
+
+    carried = []
+    real = optimizers.carry_state
+
+    def spy(name, state, size):
+        carried.append((name, int(state["step"]), tuple(state["exp_avg"].shape[-2:]), size))
+        return real(name, state, size)
+
+    monkeypatch.setattr(optimizers, "carry_state", spy)
     c, s = small_images
     events = []
-    impasto.stylize(c, s, size=64, start_size=32, iterations=4, optimizer="adam", callback=events.append)
-    assert events[-1].losses["style"] < events[0].losses["style"]
+    impasto.stylize(c, s, size=64, start_size=32, iterations=6, initial_iterations=9, optimizer="adam",
+                    callback=events.append)
+    assert carried == [("adam", 9, (21, 32), (43, 64))]
+    for scale in {e.scale for e in events}:
+        style = [e.losses["style"] for e in events if e.scale == scale]
+        assert style[-1] < style[0], (scale, style)
 
 
 def test_ema_output_averages_the_iterates(small_images):

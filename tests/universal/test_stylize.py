@@ -62,6 +62,34 @@ def test_style_masks_paint_each_region_with_its_own_style(model, small_images, t
     assert out.shape == (1, 3, 32, 48) and torch.isfinite(out).all()
 
 
+def test_each_masked_region_takes_its_own_styles_colours(tmp_path):
+    """With the shipped decoders: a red painting masked to the left half and a blue one to the
+    right give a red left and a blue right, and swapping the masks swaps them (the test before
+    checked only the shape, so masks ignored or swapped passed)."""
+    g = torch.Generator().manual_seed(0)
+    photo = (0.5 + 0.1 * torch.randn(1, 3, 64, 96, generator=g)).clamp(0, 1)
+
+    def painting(rgb):
+        return (torch.tensor(rgb).view(1, 3, 1, 1) + 0.15 * torch.randn(1, 3, 64, 64, generator=g)).clamp(0, 1)
+
+    red, blue = painting([0.85, 0.15, 0.1]), painting([0.1, 0.2, 0.85])
+    left, right = tmp_path / "left.png", tmp_path / "right.png"
+    mask = Image.new("L", (96, 64), 0)
+    mask.paste(255, (0, 0, 48, 64))
+    mask.save(left)
+    Image.eval(mask, lambda v: 255 - v).save(right)
+    model = Universal(precision="fp32")
+
+    def redness(masks):
+        out = stylize_universal(photo, [red, blue], model=model, size=96, style_masks=masks, output="tensor")
+        return [float((half[:, 0] - half[:, 2]).mean()) for half in (out[..., 4:40], out[..., 56:92])]
+
+    l_red, r_red = redness([left, right])
+    assert l_red > 0.3 and r_red < -0.3, (l_red, r_red)
+    l_swapped, r_swapped = redness([right, left])
+    assert l_swapped < -0.3 and r_swapped > 0.3, (l_swapped, r_swapped)
+
+
 @pytest.mark.parametrize(("options", "words"), [
     ({"strength": 1.5}, "strength must be a number from 0 to 1"),
     ({"levels": ("relu9_1",)}, "levels must be distinct names"),

@@ -150,7 +150,9 @@ def adain(content: Tensor, style: StyleStats, alpha: float = 1.0, mask: Tensor |
         return content
     mean = f.mean(1, keepdim=True)
     centred = f - mean
-    std = centred.square().mean(1, keepdim=True).sqrt().clamp_min(1e-5)
+    # the unbiased (n - 1) variance, as the style's std (from its covariance): one convention, so the
+    # result's std is the style's exactly
+    std = (centred.square().sum(1, keepdim=True) / max(f.shape[1] - 1, 1)).sqrt().clamp_min(1e-5)
     return _put_back(content, centred * (style.std.float() / std) + style.mean.float(), keep, alpha)
 
 
