@@ -198,3 +198,15 @@ def test_the_registry_holds_no_video_algorithm():
                 if name in algorithm:
                     calls.append(f"{module}:{node.lineno} calls {name}")
     assert not calls, calls
+
+
+def test_the_readme_states_these_layers():
+    """The README's list of layers is this file's LAYERS, row for row (it had drifted: `io` and
+    `progress` as one row, `video` and `jobs` as one, the service and the command line as one)."""
+    import re
+
+    text = (PACKAGE.parents[1] / "README.md").read_text()
+    sentence = re.search(r"imports only go down the layers, from the bottom: (.*?)\.\s*Units named", text, re.S)
+    assert sentence, "the README's sentence on the layers is missing"
+    rows = [set(re.findall(r"`(\w+)`", part)) for part in sentence[1].replace("\n", " ").split(";")]
+    assert rows == [row for row in LAYERS if row != {"__init__", "__main__"}]

@@ -10,7 +10,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def slug(heading: str) -> str:
+    """GitHub's anchor of a README heading."""
     return re.sub(r"\s+", "-", re.sub(r"[^\w\- ]", "", heading.lower().strip()))
+
+
+def mkdocs_slug(heading: str) -> str:
+    """MkDocs' (Python-Markdown's toc) anchor of a page's heading: runs of spaces and hyphens are one hyphen."""
+    return re.sub(r"[-\s]+", "-", re.sub(r"[^\w\s-]", "", heading).strip().lower())
 
 
 def test_every_link_in_the_readme_resolves():
@@ -28,4 +34,12 @@ def test_every_link_in_the_readme_resolves():
                 broken.append(link)
         elif not (ROOT / path).exists():
             broken.append(link)
+        elif anchor and path.endswith(".md") and anchor not in headings(ROOT / path):
+            broken.append(link)  # a section of another page that is not (or no longer) there
     assert not broken, broken
+
+
+def headings(page: Path) -> set[str]:
+    """The anchors of a Markdown page's headings (outside code blocks), as MkDocs makes them."""
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S)
+    return {mkdocs_slug(h) for h in re.findall(r"^#+ (.*)$", text, re.M)}
