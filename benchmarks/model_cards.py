@@ -9,6 +9,7 @@ kept) and terms, and for the fast model the style images' source. The weights ar
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import torch
@@ -25,6 +26,7 @@ STYLE_IMAGES = ("impasto's gallery paintings of the same names, all public domai
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     folder = SHARED / "training" / "imagenet-sample"
     files = find_images([folder])[0] if folder.is_dir() else None
     targets = [(path, True) for path in shipped_models().values()] + [(shipped_decoders(), False)]
