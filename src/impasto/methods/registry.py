@@ -21,7 +21,9 @@ from ..errors import InputError
 from .base import Method
 
 PLUGINS_ENV = "IMPASTO_PLUGINS"
+"""The environment variable naming plug-in modules to import (comma-separated)."""
 ENTRY_POINTS = "impasto.methods"
+"""The entry-point group whose modules (or Method instances) are plug-ins."""
 
 _registry: dict[str, Method] = {}
 _builtin: set[str] = set()
