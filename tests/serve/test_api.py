@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import struct
 import zlib
@@ -909,6 +910,40 @@ def test_a_method_that_needs_style_images_names_the_field():
         with pytest.raises(InputError, match="needs at least one style image") as refused:
             get_method(name).check({}, 0)
         assert refused.value.fields == ("styles",)  # the library's name (stylize(content, styles)), the CLI's
+
+
+def _progressive_jpeg(extra_scans: int, **save) -> bytes:
+    """A progressive JPEG with its smallest scan repeated ``extra_scans`` more times (libjpeg
+    decodes every one: a pass over the whole image each)."""
+    g = np.random.default_rng(0)
+    image = Image.fromarray((g.random((24, 24, 3)) * 255).astype(np.uint8)).resize((400, 300))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", progressive=True, **save)
+    data = buffer.getvalue()
+    first = data.index(b"\xff\xda")
+    starts = [i for i in range(first, len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xDA] + [len(data) - 2]
+    scans = [data[a:b] for a, b in itertools.pairwise(starts)]
+    return data[:-2] + min(scans, key=len) * extra_scans + b"\xff\xd9"
+
+
+def test_a_jpeg_of_thousands_of_scans_is_refused_from_its_markers(client, monkeypatch):
+    """A 22 MB progressive JPEG of 15,000 tiny scans took libjpeg 7.3 s of the web process to decode
+    at submit (issue 35, item 2, beyond PNG): the scans are counted from the markers first, in C
+    between them, and counting stops at the bound; ordinary JPEGs (progressive, optimized, with an
+    EXIF block holding marker-like bytes) pass."""
+    from impasto.serve import forms
+    from impasto.serve.forms import MAX_JPEG_SCANS, HTTPProblem, image_info
+
+    bomb = _progressive_jpeg(3000)
+    with pytest.raises(HTTPProblem) as refused, monkeypatch.context() as never:
+        never.setattr(forms, "DECODES", None)  # refused before any decode (which takes that lock)
+        image_info(bomb, "content", Limits())
+    assert refused.value.status == 422 and f"more than {MAX_JPEG_SCANS} scans" in refused.value.detail
+    response = submit(client, files=[("content", ("bomb.jpg", bomb, "image/jpeg"))])
+    assert response.status_code == 422 and "scans" in response.json()["detail"]
+    for fine in (_progressive_jpeg(MAX_JPEG_SCANS - 12), _progressive_jpeg(0, optimize=True),
+                 _progressive_jpeg(0, exif=b"Exif\0\0" + b"\xff\xda" * 500)):
+        assert image_info(fine, "content", Limits()) == (".jpg", (300, 400))
 
 
 def test_a_png_of_a_million_empty_chunks_is_refused_at_once(client):

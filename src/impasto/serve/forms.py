@@ -8,6 +8,7 @@ method is submitted like the built-in ones: its ``web_options`` are the fields a
 from __future__ import annotations
 
 import io
+import re
 import struct
 import threading
 from dataclasses import dataclass, field
@@ -116,6 +117,46 @@ def check_png_chunks(data: bytes, what: str) -> None:
         offset += 12 + length  # header, data, CRC
 
 
+MAX_JPEG_SCANS = 100
+"""The most scans a JPEG upload may have. Each scan of a progressive JPEG is a pass over the whole
+image's coefficients, and libjpeg decodes as many as the file holds: a 22 MB file of 15,000 tiny
+scans of a 4-megapixel image took 7.3 s of the web process to decode. Encoders write 10 (libjpeg's
+progressive default) to a few dozen (mozjpeg); a baseline JPEG has one per colour component at most."""
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7]")
+"""The next marker after a scan's entropy-coded data (0xFF00 is a stuffed byte, 0xFFD0-D7 restarts)."""
+
+
+def check_jpeg_scans(data: bytes, what: str) -> None:
+    """Refuse a JPEG of more than :data:`MAX_JPEG_SCANS` scans, walking its markers only (each
+    segment by its length, each scan's data by a search in C for the next marker) before libjpeg
+    decodes it. A file that is not a well-formed JPEG is left to the decoder to judge."""
+    if data[:2] != b"\xff\xd8":
+        return
+    pos, scans, end = 2, 0, len(data)
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            return
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:  # end of image
+            return
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # standalone markers
+            pos += 2
+            continue
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker == 0xDA:
+            scans += 1
+            if scans > MAX_JPEG_SCANS:
+                raise HTTPProblem(422, f"{what} is a JPEG of more than {MAX_JPEG_SCANS} scans; save it again "
+                                       "with an ordinary encoder")
+            found = _JPEG_MARKER.search(data, pos)
+            if found is None:
+                return
+            pos = found.start()
+
+
 def image_info(data: bytes, what: str, limits: Limits) -> tuple[str, tuple[int, int]]:
     """Check that ``data`` is an image Pillow can decode within the pixel limit (decoded once, at most
     two at a time): its file extension and its (height, width) as it will be used (EXIF orientation
@@ -135,6 +176,7 @@ def image_info(data: bytes, what: str, limits: Limits) -> tuple[str, tuple[int, 
         except Exception:  # a broken file: check_deep_png says why
             pass
     check_png_chunks(data, what)
+    check_jpeg_scans(data, what)
     try:
         if deep_png:
             with DECODES:  # the same at-most-two as decoding
