@@ -45,7 +45,8 @@ def test_a_training_step_keeps_every_tensor_on_the_batch_device(tmp_path, photos
         meta, torch.device("cpu")}  # Adam keeps its step counters on the CPU unless capturable
 
 
-def test_an_optimization_step_keeps_every_tensor_on_the_image_device():
+@pytest.mark.parametrize("static", [False, True])  # True: the compact form that CUDA graphs capture
+def test_an_optimization_step_keeps_every_tensor_on_the_image_device(static):
     """The optimization's objective (built on the CPU: its auto weights are read there), moved to
     meta, and L-BFGS's steps, first and later, with no tensor left behind."""
     from impasto.losses.config import LossConfig
@@ -59,13 +60,14 @@ def test_an_optimization_step_keeps_every_tensor_on_the_image_device():
     targets = style_targets(extractor, [[style]], loss)
     objective = build_objective(extractor, content, targets, loss).to("meta")
     x = torch.rand(1, 3, 48, 40, device="meta").requires_grad_(True)
-    opt = LBFGS(x)
+    opt = LBFGS(x, history_size=2, static=static)
     parts: dict = {}
     closure = _closure(opt, objective, x, parts)
-    for _ in range(3):
+    for _ in range(4):  # past the history's size: the slots wrap
         opt.step(closure)
     assert x.device.type == "meta" and all(v.device.type == "meta" for v in parts.values())
-    assert all(t.device.type == "meta" for t in opt.state["S"] + opt.state["Y"])
+    state = [t for v in opt.state.values() for t in (v if isinstance(v, list) else [v]) if torch.is_tensor(t)]
+    assert len(state) >= 6 and all(t.device.type == "meta" for t in state)
 
 
 @pytest.mark.filterwarnings("ignore::impasto.runtime.SlowPrecisionWarning")  # bf16 asked on a CPU build

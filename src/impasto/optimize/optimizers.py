@@ -157,46 +157,79 @@ class LBFGS(ImageOptimizer):
         st.update(prev_g=g.clone(), prev_d=d, prev_t=t, k=k + 1)
 
     def _update_static(self, grad: Tensor) -> None:
-        """:meth:`update` over fixed (history, pixels) buffers, newest pair last, every slot visited
-        every step (an empty slot has rho 0 and changes nothing: alpha = beta = 0), and every
-        state tensor written in place, so that a captured step reads what the last replay wrote."""
+        """:meth:`update` in the compact form of L-BFGS (Byrd, Nocedal and Schnabel 1994), over
+        fixed buffers written in place, so that a captured step reads what the last replay wrote.
+
+        The pairs are the rows of two (history, pixels) matrices S and Y, the newest written over
+        the oldest at a slot held as a tensor (no rolling); their inner products are kept as small
+        matrices (S^T Y, Y^T Y), updated each step from two matrix products, and the direction is
+        H g = gamma g + S top - gamma Y p, with p = R^-1 S^T g and top = R^-T ((D + gamma Y^T Y) p
+        - gamma Y^T g), R the upper triangle of S^T Y in the pairs' time order and D its diagonal.
+        Four passes over the history a step, whatever its size, and a fixed number of kernels:
+        the two-loop recursion's 4 x history dot products and updates are gone. A pair with
+        y.s <= 1e-10 is masked out as the ring's rho = 0 skips it; the same iterates (tested)."""
         g = grad.reshape(-1)
         st, m = self.state, self.history_size
         if st.get("k", 0) == 0:
-            st.update(S=g.new_zeros(m, g.numel()), Y=g.new_zeros(m, g.numel()), rho=g.new_zeros(m),
-                      H=g.new_ones(()), prev_g=g.new_zeros(g.numel()), prev_d=g.new_zeros(g.numel()),
-                      prev_t=g.new_zeros(()), k=0)
+            f64 = torch.zeros((), dtype=torch.float64, device=g.device)  # the small matrices' dtype and device
+            st.update(S=g.new_zeros(m, g.numel()), Y=g.new_zeros(m, g.numel()), H=g.new_ones(()),
+                      SY=f64.new_zeros(m, m), YY=f64.new_zeros(m, m),
+                      use=f64.new_zeros(m), stamp=f64.new_zeros(m), clock=f64.new_ones(()),
+                      slot=torch.zeros(1, dtype=torch.long, device=g.device),
+                      prev_g=g.new_zeros(g.numel()), prev_d=g.new_zeros(g.numel()), prev_t=g.new_zeros(()), k=0)
             d = -g
             t = torch.clamp(1.0 / g.abs().sum(), max=1.0) * self.lr
         else:
-            S, Y, rho = st["S"], st["Y"], st["rho"]
+            S, Y, slot = st["S"], st["Y"], st["slot"]
             y = g - st["prev_g"]
             s = st["prev_d"] * st["prev_t"]
             ys = torch.dot(y, s)
             usable = ys > 1e-10
             st["H"].copy_(torch.where(usable, ys / torch.dot(y, y).clamp_min(1e-30), st["H"]))
-            S.copy_(S.roll(-1, 0))
-            Y.copy_(Y.roll(-1, 0))
-            rho.copy_(rho.roll(-1, 0))
-            S[-1].copy_(s)
-            Y[-1].copy_(y)
-            rho[-1].copy_(torch.where(usable, 1.0 / torch.where(usable, ys, torch.ones_like(ys)), torch.zeros_like(ys)))
-            q = -g
-            alphas = [g.new_zeros(())] * m
-            for i in range(m - 1, -1, -1):
-                alphas[i] = rho[i] * torch.dot(S[i], q)
-                q = q - alphas[i] * Y[i]
-            d = q * st["H"]
-            for i in range(m):
-                beta = rho[i] * torch.dot(Y[i], d)
-                d = d + S[i] * (alphas[i] - beta)
-            d = torch.where(torch.dot(g, d) < 0, d, -g)
+            S.index_copy_(0, slot, s[None])
+            Y.index_copy_(0, slot, y[None])
+            st["use"].index_copy_(0, slot, usable.to(torch.float64)[None])
+            st["stamp"].index_copy_(0, slot, st["clock"][None])
+            st["clock"].add_(1)
+            # (a (k, N) stack seen transposed: as the right operand, a row-major (N, k) copy is 3x slower)
+            sv = (S @ torch.stack([y, g]).T).double()  # S^T y, S^T g
+            yv = (Y @ torch.stack([s, y, g]).T).double()  # Y^T s, Y^T y, Y^T g
+            st["SY"].index_copy_(1, slot, sv[:, :1])
+            st["SY"].index_copy_(0, slot, yv[:, :1].T)
+            st["YY"].index_copy_(1, slot, yv[:, 1:2])
+            st["YY"].index_copy_(0, slot, yv[:, 1:2].T)
+            top, p = _compact_terms(st["SY"], st["YY"], st["use"], st["stamp"], sv[:, 1], yv[:, 2],
+                                    st["H"].double())
+            gamma = st["H"]
+            d = -(gamma * g + S.T @ top.to(g.dtype) - gamma * (Y.T @ p.to(g.dtype)))
+            d = torch.where(torch.dot(g, d) < 0, d, -g)  # never step uphill
             t = torch.full((), float(self.lr), device=g.device, dtype=g.dtype)
+            slot.add_(1).remainder_(m)
         self.x.add_((d * t).view_as(self.x))
         st["prev_g"].copy_(g)
         st["prev_d"].copy_(d)
         st["prev_t"].copy_(t)
         st["k"] += 1
+
+
+def _compact_terms(sy: Tensor, yy: Tensor, use: Tensor, stamp: Tensor, sg: Tensor, yg: Tensor,
+                   gamma: Tensor) -> tuple[Tensor, Tensor]:
+    """The compact form's small solves (float64, slot order in and out): ``top`` = R^-T ((D +
+    gamma Y^T Y) p - gamma Y^T g) and ``p`` = R^-1 S^T g, over the pairs in use, in time order
+    (``stamp``). A pair not in use (empty, or y.s too small) has R's row and column of the
+    identity and no products, so it adds nothing, as rho = 0 in the two-loop recursion."""
+    order = torch.argsort(stamp)  # oldest first; empty slots (stamp 0) first, masked anyway
+    w = use[order]
+    keep = w[:, None] * w[None, :]
+    r = torch.triu(sy[order][:, order] * keep) + torch.diag(1 - w)
+    a = (sg[order] * w)[:, None]
+    b = (yg[order] * w)[:, None]
+    p = torch.linalg.solve_triangular(r, a, upper=True)
+    inner = torch.diagonal(r)[:, None] * w[:, None] * p + gamma * ((yy[order][:, order] * keep) @ p) - gamma * b
+    top = torch.linalg.solve_triangular(r.T, inner, upper=False)
+    back = torch.empty_like(order)
+    back[order] = torch.arange(order.numel(), device=order.device)
+    return top[back, 0], p[back, 0]
 
 
 OPTIMIZER_KINDS: dict[str, type[ImageOptimizer]] = {"lbfgs": LBFGS, "adam": Adam, "gd": NormalizedGD}
