@@ -48,7 +48,8 @@ class SphinxRoles(griffe.Extension):
                 obj.docstring.value = ROLE.sub(lambda m: self._link(m, obj, pkg, documented), obj.docstring.value)
 
     def _documented(self, pkg: Any) -> set[str]:
-        """The canonical paths the reference page shows: each ``:::`` object and its public members."""
+        """The canonical paths the reference page shows: each ``:::`` object and its public members
+        that have a docstring (what mkdocstrings renders)."""
         shown: set[str] = set()
         for path in re.findall(r"^::: ([\w.]+)\s*$", REFERENCE.read_text(), re.M):
             found = self._lookup(path, pkg)
@@ -56,7 +57,8 @@ class SphinxRoles(griffe.Extension):
                 continue
             target = found.final_target if found.is_alias else found
             for member in _walk(target):
-                if member is target or not member.name.startswith("_"):
+                # mkdocstrings shows public members that have a docstring (show_if_no_docstring is off)
+                if member is target or (not member.name.startswith("_") and member.docstring is not None):
                     canonical = _canonical(member)
                     if canonical:
                         shown.add(canonical)
