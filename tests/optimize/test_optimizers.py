@@ -63,6 +63,26 @@ def test_lbfgs_first_step_moves_the_image_by_first_move_rms(static):
     assert float(torch.nn.functional.cosine_similarity(move.flatten(), (target - start).flatten(), dim=0)) > 1 - 1e-9
 
 
+@pytest.mark.parametrize("static", [False, True])
+def test_lbfgs_on_a_flat_objective_stays_finite_and_still(static):
+    """A zero gradient (a flat photo and painting can give one) has no RMS to scale the first step
+    by: the image stays where it is and every state tensor stays finite."""
+    x = torch.full((1, 3, 8, 8), 0.5, requires_grad=True)
+    opt = LBFGS(x, static=static)
+
+    def closure():
+        opt.zero_grad()
+        loss = (x * 0).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        opt.step(closure)
+    assert torch.equal(x.detach(), torch.full_like(x, 0.5))
+    state = [v for v in opt.state.values() for v in (v if isinstance(v, list) else [v]) if torch.is_tensor(v)]
+    assert state and all(bool(torch.isfinite(v).all()) for v in state)
+
+
 def test_lbfgs_first_step_lowers_a_style_objective_more_than_torchs():
     """On the loss network's objective, the first iteration is no longer lost: torch's rule barely
     moves the image (|g|_1 is 8 even at 40 x 48 px), ours takes a third off the loss, and the
