@@ -3,14 +3,19 @@ one line that names the size and what to try (issue 29's bad input)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from impasto.cli import main
 from impasto.errors import InputError
 from impasto.runtime import resolve_device, resolve_devices
 
-from ..conftest import files_in
+from ..conftest import EXAMPLES, files_in
 
 SMALL = ["--size", "32", "--iterations", "2", "--initial-iterations", "2", "--quiet"]
 
@@ -86,3 +91,51 @@ def test_every_command_reads_a_device_the_same_way():
     assert painter.model.device == torch.device("cpu")
     with pytest.raises(InputError, match="taken by impasto stylize with the optimization"):
         resolve_device("cpu,cpu")
+
+
+TILED = ["--size", "96", "--scales", "1", "--iterations", "2", "--initial-iterations", "2", "--tile", "64",
+         "--tile-overlap", "16", "--seed", "0", "--precision", "fp32", "--quiet"]
+
+
+def test_stylize_takes_a_device_list_through_main_as_the_docs_promise(tmp_path, small_images, capsys):
+    """Issue 42's regression: the registry path resolved the loss network's device with the one-device
+    parser, so `impasto stylize --device cpu,cpu` was refused. Through main([...]) the tiles of a
+    tiled scale are spread over the list, and the image is the one device's, pixel for pixel."""
+    from impasto.optimize import pipeline
+
+    c, _ = small_images
+    s = EXAMPLES / "starry_night.jpg"
+    Image.open(EXAMPLES / "lighthouse.jpg").convert("RGB").resize((96, 72)).save(c)
+    seen: list[int] = []
+    real = pipeline._Run.tiled_on_devices
+
+    def spy(self, *args, **kwargs):
+        seen.append(len(self.devices))
+        return real(self, *args, **kwargs)
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)  # two runs sharing threads split reductions differently (see test_tiling)
+    try:
+        assert run(["stylize", c, s, "-o", tmp_path / "one.png", "--device", "cpu", *TILED], capsys)[0] == 0
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(pipeline._Run, "tiled_on_devices", spy)
+            code, err = run(["stylize", c, s, "-o", tmp_path / "two.png", "--device", "cpu,cpu", *TILED], capsys)
+    finally:
+        torch.set_num_threads(saved)
+    assert code == 0, err
+    assert seen and set(seen) == {2}
+    one, two = (np.asarray(Image.open(tmp_path / f"{n}.png")) for n in ("one", "two"))
+    assert np.array_equal(one, two)
+
+
+def test_stylize_takes_a_device_list_as_a_subprocess(tmp_path, small_images):
+    c, s = small_images
+    out = tmp_path / "out.png"
+    proc = subprocess.run([sys.executable, "-m", "impasto", "stylize", c, s, "-o", out, "--device", " cpu, cpu ",
+                           *SMALL], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(out).size == (32, 21)  # SMALL paints at 32 px
+    bad = subprocess.run([sys.executable, "-m", "impasto", "stylize", c, s, "-o", tmp_path / "b.png", "--method",
+                          "wct", "--device", "cpu,cpu", "--size", "64"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "a --device list (cpu,cpu) is taken by impasto stylize" in bad.stderr
+    assert not (tmp_path / "b.png").exists()

@@ -178,9 +178,9 @@ def split_init(cfg: Any, styles: Sequence[Any], methods: Mapping[str, Method], *
 def _extractor(cfg: Any, cache: dict | None) -> Any:
     """The loss network for ``cfg``, built once per cache."""
     from ..nets.vgg import build_extractor
-    from ..runtime import resolve_device
+    from ..runtime import resolve_devices
 
-    device = resolve_device(cfg.network.device)
+    device = resolve_devices(cfg.network.device)[0]  # a list spreads a print's tiles; the network lives on the first
     key = ("vgg", cfg.loss.layers, cfg.network.weights, cfg.network.pooling, str(device))
     if cache is not None and key in cache:
         return cache[key]

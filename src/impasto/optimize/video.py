@@ -35,11 +35,11 @@ class RuderFrames:
     def _prepare(self, content: Tensor) -> None:
         """Once, at the first frame: style targets for every scale, and the masks at the frames' size
         (as tensors, so no frame decodes them again)."""
-        from ..runtime import resolve_device
+        from ..runtime import resolve_devices
         from .pipeline import compute_targets, load_inputs
 
         inputs = load_inputs(content[0], self.styles, self.cfg, **self.inputs)
-        self.targets = compute_targets(inputs, self.cfg, self.extractor, resolve_device(self.cfg.network.device))
+        self.targets = compute_targets(inputs, self.cfg, self.extractor, resolve_devices(self.cfg.network.device)[0])
         self.masks = {k: v for k, v in (("style_masks", inputs.style_masks), ("keep_mask", inputs.keep_mask))
                       if v is not None}
 
