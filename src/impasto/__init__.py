@@ -11,6 +11,7 @@ helpers), ``nets`` (the VGG loss network), ``losses`` (terms and the objective),
 
 from .errors import (
     ImageError,
+    ImageTooComplex,
     ImageTooLarge,
     ImpastoError,
     InputError,
@@ -48,6 +49,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "CancelToken",
     "ImageError",
+    "ImageTooComplex",
     "ImageTooLarge",
     "ImpastoError",
     "InputError",

@@ -43,6 +43,11 @@ class ImageTooLarge(ImageError):
     """An image has more pixels than the limit it is read under (a decompression bomb, or just too big)."""
 
 
+class ImageTooComplex(ImageError):
+    """An image file's structure is beyond what real encoders write (a flood of PNG chunks, thousands
+    of JPEG scans): refused from a bounded walk of its headers, before any decoder spends time on it."""
+
+
 class WriteError(ImpastoError, OSError):
     """An output could not be written (no space left, a read-only folder, a folder that vanished).
 

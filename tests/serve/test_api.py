@@ -931,8 +931,9 @@ def test_a_jpeg_of_thousands_of_scans_is_refused_from_its_markers(client, monkey
     at submit (issue 35, item 2, beyond PNG): the scans are counted from the markers first, in C
     between them, and counting stops at the bound; ordinary JPEGs (progressive, optimized, with an
     EXIF block holding marker-like bytes) pass."""
+    from impasto.io.guards import MAX_JPEG_SCANS
     from impasto.serve import forms
-    from impasto.serve.forms import MAX_JPEG_SCANS, HTTPProblem, image_info
+    from impasto.serve.forms import HTTPProblem, image_info
 
     bomb = _progressive_jpeg(3000)
     with pytest.raises(HTTPProblem) as refused, monkeypatch.context() as never:

@@ -28,6 +28,7 @@ from torch import Tensor
 from ..errors import ImageError, ImageTooLarge, InputError
 from ..ops.geometry import resize, spatial_size
 from .atomic import atomic_write
+from .guards import check_file_structure, check_structure
 
 # Pillow warns at 89 Mpx and only raises at twice that; impasto refuses at a fixed limit before
 # decoding anything, because an image that size cannot be stylized on a normal machine anyway.
@@ -119,6 +120,12 @@ DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyErr
 
 def _decode(src: str | os.PathLike | io.BytesIO, name: str, max_pixels: int,
             reduce_to: int | None = None) -> Image.Image | LoadedImage:
+    # the bounded walks first: Pillow's open walks a PNG's chunks before its image data in Python
+    if isinstance(src, io.BytesIO):
+        with src.getbuffer() as view:
+            check_structure(view, name)
+    else:
+        check_file_structure(src, name)
     deep = None
     try:
         with warnings.catch_warnings():
@@ -403,6 +410,10 @@ def source_bit_depth(src: Any) -> int:
     elif not isinstance(src, (str, os.PathLike)) or not os.path.isfile(src):  # (a FIFO would block)
         return 8
     try:
+        if isinstance(src, io.BytesIO):
+            check_structure(src.getvalue(), "image")
+        else:
+            check_file_structure(src, "image")
         with Image.open(src) as img:
             if img.mode == "I":  # 32-bit integer greyscale: 16 unless it holds bytes only (a rare case)
                 return 16
@@ -476,6 +487,7 @@ def check_deep_png(data: bytes, name: str = "upload", *, max_pixels: int = MAX_P
     pypng checks) cannot fail the later decode. :class:`ImageTooLarge` or :class:`ImageError` otherwise."""
     import png
 
+    check_structure(data, repr(name))
     try:
         with Image.open(io.BytesIO(data)):  # what Pillow reads of it: the chunks up to the image data
             pass

@@ -8,8 +8,6 @@ method is submitted like the built-in ones: its ``web_options`` are the fields a
 from __future__ import annotations
 
 import io
-import re
-import struct
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +15,8 @@ from typing import Any
 import PIL.Image
 from starlette.datastructures import UploadFile
 
-from ..errors import ImageError, ImageTooLarge, InputError
+from ..errors import ImageError, ImageTooComplex, ImageTooLarge, InputError
+from ..io.guards import check_structure
 from ..io.image import check_bit_depth, check_deep_png
 from ..jobs.recipe import OPTIMIZE, Recipe, options_from_text, parse_option
 from ..methods import get_method
@@ -93,78 +92,16 @@ DECODES = threading.BoundedSemaphore(2)
 """Images decoded at once by the web process: each can take a few hundred MB for a moment."""
 
 
-MAX_PNG_CHUNKS = 20_000
-"""The most chunks a PNG upload may have. Real files have a few dozen, or a few thousand IDAT chunks
-for a large image written in small ones (25 MB in 8 KB chunks is 3,200); a 20 MB file of 1.6
-million empty chunks took Pillow 11 s of the web process to walk."""
-
-
-def check_png_chunks(data: bytes, what: str) -> None:
-    """Refuse a PNG of more than :data:`MAX_PNG_CHUNKS` chunks, walking only the chunks' 8-byte
-    headers (bounded: it stops at the limit), before Pillow reads it."""
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        return
-    offset, count, end = 8, 0, len(data)
-    while offset + 8 <= end:
-        (length,) = struct.unpack_from(">I", data, offset)
-        kind = data[offset + 4:offset + 8]
-        count += 1
-        if count > MAX_PNG_CHUNKS:
-            raise HTTPProblem(422, f"{what} is a PNG of more than {MAX_PNG_CHUNKS} chunks; save it again with an "
-                                   "ordinary encoder")
-        if kind == b"IEND":
-            return
-        offset += 12 + length  # header, data, CRC
-
-
-MAX_JPEG_SCANS = 100
-"""The most scans a JPEG upload may have. Each scan of a progressive JPEG is a pass over the whole
-image's coefficients, and libjpeg decodes as many as the file holds: a 22 MB file of 15,000 tiny
-scans of a 4-megapixel image took 7.3 s of the web process to decode. Encoders write 10 (libjpeg's
-progressive default) to a few dozen (mozjpeg); a baseline JPEG has one per colour component at most."""
-_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7]")
-"""The next marker after a scan's entropy-coded data (0xFF00 is a stuffed byte, 0xFFD0-D7 restarts)."""
-
-
-def check_jpeg_scans(data: bytes, what: str) -> None:
-    """Refuse a JPEG of more than :data:`MAX_JPEG_SCANS` scans, walking its markers only (each
-    segment by its length, each scan's data by a search in C for the next marker) before libjpeg
-    decodes it. A file that is not a well-formed JPEG is left to the decoder to judge."""
-    if data[:2] != b"\xff\xd8":
-        return
-    pos, scans, end = 2, 0, len(data)
-    while pos + 4 <= end:
-        if data[pos] != 0xFF:
-            return
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0xD9:  # end of image
-            return
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # standalone markers
-            pos += 2
-            continue
-        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
-        if marker == 0xDA:
-            scans += 1
-            if scans > MAX_JPEG_SCANS:
-                raise HTTPProblem(422, f"{what} is a JPEG of more than {MAX_JPEG_SCANS} scans; save it again "
-                                       "with an ordinary encoder")
-            found = _JPEG_MARKER.search(data, pos)
-            if found is None:
-                return
-            pos = found.start()
-
-
 def image_info(data: bytes, what: str, limits: Limits) -> tuple[str, tuple[int, int]]:
     """Check that ``data`` is an image Pillow can decode within the pixel limit (decoded once, at most
     two at a time): its file extension and its (height, width) as it will be used (EXIF orientation
     applied). A 16-bit PNG is checked whole without decoding its pixels (:func:`check_deep_png`):
     pypng's pure-Python decode takes a second per megapixel and holds the interpreter, so it is
-    left to the worker."""
+    left to the worker. The bounded walks of :mod:`impasto.io.guards` run first, before any
+    reader: Pillow's EXIF read of a 16-bit PNG walked 1.6 million empty chunks for 23 s."""
     from ..io.image import decode_image
 
+    refuse_complex(data, what)
     # by the PNG header itself (a 16-bit RGB, RGBA or grey-alpha image), so a broken file is judged too
     deep_png = data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and data[24:25] == b"\x10" \
         and data[25:26] in (b"\x02", b"\x04", b"\x06")
@@ -175,8 +112,6 @@ def image_info(data: bytes, what: str, limits: Limits) -> tuple[str, tuple[int, 
                 turned = header.getexif().get(0x0112, 1) in (5, 6, 7, 8)
         except Exception:  # a broken file: check_deep_png says why
             pass
-    check_png_chunks(data, what)
-    check_jpeg_scans(data, what)
     try:
         if deep_png:
             with DECODES:  # the same at-most-two as decoding
@@ -184,7 +119,7 @@ def image_info(data: bytes, what: str, limits: Limits) -> tuple[str, tuple[int, 
             return ".png", ((width, height) if turned else (height, width))
         with DECODES:
             img = decode_image(data, what, max_pixels=limits.max_input_pixels)
-    except ImageTooLarge as exc:  # over the pixel limit (a decompression bomb, or just too big)
+    except (ImageTooLarge, ImageTooComplex) as exc:  # over the pixel limit (a decompression bomb, or just too big)
         raise HTTPProblem(422, str(exc)) from None
     except ImageError as exc:  # not an image at all
         raise HTTPProblem(415, str(exc)) from None
@@ -193,6 +128,14 @@ def image_info(data: bytes, what: str, limits: Limits) -> tuple[str, tuple[int, 
     ext = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp",
            "GIF": ".gif"}.get(fmt, ".img")
     return ext, (img.height, img.width)
+
+
+def refuse_complex(data: bytes, what: str) -> None:
+    """The guards on untrusted bytes (:func:`impasto.io.guards.check_structure`), as a 422."""
+    try:
+        check_structure(data, what)
+    except ImageTooComplex as exc:
+        raise HTTPProblem(422, str(exc)) from None
 
 
 def image_extension(data: bytes, what: str, limits: Limits) -> str:
@@ -217,6 +160,7 @@ def content_info(data: bytes, limits: Limits) -> tuple[str, tuple[int, int] | No
     same rule for every upload: by what the bytes are, never "not a readable image, so try video".
     The third value is the number of frames (1 for an image), counted packet by packet: a
     container's header can claim anything (an MKV of 3,000 frames said it lasted 1 s)."""
+    refuse_complex(data, "content")  # before Pillow's open, which walks a PNG's chunks up to its image data
     if is_image_format(data):
         return (*image_info(data, "content", limits), 1)
     import importlib.util
