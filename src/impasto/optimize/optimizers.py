@@ -2,7 +2,8 @@
 
 * ``lbfgs``: L-BFGS with one function evaluation per iteration and no line search (as
   neural-style), the same algorithm as torch's ``LBFGS(max_iter=1)`` but for a first step that
-  moves the image (:data:`LBFGS_FIRST_MOVE`), and with no host synchronization (every decision
+  moves the image (:data:`LBFGS_FIRST_MOVE`) no further than the objective allows
+  (:data:`LBFGS_POLYAK`), and with no host synchronization (every decision
   is a tensor select); no clamping during the run, since clamping would corrupt its curvature
   pairs.
 * ``adam``: Adam (torch's update rule), image clamped to [0, 1] after each step.
@@ -36,8 +37,17 @@ LBFGS_FIRST_MOVE = 0.01
 """L-BFGS's first step (it has no curvature yet) moves the image by this much, RMS over its pixels,
 in [0, 1] units: the size of one :class:`NormalizedGD` step at its default rate. torch's rule,
 min(1, 1/|g|_1), moves a 512 px image by about 4e-5 (|g|_1 is in the hundreds there), an
-iteration lost at every scale; with this one the style distance is 1-24% lower at the same
-iterations in 17 of 18 runs on six pairs (``benchmarks/experiments/lbfgs_first_step.py``)."""
+iteration lost at every scale. Near an optimum, though, a move of fixed size along a small, noisy
+gradient overshoots: hence :data:`LBFGS_POLYAK` (both measured in
+``benchmarks/results/lbfgs_first_step.md``)."""
+LBFGS_POLYAK = 1.0
+"""...and no longer than this times Polyak's step f / |g|^2, the step along -g whose predicted
+decrease (t |g|^2, to first order) is the whole objective f. Every term is >= 0, so a step that
+predicts a larger decrease than f overshoots; the bound lets the step shrink with the objective
+near an optimum (a resumed run, a video frame started from the last one, ``strength=0``), and far
+from one (a fresh start) the RMS move is the shorter and stands. Half of Polyak's step came nearer
+torch's rule near an optimum but gave back about half the RMS move's gains
+(``benchmarks/experiments/lbfgs_first_step.py``, ``benchmarks/results/lbfgs_first_step.md``)."""
 OPTIMIZERS = ("lbfgs", "adam", "gd")
 # Step sizes per optimizer, in units of the [0, 1] image (L-BFGS takes full quasi-Newton steps).
 
@@ -64,10 +74,11 @@ class ImageOptimizer:
         with torch.enable_grad():
             loss = closure()
         assert self.x.grad is not None, "the closure must fill x.grad"
-        self.update(self.x.grad)
+        self.update(self.x.grad, loss.detach())
         return loss
 
-    def update(self, grad: Tensor) -> None:
+    def update(self, grad: Tensor, loss: Tensor) -> None:
+        """One step from the objective's gradient and value at ``x``."""
         raise NotImplementedError
 
 
@@ -77,7 +88,7 @@ class NormalizedGD(ImageOptimizer):
     default_lr = 0.01
     bytes_per_pixel = 0  # nothing kept between steps
 
-    def update(self, grad: Tensor) -> None:
+    def update(self, grad: Tensor, loss: Tensor) -> None:
         self.x.sub_(grad / grad.std().clamp_min(1e-12), alpha=self.lr)
 
 
@@ -89,7 +100,7 @@ class Adam(ImageOptimizer):
     default_lr = 0.02
     bytes_per_pixel = 3 * 3 * 4  # two moments and a gradient, float32 RGB
 
-    def update(self, grad: Tensor) -> None:
+    def update(self, grad: Tensor, loss: Tensor) -> None:
         st = self.state
         if "exp_avg" not in st:
             st.update(step=0, exp_avg=torch.zeros_like(grad), exp_avg_sq=torch.zeros_like(grad))
@@ -110,7 +121,8 @@ class LBFGS(ImageOptimizer):
     the host (is the curvature pair usable? is this a descent direction?) is a tensor select, so a
     GPU never waits for the CPU. Two differences: the first step moves the image by
     ``first_move`` RMS (:data:`LBFGS_FIRST_MOVE`; ``None``: torch's min(1, 1/|g|_1), which barely
-    moves an image), and a pair with y.s <= 1e-10 is stored with weight 0 (ignored) instead of
+    moves an image), bounded by ``polyak`` times Polyak's step f / |g|^2 (:data:`LBFGS_POLYAK`;
+    ``None``: no bound), and a pair with y.s <= 1e-10 is stored with weight 0 (ignored) instead of
     being skipped, so it displaces the oldest pair. ``lr`` scales every step, the first included.
     """
 
@@ -120,24 +132,29 @@ class LBFGS(ImageOptimizer):
     capturable = True
 
     def __init__(self, x: Tensor, lr: float = 1.0, history_size: int = LBFGS_HISTORY, *, static: bool = False,
-                 first_move: float | None = LBFGS_FIRST_MOVE) -> None:
+                 first_move: float | None = LBFGS_FIRST_MOVE, polyak: float | None = LBFGS_POLYAK) -> None:
         super().__init__(x, lr)
+        self.polyak = polyak
         self.history_size = history_size
         self.first_move = first_move
         self.static = static
         """Fixed buffers updated in place, and the same kernels every step (after the first): what a
         CUDA graph can capture and replay. The same numbers as the ring of pairs (tested)."""
 
-    def _first_t(self, g: Tensor) -> Tensor:
+    def _first_t(self, g: Tensor, loss: Tensor) -> Tensor:
         """The first step's length along -g (a 0-d tensor: no host sync)."""
         if self.first_move is None:  # torch's rule
             return torch.clamp(1.0 / g.abs().sum(), max=1.0) * self.lr
-        rms = torch.linalg.vector_norm(g) / math.sqrt(g.numel())
-        return self.first_move * self.lr / rms.clamp_min(1e-30)
+        norm = torch.linalg.vector_norm(g)
+        t = self.first_move * self.lr / (norm / math.sqrt(g.numel())).clamp_min(1e-30)
+        if self.polyak is None:
+            return t
+        polyak = self.polyak * self.lr * loss.to(g.dtype).clamp_min(0) / (norm * norm).clamp_min(1e-30)
+        return torch.minimum(t, polyak)
 
-    def update(self, grad: Tensor) -> None:
+    def update(self, grad: Tensor, loss: Tensor) -> None:
         if self.static:
-            self._update_static(grad)
+            self._update_static(grad, loss)
             return
         g = grad.reshape(-1)
         st = self.state
@@ -145,7 +162,7 @@ class LBFGS(ImageOptimizer):
         if k == 0:
             st.update(S=[], Y=[], rho=[], H=torch.ones((), device=g.device, dtype=g.dtype))
             d = -g
-            t = self._first_t(g)
+            t = self._first_t(g, loss)
         else:
             y = g - st["prev_g"]
             s = st["prev_d"] * st["prev_t"]
@@ -174,7 +191,7 @@ class LBFGS(ImageOptimizer):
         self.x.add_((d * t).view_as(self.x))
         st.update(prev_g=g.clone(), prev_d=d, prev_t=t, k=k + 1)
 
-    def _update_static(self, grad: Tensor) -> None:
+    def _update_static(self, grad: Tensor, loss: Tensor) -> None:
         """:meth:`update` in the compact form of L-BFGS (Byrd, Nocedal and Schnabel 1994), over
         fixed buffers written in place, so that a captured step reads what the last replay wrote.
 
@@ -196,7 +213,7 @@ class LBFGS(ImageOptimizer):
                       slot=torch.zeros(1, dtype=torch.long, device=g.device),
                       prev_g=g.new_zeros(g.numel()), prev_d=g.new_zeros(g.numel()), prev_t=g.new_zeros(()), k=0)
             d = -g
-            t = self._first_t(g)
+            t = self._first_t(g, loss)
         else:
             S, Y, slot = st["S"], st["Y"], st["slot"]
             y = g - st["prev_g"]
