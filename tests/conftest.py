@@ -89,3 +89,35 @@ def tiny_model(tmp_path_factory, photos, styles) -> Path:
     out = tmp_path_factory.mktemp("model") / "tiny.pt"
     train(styles, [photos], out, config=TrainConfig.from_options(**TINY))
     return out
+
+
+# A real PostgreSQL server for the job queue's tests (tests/pg.py); each test gets a database of its own.
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The session's PostgreSQL server; skipped where none is installed, except in CI (CI=true),
+    where a missing server fails: its tests must run there."""
+    import os
+
+    from tests.pg import PostgresServer, pg_bin
+
+    if pg_bin("initdb") is None or pg_bin("pg_ctl") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL is not installed: .ci/run installs Debian's postgresql")
+        pytest.skip("needs PostgreSQL (Debian's postgresql package)")
+    pytest.importorskip("psycopg")
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="impasto-pg-"))  # not under pytest's folder: root-only (0700)
+    server = PostgresServer(root)
+    yield server
+    server.stop("immediate")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def queue_url(request) -> str | None:
+    """Each queue the service runs on: None (SQLite in the data folder) or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres_server").new_database()

@@ -30,7 +30,15 @@ def make_client(tmp_path: Path, **settings):
 
 
 @pytest.fixture
-def client(tmp_path):
+def client(tmp_path, queue_url):
+    """The API on each queue: SQLite in the data folder, and a real PostgreSQL server."""
+    with make_client(tmp_path, queue=queue_url) as c:
+        yield c
+
+
+@pytest.fixture
+def sqlite_client(tmp_path):
+    """The API on SQLite only, for what is SQLite's own (its "database or disk is full")."""
     with make_client(tmp_path) as c:
         yield c
 

@@ -27,15 +27,19 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.args, self.env = args, env or {}
 
-    def start(self, timeout: float = 60) -> Server:
+    def start(self, timeout: float = 60, ready=None) -> Server:
+        """Start it and wait until ``ready(health)`` (default: every worker alive and beating)."""
         env = {**os.environ, "OMP_NUM_THREADS": "1", **self.env}
         self.proc = subprocess.Popen([sys.executable, "-m", "impasto", "serve", "--port", str(self.port),
                                       "--data", str(self.data), *self.args], start_new_session=True, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                workers = self.get("/api/health")["workers"]
-                if workers and all(w["alive"] and w["heartbeat_age"] is not None for w in workers):
+                health = self.get("/api/health")
+                workers = health["workers"]
+                if ready is not None and ready(health):
+                    return self
+                if ready is None and workers and all(w["alive"] and w["heartbeat_age"] is not None for w in workers):
                     return self
             except OSError:
                 pass

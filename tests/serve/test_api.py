@@ -752,14 +752,14 @@ def test_a_cancelled_video_job_keeps_no_frames(client, tmp_path, monkeypatch):
 
     def update(*args, **kwargs):  # the client cancels once two frames are done
         calls.append(1)
-        return real_update(*args, **kwargs) or (store.folder(job_id).joinpath("result.mp4.frames").exists() \
-            and len(list(store.folder(job_id).joinpath("result.mp4.frames").glob("*.png"))) >= 2)
+        frames = store.folder(job_id).joinpath("result-a1.mp4.frames")  # the attempt's own
+        return real_update(*args, **kwargs) or (frames.exists() and len(list(frames.glob("*.png"))) >= 2)
 
     monkeypatch.setattr(store, "update", update)
     Worker(store).run(store.claim())
     job = client.get(f"/api/jobs/{job_id}").json()
     assert job["status"] == "cancelled"
-    assert not list(store.folder(job_id).glob("*.frames")) and not (store.folder(job_id) / "result.mp4").exists()
+    assert not list(store.folder(job_id).glob("*.frames")) and not list(store.folder(job_id).glob("result*.mp4"))
 
 
 def test_an_upload_cut_off_mid_way_is_one_line_not_a_traceback(tmp_path, caplog):
@@ -792,9 +792,10 @@ def test_an_upload_cut_off_mid_way_is_one_line_not_a_traceback(tmp_path, caplog)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-def test_a_full_disk_is_a_503_or_507_with_one_line_never_a_500(client, monkeypatch):
+def test_a_full_disk_is_a_503_or_507_with_one_line_never_a_500(sqlite_client, monkeypatch):
     """The probe filled the data disk: /api/health and job status answered 500. SQLite's "database or
     disk is full" is a 503 with Retry-After; a write that finds no space, a 507."""
+    client = sqlite_client
     import errno
     import sqlite3
 
@@ -832,7 +833,7 @@ def test_a_worker_waits_out_a_full_disk_instead_of_crashing(tmp_path, monkeypatc
     worker = Worker(store)
     claims, pauses = [], []
 
-    def claim(name=None):
+    def claim(name=None, host=None):
         claims.append(1)
         if len(claims) <= 3:
             raise sqlite3.OperationalError("database or disk is full")
@@ -847,10 +848,11 @@ def test_a_worker_waits_out_a_full_disk_instead_of_crashing(tmp_path, monkeypatc
     assert len(said) == 1 and said[0].levelname == "WARNING" and said[0].name == "impasto.worker"
 
 
-def test_a_job_cut_off_by_a_full_disk_resumes_from_its_snapshot(client, monkeypatch):
+def test_a_job_cut_off_by_a_full_disk_resumes_from_its_snapshot(sqlite_client, monkeypatch):
     """The probe's job restarted from zero after a full disk: the worker's store.fail removed the
     snapshot, failed to record the end, and the row was requeued. The job in hand now goes back to
     the queue once the store takes writes, keeps its snapshot, and resumes from it."""
+    client = sqlite_client
     import sqlite3
 
     from impasto.jobs import worker as worker_module
@@ -864,7 +866,8 @@ def test_a_job_cut_off_by_a_full_disk_resumes_from_its_snapshot(client, monkeypa
     real_update, real_requeue, real_fail = store.update, store.requeue_interrupted, store.fail
 
     def update(job, progress, *args, **kwargs):
-        if full["now"] or (not full["happened"] and progress > 0.4 and store.snapshot_path(job).exists()):
+        snapshot = store.snapshot_path(job.job, job.attempt)
+        if full["now"] or (not full["happened"] and progress > 0.4 and snapshot.exists()):
             full["now"] = full["happened"] = True
             raise sqlite3.OperationalError("database or disk is full")
         return real_update(job, progress, *args, **kwargs)

@@ -11,10 +11,10 @@ import sys
 import warnings
 from typing import TextIO
 
-from . import apply, batch, export, layers, methods, models, serve, stylize, train, video
+from . import apply, batch, export, jobs, layers, methods, models, serve, stylize, train, video, worker
 from .common import EXIT_USAGE, Parser
 
-COMMANDS = (stylize, video, batch, train, apply, methods, models, export, layers, serve)
+COMMANDS = (stylize, video, batch, train, apply, methods, models, export, layers, serve, worker, jobs)
 
 
 def _version() -> str:

@@ -10,7 +10,9 @@ import os
 from pathlib import Path
 
 from ..config import LOG_LEVELS
-from .common import EXIT_OK, number, positive_int, report_errors
+from ..jobs.database import BEAT_EVERY, LEASE
+from ..serve.settings import QUEUE_ENV
+from .common import EXIT_OK, non_negative_int, number, positive_int, report_errors
 
 TOKEN_ENV = "IMPASTO_TOKEN"
 log = logging.getLogger("impasto.serve")
@@ -43,7 +45,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind")
     p.add_argument("--port", type=port, default=8000, help="port (1-65535)")
-    p.add_argument("--data", default=_default_data(), help="folder for the queue and the jobs' files")
+    p.add_argument("--data", default=_default_data(),
+                   help="folder for the jobs' files (and the queue, without --queue); shared by every machine "
+                        "with --queue")
+    p.add_argument("--queue", default=None, metavar="URL",
+                   help=f"the job queue on PostgreSQL (postgresql://user@host/db), shared by web processes and "
+                        f"workers on any machine; None: ${QUEUE_ENV} if set, else SQLite in --data")
+    p.add_argument("--lease", type=number, default=LEASE, metavar="SECONDS",
+                   help="a worker's claim holds its job this long between heartbeats; a job whose worker died "
+                        "goes back to the queue after it")
     p.add_argument("--token", default=None,
                    help=f"bearer token every API call must carry; None: ${TOKEN_ENV} if set")
     p.add_argument("--keep-days", type=number, default=30.0,
@@ -57,8 +67,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info",
                    help="what the server and its workers log to stderr: each job's start and end and each "
                         "worker's restart at info, problems at warning (default: info)")
-    p.add_argument("--workers", type=positive_int, default=1,
-                   help="worker processes running jobs side by side (one per GPU; CPU workers share the cores)")
+    p.add_argument("--workers", type=non_negative_int, default=1,
+                   help="worker processes running jobs side by side (one per GPU; CPU workers share the cores); "
+                        "0: the web process alone, with 'impasto worker' processes on the same --queue")
     g = p.add_argument_group("limits")
     g.add_argument("--max-upload-mb", type=number, default=d.max_upload_mb, help="largest upload (413 above)")
     g.add_argument("--max-size", type=positive_int, default=d.max_size, help="largest output long edge")
@@ -83,6 +94,14 @@ def _is_local(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_lease(seconds: float) -> None:
+    from ..errors import InputError
+
+    if not 2.0 <= seconds <= 3600.0:
+        raise InputError(f"--lease must be from 2 to 3600 seconds (heartbeats come every "
+                         f"{BEAT_EVERY:g} s or sooner); got {seconds:g}")
 
 
 def _check_port(host: str, port: int) -> None:
@@ -125,14 +144,17 @@ def _run(args: argparse.Namespace) -> int:
         resolve_devices(args.device)
     if args.max_upload_mb <= 0:
         raise InputError("--max-upload-mb must be positive")
+    queue = args.queue or os.environ.get(QUEUE_ENV) or None
+    check_lease(args.lease)
     data = Path(args.data)
     try:
         data.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create the data folder {str(data)!r}: {exc.strerror}") from None
     lock = open(data / "server.lock", "w")  # noqa: SIM115 - held for the life of the server
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:  # SQLite in one folder: one server; a shared queue has as many web processes as you like
+        if queue is None:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         raise InputError(f"another impasto serve is using {str(data)!r}; stop it or give another --data") from None
     _check_port(args.host, args.port)
@@ -145,9 +167,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.snapshot_every < 0:
         raise InputError("--snapshot-every must be 0 (at scale ends only) or more seconds")
     configure_logging(args.log_level)
-    app = create_app(Settings(data=data, token=token, limits=limits, device=args.device, keep_days=args.keep_days,
-                              workers=args.workers, snapshot_every=args.snapshot_every, log_level=args.log_level))
-    log.info("serving http://%s:%d/ (data in %s)", args.host, args.port, data)
+    app = create_app(Settings(data=data, token=token, queue=queue, lease=args.lease, limits=limits,
+                              device=args.device, keep_days=args.keep_days, workers=args.workers,
+                              snapshot_every=args.snapshot_every, log_level=args.log_level))
+    log.info("serving http://%s:%d/ (data in %s, queue: %s)", args.host, args.port, data,
+             app.state.store.describe())
     try:  # uvicorn's own lines (its access log among them) only at debug
         uvicorn.run(app, host=args.host, port=args.port, log_level="debug" if args.log_level == "debug" else "warning")
     finally:

@@ -18,7 +18,6 @@ import logging
 import os
 import shutil
 import signal
-import sqlite3
 import sys
 import threading
 import time
@@ -30,12 +29,11 @@ from ..config import LOG_LEVELS
 from ..errors import ImpastoError, Interrupted
 from ..methods.base import ResumeFile
 from ..progress import CancelToken, Event
+from .database import BEAT_EVERY, LEASE, QUEUE_ENV
 from .recipe import Recipe, Runner
-from .store import Job, JobStore
+from .store import Job, JobStore, Lease, LeaseLost
 
 log = logging.getLogger("impasto.worker")
-STORE_ERRORS = (sqlite3.Error, OSError)
-"""What a full or failing disk raises from the job store."""
 STORE_BACKOFF_MAX = 30.0
 
 PROGRESS_EVERY = 0.25
@@ -61,7 +59,6 @@ def _jpeg(image: Any, edge: int) -> bytes:
 PRUNE_EVERY = 3600.0
 ORPHANS_EVERY = 10.0
 """How often an idle worker looks for jobs of dead workers (one that is never restarted)."""
-BEAT_EVERY = 5.0
 
 
 class _Reporter:
@@ -70,14 +67,16 @@ class _Reporter:
     cancel token when the job was cancelled; exits the process when its service is gone (the next
     start reruns the job)."""
 
-    def __init__(self, worker: Worker, job_id: str, cancel: CancelToken) -> None:
-        self.worker, self.job_id, self.cancel = worker, job_id, cancel
+    def __init__(self, worker: Worker, lease: Lease, cancel: CancelToken) -> None:
+        self.worker, self.lease, self.cancel = worker, lease, cancel
         self.last_update = self.last_preview = -float("inf")
 
     def __call__(self, progress: float, message: str, render: Callable[[], Any], every_time: bool = False,
                  steps: int | None = None) -> None:
         if not self.worker.parent_alive():
             os._exit(0)
+        if self.worker.lost == self.lease:  # the heartbeat found the lease gone: stop at once
+            raise LeaseLost(f"job {self.lease.job}: attempt {self.lease.attempt} lost its lease")
         now = time.monotonic()
         if now - self.last_update < PROGRESS_EVERY and not every_time:
             return
@@ -87,7 +86,7 @@ class _Reporter:
             image = render()
             if image is not None:
                 preview, self.last_preview = _jpeg(image, PREVIEW_SIZE), now
-        if self.worker.store.update(self.job_id, progress, message, preview, steps):
+        if self.worker.store.update(self.lease, progress, message, preview, steps):
             self.cancel.cancel()
 
 
@@ -110,15 +109,21 @@ class _Steps:
 
 class Worker:
     def __init__(self, store: JobStore, parent: int | None = None, device: str | None = None,
-                 keep_days: float = 0.0, name: str = "worker", snapshot_every: float = 5.0) -> None:
+                 keep_days: float = 0.0, name: str = "worker", snapshot_every: float = 5.0,
+                 host: str | None = None) -> None:
         self.store, self.parent, self.device, self.keep_days, self.name = store, parent, device, keep_days, name
         self.snapshot_every = snapshot_every
         self.job_in_hand: str | None = None  # the job being run, for serve_forever to requeue if the store breaks
         self.runner = Runner(model_files=False)  # a queued job comes from a client: registered methods only
         self.pruned = -PRUNE_EVERY
         self.orphans_checked = -ORPHANS_EVERY
-        self.job: str | None = None
+        self.job: Lease | None = None
+        self.lost: Lease | None = None
+        """A lease the heartbeat found gone (another worker holds the job): the job is dropped."""
+        self.host = host
         self.started = time.time()
+        self.store_errors: tuple[type[BaseException], ...] = (*store.errors, OSError)
+        """What a database that is down or full, or a failing disk, raises: waited out."""
 
     def parent_alive(self) -> bool:
         return self.parent is None or os.getppid() == self.parent
@@ -127,7 +132,10 @@ class Worker:
         return Recipe.from_json(job.recipe).with_device(self.device, model_files=False)
 
     def beat(self) -> None:
-        self.store.beat(self.name, os.getpid(), self.device, self.job, self.started)
+        lease = self.job
+        job = None if lease is None else lease.job
+        if not self.store.beat(self.name, os.getpid(), self.device, job, self.started, lease):
+            self.lost = lease
 
     def requeue_orphans(self) -> list[str]:
         """Jobs of dead workers (and of this worker's earlier life) back to the queue."""
@@ -142,13 +150,16 @@ class Worker:
         from ..gallery import painting
 
         folder = self.store.folder(job.id)
+        lease = job.lease
         styles = [painting(s.split(":", 1)[1]) if s.startswith("gallery:") else folder / s for s in job.styles]
         cancel = CancelToken()
-        report = _Reporter(self, job.id, cancel)
+        report = _Reporter(self, lease, cancel)
         first: list[Any] = []  # a video's first frame, for its thumbnail
-        # a resumable method's snapshot in the job's folder; the job records where an attempt resumed from
-        snapshots = ResumeFile(self.store.snapshot_path(job.id), self.snapshot_every,
-                               lambda work: self.store.resumed(job.id, work))
+        # a resumable method's snapshot in the job's folder, one file per attempt (a late writer never
+        # touches the new owner's), started from the newest an earlier attempt left; the job records
+        # where an attempt resumed from
+        snapshots = ResumeFile(self.store.snapshot_path(job.id, job.attempts), self.snapshot_every,
+                               lambda work: self.store.resumed(lease, work), self.store.snapshot_path(job.id))
         steps = _Steps(job.steps)
 
         resumed = [0]  # a video's frames taken from its work folder so far
@@ -160,26 +171,27 @@ class Worker:
             if taken > resumed[0]:  # a restarted video goes on from the frames it kept
                 resumed[0] = taken
                 frames = getattr(event, "frames", None)
-                self.store.resumed(job.id, taken / frames if frames else event.work)
+                self.store.resumed(lease, taken / frames if frames else event.work)
             report(event.work, event.message, event.image, every_time=event.final, steps=steps(event))
 
-        self.job = job.id
+        self.job = lease
         began = time.monotonic()
         log.info("job %s: %s started (%s, attempt %d)", job.id, job.kind, Recipe.from_json(job.recipe).method,
                  job.attempts)
-        if self.store.update(job.id, 0.0, "loading"):
-            cancel.cancel()  # cancelled between claim and start: stops before the first step
         try:
+            if self.store.update(lease, 0.0, "loading"):
+                cancel.cancel()  # cancelled between claim and start: stops before the first step
             recipe = self.recipe(job)
             if job.kind == "video":
                 from ..video.io import only_demuxers
 
+                adopt_frames(folder, job)
                 with only_demuxers():  # an upload: read with the demuxers the submit check allowed, no others
                     self.runner.run_video(recipe, folder / job.content, styles, folder / job.result_name,
                                           callback=callback, cancel=cancel)
                 if not first or first[0] is None:
                     raise ImpastoError(f"the video {job.result_name} has no frames")
-                self.store.finish(job.id, _jpeg(first[0], THUMB_SIZE))
+                self.store.finish(lease, _jpeg(first[0], THUMB_SIZE))
                 log.info("job %s: done in %.1f s", job.id, time.monotonic() - began)
                 return
             depth = recipe.output_bit_depth(folder / job.content, "PNG")
@@ -188,27 +200,44 @@ class Worker:
             from ..io.image import encode_image
 
             # a result that cannot be written (a full disk) fails the job with that reason, like any error
-            self.store.finish(job.id, _jpeg(image, THUMB_SIZE), encode_image(image, "PNG", bit_depth=depth))
+            self.store.finish(lease, _jpeg(image, THUMB_SIZE), encode_image(image, "PNG", bit_depth=depth))
             log.info("job %s: done in %.1f s", job.id, time.monotonic() - began)
+        except LeaseLost as lost:
+            self._dropped(lost)
         except Interrupted as stop:
             if not stop.cancelled:
                 raise
-            self.store.cancelled(job.id)  # its files go, frames included
+            self._ended(lambda: self.store.cancelled(lease))  # its files go, frames included
             log.info("job %s: cancelled after %.1f s", job.id, time.monotonic() - began)
         except ImpastoError as exc:  # a bad input, a failed write (WriteError)...
-            _drop_frames(folder, job)
-            self._fail(job.id, str(exc))
+            self._fail(lease, job, str(exc))
         except (RuntimeError, MemoryError, OSError) as exc:
-            _drop_frames(folder, job)
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            self._fail(job.id, f"out of memory; try a smaller size ({first_line})"
+            self._fail(lease, job, f"out of memory; try a smaller size ({first_line})"
                        if "out of memory" in first_line.lower() or isinstance(exc, MemoryError) else first_line)
         finally:
             self.job = None
+            if self.lost == lease:
+                self.lost = None
 
-    def _fail(self, job_id: str, reason: str) -> None:
-        self.store.fail(job_id, reason)
-        log.warning("job %s: failed: %s", job_id, reason)
+    def _dropped(self, lost: LeaseLost) -> None:
+        """Another worker holds the job now (this one was paused or cut off past its lease): its
+        writes were refused, and the job is left to the new owner."""
+        log.warning("worker %s: %s; dropping the job, its new owner's work stands", self.name, lost)
+
+    def _ended(self, end: Callable[[], None]) -> None:
+        try:
+            end()
+        except LeaseLost as lost:
+            self._dropped(lost)
+
+    def _fail(self, lease: Lease, job: Job, reason: str) -> None:
+        def end() -> None:
+            self.store.fail(lease, reason)
+            _drop_frames(self.store.folder(job.id), job)  # only once the failure is this attempt's to record
+            log.warning("job %s: failed: %s", job.id, reason)
+
+        self._ended(end)
 
     def serve_forever(self, poll: float = 0.2) -> None:
         """Claim and run jobs until the parent dies. A store that cannot be written (a full disk:
@@ -221,7 +250,7 @@ class Worker:
             try:
                 self._once(poll)
                 pause = poll
-            except STORE_ERRORS as exc:
+            except self.store_errors as exc:
                 line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 if line != said:
                     log.warning("worker %s: the job store cannot be used (%s); waiting", self.name, line)
@@ -238,10 +267,10 @@ class Worker:
         if self.keep_days > 0 and now - self.pruned >= PRUNE_EVERY:
             self.store.prune(self.keep_days * 86400)  # finished jobs past their days: files and rows
             self.pruned = now
-        if now - self.orphans_checked >= ORPHANS_EVERY:
+        if now - self.orphans_checked >= min(ORPHANS_EVERY, self.store.lease / 2):
             self.requeue_orphans()
             self.orphans_checked = now
-        job = self.store.claim(self.name)
+        job = self.store.claim(self.name, self.host)
         if job is None:
             time.sleep(poll)
         else:
@@ -258,51 +287,88 @@ def _drop_frames(folder: Path, job: Job) -> None:
         shutil.rmtree(work_folder(folder / job.result_name), ignore_errors=True)
 
 
+def adopt_frames(folder: Path, job: Job) -> None:
+    """A video's frames, kept by an earlier attempt (``result-aN.EXT.frames``), become this attempt's,
+    by one rename: the attempt goes on from them, and a late writer of the earlier attempt finds its
+    folder gone."""
+    from ..video.pipeline import work_folder
+
+    mine = work_folder(folder / job.result_name)
+    earlier = sorted((p for p in folder.glob("result*.frames") if p != mine and p.is_dir()),
+                     key=lambda p: p.stat().st_mtime)
+    if earlier and not mine.exists():
+        with contextlib.suppress(OSError):
+            os.replace(earlier[-1], mine)
+
+
 def _beating(worker: Worker) -> threading.Event:
-    """Beat ``worker``'s heartbeat every BEAT_EVERY seconds from a thread, until the event is set."""
+    """Beat ``worker``'s heartbeat every BEAT_EVERY seconds (three times a lease at least) from a
+    thread, until the event is set."""
     stop = threading.Event()
 
     def loop() -> None:
         while not stop.is_set():
             with contextlib.suppress(Exception):  # a busy database: the next beat will do
                 worker.beat()
-            stop.wait(BEAT_EVERY)
+            stop.wait(min(BEAT_EVERY, worker.store.lease / 3))
 
     threading.Thread(target=loop, daemon=True, name="impasto-heartbeat").start()
     return stop
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m impasto.jobs.worker")
-    parser.add_argument("--data", required=True, help="the service's data folder")
-    parser.add_argument("--name", default="worker", help="this worker's name (one process per name)")
-    parser.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """A worker's options, for ``impasto worker`` and the processes ``impasto serve`` starts."""
+    parser.add_argument("--data", required=True,
+                        help="the service's data folder (the jobs' files; a folder every machine mounts)")
+    parser.add_argument("--queue", default=None, metavar="URL",
+                        help=f"the job queue, postgresql://user@host/db; None: ${QUEUE_ENV} if set, else SQLite "
+                             "in --data")
+    parser.add_argument("--lease", type=float, default=LEASE, metavar="SECONDS",
+                        help="a claim holds its job this long between heartbeats")
+    parser.add_argument("--host", default=None,
+                        help="this machine's name in the queue (default: its hostname); give each machine its own")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: each job's own)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--keep-days", type=float, default=0.0, help="delete finished jobs after this many days")
-    parser.add_argument("--snapshot-every", type=float, default=5.0, help="seconds between an optimize job's snapshots")
+    parser.add_argument("--snapshot-every", type=float, default=5.0, metavar="SECONDS",
+                        help="seconds between an optimize job's snapshots")
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="what this worker logs to stderr")
-    args = parser.parse_args(argv)
+
+
+def run_worker(args: argparse.Namespace, *, parent: int | None = None) -> int:
+    """Run one worker with ``args`` (:func:`add_arguments`, plus ``name``) until its parent dies,
+    SIGTERM or Ctrl-C; an unfinished job goes back to the queue (at once on this machine, after its
+    lease elsewhere)."""
     import torch
 
     from ..config import configure_logging
 
     configure_logging(args.log_level)
-
     if args.threads:
         torch.set_num_threads(args.threads)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a clean stop; an unfinished job reruns next start
-    store = JobStore(args.data)
+    store = JobStore(args.data, args.queue or os.environ.get(QUEUE_ENV) or None, lease=args.lease, host=args.host)
     with open(store.lock_path(args.name), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one process per worker name; a dying one lets go on exit
-        worker = Worker(store, args.parent, args.device, args.keep_days, args.name, args.snapshot_every)
+        worker = Worker(store, parent, args.device, args.keep_days, args.name, args.snapshot_every)
         worker.beat()
         worker.requeue_orphans()
+        log.info("worker %s: taking jobs from %s", args.name, store.describe())
         stop = _beating(worker)
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C on `impasto serve`: the job reruns next time
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the job reruns
             worker.serve_forever()
         stop.set()
+    store.close()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m impasto.jobs.worker")
+    add_arguments(parser)
+    parser.add_argument("--name", default="worker", help="this worker's name (one process per name)")
+    parser.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
+    args = parser.parse_args(argv)
+    return run_worker(args, parent=args.parent)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,9 @@ class ResumeFile:
     path: str | os.PathLike
     every: float = 5.0
     on_resume: Callable[[float], None] | None = None
+    start_from: str | os.PathLike | None = None
+    """Where to resume from when ``path`` holds no snapshot yet (an earlier attempt's file: each
+    attempt of a service job writes its own)."""
 
 
 class Painter:

@@ -201,7 +201,7 @@ def _snapshot_file(resume: ResumeFile) -> Any:
             if resume.on_resume is not None:
                 resume.on_resume(snapshot.work)
 
-    return Told(resume.path, resume.every)
+    return Told(resume.path, resume.every, resume.start_from)
 
 
 class OptimizePainter(Painter):

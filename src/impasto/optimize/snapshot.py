@@ -84,8 +84,11 @@ class SnapshotFile:
     ``remove()`` once the run's result is kept.
     """
 
-    def __init__(self, path: str | os.PathLike, every: float = 5.0) -> None:
+    def __init__(self, path: str | os.PathLike, every: float = 5.0,
+                 start_from: str | os.PathLike | None = None) -> None:
         self.path = Path(path)
+        self.start_from = None if start_from is None else Path(start_from)
+        """Read when ``path`` holds no snapshot yet (an earlier attempt's file); never written."""
         self.every = every
         """Seconds between snapshots (one is also saved at each scale's end; 0 = at scale ends only)."""
         self.resumed_from: float | None = None
@@ -94,7 +97,10 @@ class SnapshotFile:
         """How many snapshots were written, and the seconds spent writing them."""
 
     def load(self) -> Snapshot | None:
-        return load_snapshot(self.path)
+        found = load_snapshot(self.path)
+        if found is None and self.start_from is not None:
+            found = load_snapshot(self.start_from)
+        return found
 
     def save(self, snapshot: Snapshot) -> None:
         start = time.perf_counter()

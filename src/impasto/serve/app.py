@@ -16,7 +16,6 @@ import contextlib
 import errno
 import hmac
 import re
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from ..errors import InputError
+from ..jobs.database import redact
 from ..jobs.store import JobStore
 from .forms import HTTPProblem, cut
 from .routes import add_info_routes, add_job_routes
@@ -37,17 +37,18 @@ STATIC = Path(__file__).with_name("static")
 
 
 def create_app(settings: Settings) -> FastAPI:
-    store = JobStore(settings.data)
-    workers = Workers(settings) if settings.worker else None
+    store = JobStore(settings.data, settings.queue, lease=settings.lease)
+    workers = Workers(settings) if settings.worker and settings.workers > 0 else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        store.remove_orphans()  # a submit cut short by kill -9 left its upload behind
+        store.remove_orphans(60.0 if settings.queue else 0.0)  # a submit cut short by kill -9 left its upload
         if workers is not None:
             workers.start()
         yield
         if workers is not None:
             workers.stop()
+        store.close()
 
     # With a token, the OpenAPI document and its pages are off: they would answer without it.
     open_docs = settings.token is None
@@ -58,7 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(HeadAsGet)
     app.state.store = store
     app.state.workers = workers
-    _add_error_handlers(app)
+    _add_error_handlers(app, store.errors)
     auth = [Depends(_authorizer(settings.token))]
 
     @app.get("/", include_in_schema=False)
@@ -71,17 +72,20 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _add_error_handlers(app: FastAPI) -> None:
+def _add_error_handlers(app: FastAPI, store_errors: tuple[type[BaseException], ...]) -> None:
     @app.exception_handler(HTTPProblem)
     async def problem(_: Request, exc: HTTPProblem) -> JSONResponse:
         return JSONResponse({"detail": cut(exc.detail)}, status_code=exc.status, headers=exc.headers)
 
-    @app.exception_handler(sqlite3.Error)
-    async def store_broken(_: Request, exc: sqlite3.Error) -> JSONResponse:
-        # the job database cannot be read or written (a full disk): the service is unavailable for now
-        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    async def store_broken(_: Request, exc: Exception) -> JSONResponse:
+        # the job database cannot be read or written (a full disk, a database down or restarting): the
+        # service is unavailable for now; the message never carries the database's URL or password
+        line = redact((str(exc).strip().splitlines() or [type(exc).__name__])[0])
         return JSONResponse({"detail": cut(f"the job store cannot be used ({line}); try again later")},
                             status_code=503, headers={"Retry-After": "30"})
+
+    for error in store_errors:
+        app.add_exception_handler(error, store_broken)  # type: ignore[arg-type]
 
     @app.exception_handler(OSError)
     async def disk_error(_: Request, exc: OSError) -> JSONResponse:

@@ -20,6 +20,7 @@ from .forms import HTTPProblem, build_recipe, content_info, image_extension, rea
 from .settings import Settings
 from .uploads import UploadSlots, read_body
 from .workers import Workers
+from .workers import health as worker_health
 
 MEDIA_TYPES = {".png": "image/png", ".mp4": "video/mp4", ".mov": "video/quicktime", ".mkv": "video/x-matroska",
                ".webm": "video/webm"}
@@ -60,8 +61,9 @@ def add_info_routes(app: FastAPI, auth: list[Any], settings: Settings, store: Jo
 
     @app.get("/api/health", summary="Liveness, the workers, and how many jobs are in each state")
     def health() -> dict[str, Any]:
-        listed = workers.health(store.workers()) if workers is not None else []
-        return {"ok": True, "jobs": store.counts(), "worker": any(w["alive"] for w in listed), "workers": listed}
+        listed = worker_health(workers, store.workers(), settings.lease)
+        return {"ok": True, "queue": store.describe(), "jobs": store.counts(),
+                "worker": any(w["alive"] for w in listed), "workers": listed}
 
 
 def _job_or_404(store: JobStore, job_id: str) -> Any:

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..jobs.database import LEASE, QUEUE_ENV
+
+__all__ = ["QUEUE_ENV", "Limits", "Settings"]
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -42,6 +46,10 @@ class Limits:
 class Settings:
     data: Path
     token: str | None = None
+    queue: str | None = None
+    """The job queue's database: a ``postgresql://`` URL shared by every machine, or None for SQLite in ``data``."""
+    lease: float = LEASE
+    """Seconds a worker's claim holds its job between heartbeats (a dead worker's job is requeued after it)."""
     limits: Limits = Limits()
     device: str | None = None
     """Device for every job (None: the config default, the CPU); a comma-separated list
@@ -49,7 +57,8 @@ class Settings:
     worker: bool = True
     """Start the worker processes (tests of the API alone turn it off)."""
     workers: int = 1
-    """How many worker processes run jobs side by side (one per GPU, say)."""
+    """How many worker processes run jobs side by side (one per GPU, say); 0: the web process alone,
+    with workers started elsewhere (``impasto worker``) on the same queue."""
     keep_days: float = 30.0
     """Finished jobs (their files and rows) are deleted this many days after they end; 0 = never."""
     snapshot_every: float = 5.0

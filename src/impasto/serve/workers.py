@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
 from typing import Any
 
-from .settings import Settings
+from .settings import QUEUE_ENV, Settings
 
 log = logging.getLogger("impasto.serve")
 RESTART_FIRST = 1.0
@@ -39,6 +40,7 @@ class WorkerProcess:
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "impasto.jobs.worker", "--data", str(self.settings.data), "--name", self.name,
                "--parent", str(os.getpid()), "--keep-days", str(self.settings.keep_days),
+               "--lease", str(self.settings.lease),
                "--snapshot-every", str(self.settings.snapshot_every), "--log-level", self.settings.log_level]
         if self.device:
             cmd += ["--device", self.device]
@@ -50,7 +52,11 @@ class WorkerProcess:
         pause = RESTART_FIRST
         while not self.stopping.is_set():
             started = time.monotonic()
-            self.proc = subprocess.Popen(self.command())
+            env = dict(os.environ)
+            env.pop(QUEUE_ENV, None)
+            if self.settings.queue:  # the URL may hold a password: never on the command line
+                env[QUEUE_ENV] = self.settings.queue
+            self.proc = subprocess.Popen(self.command(), env=env)
             log.info("worker %s started (pid %d, device %s)", self.name, self.proc.pid, self.device or "cpu")
             while not self.stopping.is_set():
                 try:
@@ -92,9 +98,11 @@ class Workers:
 
     def __init__(self, settings: Settings) -> None:
         devices = settings.devices()
+        # workers of a shared queue are named after their machine: every name is unique across machines
+        prefix = f"{socket.gethostname()}-" if settings.queue else ""
         cpu_workers = sum(1 for d in devices if d in (None, "cpu"))
         threads = max(1, (os.cpu_count() or 1) // cpu_workers) if cpu_workers > 1 else None
-        self.all = [WorkerProcess(settings, f"w{i}", device, threads if device in (None, "cpu") else None)
+        self.all = [WorkerProcess(settings, f"{prefix}w{i}", device, threads if device in (None, "cpu") else None)
                     for i, device in enumerate(devices)]
 
     def start(self) -> None:
@@ -107,13 +115,20 @@ class Workers:
         for worker in self.all:
             worker.stop()
 
-    def health(self, beats: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Each worker: name, device, pid, whether it runs, restarts, its job and heartbeat age."""
-        by_name = {b["name"]: b for b in beats}
-        out = []
-        for w in self.all:
-            beat = by_name.get(w.name, {})
-            out.append({"name": w.name, "device": w.device or "cpu", "pid": w.proc.pid if w.proc else None,
-                        "alive": w.alive, "restarts": w.restarts, "job": beat.get("job"),
-                        "heartbeat_age": beat.get("heartbeat_age")})
-        return out
+def health(workers: Workers | None, beats: list[dict[str, Any]], lease: float) -> list[dict[str, Any]]:
+    """Every worker: those this process started (name, device, pid, whether it runs, restarts) and
+    every other that beats a heartbeat into the queue, on any machine (alive while its heartbeat is
+    younger than the lease), each with its host, job and heartbeat age."""
+    by_name = {b["name"]: b for b in beats}
+    out = []
+    for w in workers.all if workers is not None else []:
+        beat = by_name.pop(w.name, {})
+        out.append({"name": w.name, "host": beat.get("host"), "device": w.device or "cpu",
+                    "pid": w.proc.pid if w.proc else None, "alive": w.alive, "restarts": w.restarts,
+                    "job": beat.get("job"), "heartbeat_age": beat.get("heartbeat_age")})
+    for beat in by_name.values():
+        age = beat.get("heartbeat_age")
+        out.append({"name": beat["name"], "host": beat.get("host"), "device": beat.get("device") or "cpu",
+                    "pid": beat.get("pid"), "alive": age is not None and age < lease, "restarts": None,
+                    "job": beat.get("job"), "heartbeat_age": age})
+    return out
