@@ -45,3 +45,20 @@ def test_a_device_no_worker_can_use_is_refused_at_the_start(tmp_path, capsys):
         assert main(["serve", "--device", device, "--data", str(tmp_path / "d")]) == 2
         assert words in one_line_error(capsys)
         assert not (tmp_path / "d").exists()  # refused before the data folder is made
+
+
+def test_limits_that_make_no_sense_are_refused_at_the_start_before_anything_is_made(tmp_path, capsys):
+    """Issue 42, item 11: --max-work -1 and --max-video-seconds -5 refused every job, and
+    --snapshot-every 0.0001 wrote a snapshot at every step. Each is one line, exit 2, no data folder."""
+    data = tmp_path / "data"
+    for flags, words in ((["--max-work", "-1"], "--max-work must be positive; got -1"),
+                         (["--max-video-seconds", "-5"], "--max-video-seconds must be positive; got -5"),
+                         (["--max-video-work", "0"], "--max-video-work must be positive"),
+                         (["--max-upload-mb", "0"], "--max-upload-mb must be positive"),
+                         (["--snapshot-every", "0.0001"], "--snapshot-every must be 0 (at scale ends only) or at "
+                                                          "least 0.5 seconds; got 0.0001"),
+                         (["--keep-days", "-1"], "--keep-days must be 0"),
+                         (["--lease", "1"], "--lease must be from 2 to 3600")):
+        assert main(["serve", "--data", str(data), *flags]) == 2, flags
+        assert words in one_line_error(capsys)
+        assert not data.exists()

@@ -96,6 +96,27 @@ def _is_local(host: str) -> bool:
         return False
 
 
+MIN_SNAPSHOT_EVERY = 0.5
+"""The shortest pause between an optimize job's snapshots (each is the whole image written to disk)."""
+
+
+def check_limits(args: argparse.Namespace) -> None:
+    """Limits that make no sense are refused at the start, one line each, before anything is made:
+    a negative --max-work or --max-video-seconds refused every job, and --snapshot-every 0.0001
+    wrote a snapshot at every step."""
+    from ..errors import InputError
+
+    for flag in ("max_upload_mb", "max_work", "max_video_work", "max_video_seconds"):
+        if getattr(args, flag) <= 0:
+            raise InputError(f"--{flag.replace('_', '-')} must be positive; got {getattr(args, flag):g}")
+    if args.keep_days < 0:
+        raise InputError("--keep-days must be 0 (never delete) or more")
+    if args.snapshot_every != 0 and not args.snapshot_every >= MIN_SNAPSHOT_EVERY:
+        raise InputError(f"--snapshot-every must be 0 (at scale ends only) or at least {MIN_SNAPSHOT_EVERY:g} "
+                         f"seconds; got {args.snapshot_every:g}")
+    check_lease(args.lease)
+
+
 def check_lease(seconds: float) -> None:
     from ..errors import InputError
 
@@ -142,10 +163,8 @@ def _run(args: argparse.Namespace) -> int:
         from ..runtime import resolve_devices
 
         resolve_devices(args.device)
-    if args.max_upload_mb <= 0:
-        raise InputError("--max-upload-mb must be positive")
+    check_limits(args)
     queue = args.queue or os.environ.get(QUEUE_ENV) or None
-    check_lease(args.lease)
     data = Path(args.data)
     try:
         data.mkdir(parents=True, exist_ok=True)
@@ -162,10 +181,6 @@ def _run(args: argparse.Namespace) -> int:
                     max_video_seconds=args.max_video_seconds, max_video_frames=args.max_video_frames,
                     max_work=args.max_work, max_video_work=args.max_video_work,
                     max_active=args.max_queue)
-    if args.keep_days < 0:
-        raise InputError("--keep-days must be 0 (never delete) or more")
-    if args.snapshot_every < 0:
-        raise InputError("--snapshot-every must be 0 (at scale ends only) or more seconds")
     configure_logging(args.log_level)
     app = create_app(Settings(data=data, token=token, queue=queue, lease=args.lease, limits=limits,
                               device=args.device, keep_days=args.keep_days, workers=args.workers,
