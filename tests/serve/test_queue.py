@@ -95,15 +95,18 @@ def test_a_database_that_is_down_is_a_503_with_retry_after_and_the_web_process_r
         assert submit(web).status_code == 202
 
 
-def test_serve_and_worker_refuse_a_bad_queue_or_lease_in_one_line(tmp_path, capsys):
+def test_serve_and_worker_refuse_a_bad_queue_or_lease_in_one_line(tmp_path, capsys, monkeypatch):
+    """Before anything is made or any port taken (the CI machine's port 8000 was busy)."""
     from impasto.cli import main
 
+    monkeypatch.delenv("IMPASTO_QUEUE", raising=False)
     for argv, words in ((["serve", "--data", str(tmp_path), "--queue", "mysql://x/y"], "--queue takes a postgresql://"),
                         (["worker", "--data", str(tmp_path), "--lease", "0.5"], "--lease must be from 2 to 3600"),
                         (["serve", "--data", str(tmp_path), "--lease", "99999"], "--lease must be from 2 to 3600")):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert words in err and err.count("\n") == 1, err
+        assert not list(tmp_path.iterdir())
 
 
 class Worker:
