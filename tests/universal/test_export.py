@@ -38,8 +38,8 @@ def test_export_bad_input_is_one_line(tmp_path, capsys):
     for argv, message in (
         (["export", "wct", "-o", str(tmp_path / "m.onnx")], "-o must be a folder"),
         (["export", "wct", "-o", str(tmp_path / "file")], "-o must be a folder"),
-        (["export", "multistyle6", "-o", str(tmp_path / "m.onnx"), "--decoders", "x.pt"], "--decoders and --force go"),
-        (["export", "multistyle6", "-o", str(tmp_path / "m.onnx"), "--force"], "--decoders and --force go with"),
+        (["export", "multistyle6", "-o", str(tmp_path / "m.onnx"), "--decoders", "x.pt"], "--decoders goes with"),
+        (["export", "multistyle6", "-o", str(tmp_path / "file")], "the output must be a .onnx file"),
         (["export", "wct", "-o", ""], "-o must name a folder for wct's files; got an empty name"),
         (["export", "wct", "-o", "  "], "got an empty name"),
         (["export", "wct", "-o", str(tmp_path)], "is not empty; choose a new folder, or pass --force"),
@@ -51,3 +51,19 @@ def test_export_bad_input_is_one_line(tmp_path, capsys):
         assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, nothing replaced
     with pytest.raises(InputError, match="not an exported universal model folder"):
         OnnxNetworks(tmp_path)
+
+
+def test_export_never_replaces_an_onnx_file_unasked(tmp_path, capsys):
+    """Issue 42, item 7: `export MODEL -o existing.onnx` overwrote the file, and --force was refused
+    for fast models, while train and export wct refuse to overwrite without it. One rule now."""
+    pytest.importorskip("onnx")
+    from impasto.cli import main
+
+    existing = tmp_path / "m.onnx"
+    existing.write_bytes(b"my earlier export")
+    assert main(["export", "multistyle6", "-o", str(existing), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "exists; choose another name, or pass --force to replace it" in err and err.count("\n") == 1, err
+    assert existing.read_bytes() == b"my earlier export"
+    assert main(["export", "multistyle6", "-o", str(existing), "--force", "--quiet"]) == 0
+    assert existing.read_bytes()[:2] != b"my" and existing.stat().st_size > 100_000

@@ -23,8 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="FILE.onnx|FOLDER")
     p.add_argument("--decoders", default=None, metavar="FILE", help="with wct: a decoder file (default: shipped)")
     p.add_argument("--force", action="store_true",
-                   help="with wct: write into a folder that is not empty (its files of the export's names are "
-                        "replaced)")
+                   help="replace an existing .onnx file; with wct, write into a folder that is not empty (its "
+                        "files of the export's names are replaced). Without it, nothing is overwritten, as with "
+                        "impasto train")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=lambda args: report_errors(lambda: run(args), p))
     return p
@@ -38,14 +39,16 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if args.model == "wct":
         return _export_universal(args, out)
-    if args.decoders is not None or args.force:
-        raise InputError("--decoders and --force go with MODEL wct only")
+    if args.decoders is not None:
+        raise InputError("--decoders goes with MODEL wct only")
     if out.suffix.lower() != ".onnx":
         raise InputError(f"the output must be a .onnx file; got {args.output!r}")
     if not out.parent.is_dir():
         raise InputError(f"output folder does not exist: {str(out.parent)!r}")
     if Path(args.model).exists() and out.resolve() == Path(args.model).resolve():
         raise InputError("the output is the model file itself; choose another path")
+    if out.exists() and not args.force:  # one rule with train and export wct: nothing replaced unasked
+        raise InputError(f"{str(out)!r} exists; choose another name, or pass --force to replace it")
     model = load_model(args.model)
     export_onnx(model, out)
     if not args.quiet:
