@@ -166,11 +166,9 @@ def _run(args: argparse.Namespace) -> int:
     check_limits(args)
     queue = args.queue or os.environ.get(QUEUE_ENV) or None
     if queue:  # a URL it cannot use, in one line before anything is made (opened only once the app starts)
-        from ..jobs.database import is_database_url, redact
+        from ..jobs.database import check_queue_url
 
-        if not is_database_url(queue):
-            raise InputError(f"--queue takes a postgresql://user@host/db URL; got {redact(queue)!r}",
-                             fields=("queue",))
+        check_queue_url(queue)
     data = Path(args.data)
     try:
         data.mkdir(parents=True, exist_ok=True)

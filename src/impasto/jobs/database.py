@@ -299,17 +299,17 @@ class _PostgresCursor:
         return Rows(rows, cur.rowcount)
 
 
-def is_database_url(text: str | None) -> bool:
-    return bool(text) and str(text).split(":", 1)[0] in ("postgresql", "postgres")
+def check_queue_url(url: str) -> None:
+    """A ``--queue`` the service can use (a ``postgresql://`` URL), or one line saying so."""
+    if str(url).split(":", 1)[0] not in ("postgresql", "postgres"):
+        raise InputError(f"--queue takes a postgresql://user@host/db URL; got {redact(url)!r}", fields=("queue",))
 
 
 def open_database(data: str | Path, queue: str | None = None) -> Database:
     """The job database: PostgreSQL at ``queue`` (a ``postgresql://`` URL), or SQLite in ``data``
     when ``queue`` is None or empty. Migrated to the current schema."""
     if queue:
-        if not is_database_url(queue):
-            raise InputError(f"--queue takes a postgresql://user@host/db URL; got {redact(queue)!r}",
-                             fields=("queue",))
+        check_queue_url(queue)
         db: Database = PostgresDatabase(queue)
     else:
         db = SQLiteDatabase(Path(data) / "jobs.sqlite")
